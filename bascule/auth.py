@@ -1,0 +1,312 @@
+"""Users, Argon2 passwords, login sessions, and the caches that keep Argon2 off the hot path."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from bascule.maintenance import ADMIN, Actor, ActorKind, now_ms
+from bascule.store import AlreadyExists, Store, UserRecord
+
+ADMIN_USER = "admin"
+MIN_PASSWORD_LENGTH = 8
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@\-]{0,254}")
+ROLE_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated user: a name and roles."""
+
+    name: str
+    roles: frozenset[str]
+
+    def actor(self) -> Actor:
+        """This user acting through the REST API."""
+        return Actor(self.name, ActorKind.API_USER, self.roles)
+
+    @classmethod
+    def of(cls, user: UserRecord) -> Principal:
+        """The principal of a stored user."""
+        return cls(user.name, frozenset(user.roles))
+
+
+@dataclass(frozen=True)
+class Session:
+    """A new login session: the token goes to the client, only its hash is stored."""
+
+    token: str
+    principal: Principal
+    expires_at: int  # epoch milliseconds
+
+
+class AuthenticationFailed(Exception):
+    """Wrong user name or password."""
+
+    status_code = 401  # lets connexion rank it among the other security failures
+    message = "Authentication failed, check username and password."
+
+
+class UserError(ValueError):
+    """A user-management request that cannot be carried out (the message says why)."""
+
+
+class UserExists(UserError):
+    """The user name is taken."""
+
+
+class _Cache(Generic[K, V]):
+    """A bounded LRU map that refuses values computed before the last ``clear()``.
+
+    ``generation()`` is read before looking something up in the database, and
+    ``put`` is ignored if a change happened meanwhile, so a stale answer can
+    never be cached.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def generation(self) -> int:
+        return self._generation
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V, generation: int) -> None:
+        with self._lock:
+            if generation != self._generation:
+                return
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._data.clear()
+
+
+def token_hash(token: str) -> str:
+    """What is stored of a session token."""
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def validate_name(name: str) -> str:
+    """Check a user name; return it."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise UserError(
+            "a user name is 1 to 255 letters, digits or . _ @ -, starting with a letter or digit"
+        )
+    return name
+
+
+def validate_roles(roles: Sequence[str]) -> list[str]:
+    """Check role names; return them."""
+    for role in roles:
+        if not ROLE_PATTERN.fullmatch(role):
+            raise UserError(f"a role is upper-case letters, digits and _, like ADMIN: {role!r}")
+    return list(roles)
+
+
+def validate_password(password: str) -> str:
+    """Check a new password; return it."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return password
+
+
+class Auth:
+    """Checks credentials and sessions; manages users."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        session_ttl: int = 43200,
+        clock: Callable[[], int] = now_ms,
+        cache_size: int = 4096,
+    ) -> None:
+        self.store = store
+        self.session_ttl = session_ttl
+        self.clock = clock
+        self.hasher = PasswordHasher()
+        # Argon2 takes tens of megabytes per check: bound how many run at once.
+        self._argon2_slots = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
+        self._cache_key = secrets.token_bytes(32)
+        self._credentials: _Cache[bytes, Principal] = _Cache(cache_size)
+        self._sessions: _Cache[str, tuple[Principal, int]] = _Cache(cache_size)
+        self._dummy_hash: str | None = None
+
+    # -- checking credentials --------------------------------------------------------------
+
+    def _credential_key(self, name: str, password: str) -> bytes:
+        # Keyed with a per-process secret, so the cache holds nothing that could be
+        # brute-forced faster than Argon2 if the process memory leaked.
+        material = f"{len(name)}:{name}:{password}".encode("utf-8", "surrogateescape")
+        return hmac.new(self._cache_key, material, hashlib.sha256).digest()
+
+    def cached_credentials(self, name: str, password: str) -> Principal | None:
+        """The principal for credentials verified before and unchanged since; no I/O."""
+        return self._credentials.get(self._credential_key(name, password))
+
+    def check_credentials(self, name: str, password: str) -> Principal | None:
+        """Verify a user name and password (Argon2 on a cache miss); None when wrong."""
+        key = self._credential_key(name, password)
+        principal = self._credentials.get(key)
+        if principal is not None:
+            return principal
+        generation = self._credentials.generation()
+        with self.store.read() as conn:
+            user = self.store.get_user(conn, name)
+        if not self._verify_hash(user.password_hash if user else None, password):
+            return None
+        assert user is not None
+        if self.hasher.check_needs_rehash(user.password_hash):
+            self.set_password(user.name, password)
+            generation = self._credentials.generation()
+        principal = Principal.of(user)
+        self._credentials.put(key, principal, generation)
+        return principal
+
+    def _verify_hash(self, password_hash: str | None, password: str) -> bool:
+        known = password_hash is not None
+        if password_hash is None:
+            # Spend the same time as for a real user, so that timing tells nothing.
+            if self._dummy_hash is None:
+                self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+            password_hash = self._dummy_hash
+        with self._argon2_slots:
+            try:
+                self.hasher.verify(password_hash, password)
+            except (VerificationError, InvalidHashError):
+                return False
+        return known
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def login(self, name: str, password: str) -> Session:
+        """Check credentials and open a session; raise AuthenticationFailed when wrong."""
+        principal = self.check_credentials(name, password)
+        if principal is None:
+            raise AuthenticationFailed()
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        expires_at = now + self.session_ttl * 1000
+        with self.store.write(None) as conn:
+            self.store.insert_session(conn, token_hash(token), principal.name, now, expires_at)
+        return Session(token, principal, expires_at)
+
+    def cached_session(self, token: str) -> Principal | None:
+        """The principal of a live session seen before; no I/O."""
+        entry = self._sessions.get(token_hash(token))
+        if entry is None or entry[1] <= self.clock():
+            return None
+        return entry[0]
+
+    def check_session(self, token: str) -> Principal | None:
+        """The principal of a live session, or None when unknown, revoked or expired."""
+        digest = token_hash(token)
+        entry = self._sessions.get(digest)
+        if entry is None:
+            generation = self._sessions.generation()
+            with self.store.read() as conn:
+                record = self.store.get_session(conn, digest)
+            if record is None:
+                return None
+            entry = (Principal.of(record.user), record.expires_at)
+            self._sessions.put(digest, entry, generation)
+        principal, expires_at = entry
+        return principal if expires_at > self.clock() else None
+
+    def logout(self, digest: str) -> None:
+        """Revoke the session with this token hash, in every process."""
+        self._sessions.pop(digest)
+        with self.store.write("auth") as conn:
+            self.store.delete_session(conn, digest)
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Forget every cached credential and session (users or sessions changed)."""
+        self._credentials.clear()
+        self._sessions.clear()
+
+    # -- users -----------------------------------------------------------------------------
+
+    def add_user(self, name: str, password: str, roles: Sequence[str] = ()) -> None:
+        """Create a user."""
+        validate_name(name)
+        roles = validate_roles(roles)
+        password_hash = self.hasher.hash(validate_password(password))
+        try:
+            with self.store.write("auth") as conn:
+                self.store.insert_user(conn, name, password_hash, roles, self.clock())
+        except AlreadyExists:
+            raise UserExists(f"the user {name!r} exists already") from None
+        self.invalidate()
+
+    def set_password(self, name: str, password: str) -> None:
+        """Change a user's password; their sessions are revoked."""
+        password_hash = self.hasher.hash(validate_password(password))
+        with self.store.write("auth") as conn:
+            if not self.store.set_password_hash(conn, name, password_hash):
+                raise UserError(f"there is no user {name!r}")
+            self.store.delete_sessions_of(conn, name)
+        self.invalidate()
+
+    def remove_user(self, name: str) -> None:
+        """Delete a user with their sessions."""
+        with self.store.write("auth") as conn:
+            if not self.store.delete_user(conn, name):
+                raise UserError(f"there is no user {name!r}")
+        self.invalidate()
+
+    def users(self) -> list[UserRecord]:
+        """Every user, by name."""
+        with self.store.read() as conn:
+            return self.store.list_users(conn)
+
+    def ensure_admin(self, password: str | None) -> str | None:
+        """Create the ``admin`` user when there is no user at all.
+
+        Returns the generated password when none was given (the caller prints it
+        once), None when no user was created or the password was given.
+        """
+        with self.store.read() as conn:
+            if self.store.count_users(conn):
+                return None
+        generated = None
+        if password is None:
+            password = generated = secrets.token_urlsafe(18)
+        try:
+            self.add_user(ADMIN_USER, password, [ADMIN])
+        except UserExists:  # another process created it first
+            return None
+        except UserError as exc:
+            raise UserError(f"BASCULE_ADMIN_PASSWORD: {exc}") from None
+        return generated

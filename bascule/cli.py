@@ -1,0 +1,404 @@
+"""The ``bascule`` command."""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from bascule import config
+from bascule.auth import Auth, UserError
+from bascule.config import Settings
+from bascule.maintenance import (
+    Actor,
+    Maintenance,
+    MaintenanceError,
+    MaintenanceState,
+    maintenance_window,
+)
+from bascule.schema import SchemaError, pending_steps, prepare, status, upgrade
+from bascule.store import DatabaseUrlError, Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+MIGRATION_PROCESS = "schema-migration"
+
+
+def _settings_option(f: dataclasses.Field[Any]) -> Callable[[F], F]:
+    """The click option of a settings field, read from its BASCULE_* variable too."""
+    name = "--" + f.name.replace("_", "-")
+    kind = config.field_type(f)
+    help_text = f.metadata["help"]
+    if kind is bool:
+        return click.option(
+            f"{name}/--no-{name[2:]}",
+            f.name,
+            default=None,
+            envvar=f.metadata["env"],
+            show_envvar=True,
+            help=help_text,
+        )
+    return click.option(
+        name,
+        f.name,
+        type=kind,
+        default=None,
+        envvar=f.metadata["env"],
+        show_envvar=True,
+        help=f"{help_text} [default: {f.default}]" if f.default is not None else help_text,
+    )
+
+
+def database_option(command: F) -> F:
+    """The --database-url option, shared by every command that opens the database."""
+    field = next(f for f in config.fields() if f.name == "database_url")
+    return _settings_option(field)(command)
+
+
+@contextmanager
+def opened(database_url: str | None, *, ready: bool = True) -> Iterator[Store]:
+    """Open the store (creating the schema of an empty database unless ``ready`` is False)."""
+    settings = Settings.from_env(database_url=database_url)
+    try:
+        store = Store(settings.database_url)
+    except DatabaseUrlError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        if ready:
+            prepare(store)
+        yield store
+    except (SchemaError, UserError, MaintenanceError) as exc:
+        raise click.ClickException(getattr(exc, "message", str(exc))) from None
+    finally:
+        store.close()
+
+
+@click.group()
+@click.version_option(package_name="bascule")
+def main() -> None:
+    """Bascule: switch a service into maintenance and back."""
+
+
+# -- serve --------------------------------------------------------------------------------
+
+
+def _serve_options(command: F) -> F:
+    for f in reversed(config.fields()):
+        if f.metadata["flag"]:
+            command = _settings_option(f)(command)
+    return command
+
+
+@main.command()
+@_serve_options
+def serve(**options: Any) -> None:
+    """Serve the API, the gate, and the --app behind it."""
+    import uvicorn
+
+    from bascule.app import bootstrap, create_app
+    from bascule.service import Services
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env(**options)
+        if settings.workers > 1:
+            # Workers import bascule.asgi:app and read the settings from the environment.
+            services = Services(settings)
+            try:
+                bootstrap(services)
+            finally:
+                services.close()
+            os.environ.update(settings.to_env())
+            app: Any = "bascule.asgi:app"
+        else:
+            app = create_app(settings)
+    except (ValueError, SchemaError, UserError, ImportError, AttributeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        access_log=settings.access_log,
+        server_header=False,
+        lifespan="on",
+    )
+
+
+# -- users --------------------------------------------------------------------------------
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise click.UsageError("no terminal to ask the password on: use --password-stdin")
+    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@main.group()
+def users() -> None:
+    """Manage the users who may log in."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, help="A role to grant (repeat for several); ADMIN may change the state.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@database_option
+def users_add(name: str, roles: tuple[str, ...], password_stdin: bool, database_url: str | None) -> None:
+    """Create the user NAME."""
+    password = _read_password(password_stdin)
+    with opened(database_url) as store:
+        Auth(store).add_user(name, password, roles)
+    click.echo(f"Created the user {name!r}" + (f" with roles {', '.join(roles)}" if roles else ""))
+
+
+@users.command("list")
+@database_option
+def users_list(database_url: str | None) -> None:
+    """List the users and their roles."""
+    with opened(database_url) as store:
+        for user in Auth(store).users():
+            click.echo(f"{user.name}\t{','.join(user.roles)}")
+
+
+@users.command("remove")
+@click.argument("name")
+@database_option
+def users_remove(name: str, database_url: str | None) -> None:
+    """Delete the user NAME and end their sessions."""
+    with opened(database_url) as store:
+        Auth(store).remove_user(name)
+    click.echo(f"Removed the user {name!r}")
+
+
+@users.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@database_option
+def users_passwd(name: str, password_stdin: bool, database_url: str | None) -> None:
+    """Change the password of NAME and end their sessions."""
+    password = _read_password(password_stdin)
+    with opened(database_url) as store:
+        Auth(store).set_password(name, password)
+    click.echo(f"Changed the password of {name!r}")
+
+
+# -- maintenance --------------------------------------------------------------------------
+
+
+def _actor(process: str | None, user: str | None) -> Actor:
+    if process:
+        return Actor.process(process)
+    return Actor.operator(user or getpass.getuser())
+
+
+def _actor_options(command: F) -> F:
+    command = click.option(
+        "--process",
+        metavar="NAME",
+        help="Act as the internal process NAME: automatic maintenance, which the REST API cannot switch off.",
+    )(command)
+    return click.option(
+        "--user", metavar="NAME", help="Who to record as the author [default: your login name]."
+    )(command)
+
+
+def _progress_option(command: F) -> F:
+    return click.option(
+        "--progress", type=click.IntRange(0, 100), help="Progress, in percent."
+    )(command)
+
+
+def _describe(state: MaintenanceState | None) -> str:
+    if state is None:
+        return "Maintenance is off."
+    kind = "user-triggered" if state.user_triggered else "automatic"
+    lines = [f"Maintenance is on ({kind}, by {state.user}), {state.progress_percent}% done."]
+    lines += [f"  {entry.user}: {entry.message}" for entry in state.log]
+    return "\n".join(lines)
+
+
+@main.group("maintenance")
+def maintenance_group() -> None:
+    """Read and switch the maintenance state, directly in the database."""
+
+
+@maintenance_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the state as the REST API does.")
+@database_option
+def maintenance_status(as_json: bool, database_url: str | None) -> None:
+    """Print the state."""
+    from handlers.maintenance import state_json
+
+    with opened(database_url) as store:
+        state = Maintenance(store).state()
+    click.echo(json.dumps(state_json(state)) if as_json else _describe(state))
+
+
+@maintenance_group.command("on")
+@click.option("--message", help="A first message for the log.")
+@_progress_option
+@_actor_options
+@database_option
+def maintenance_on(
+    message: str | None, progress: int | None, process: str | None, user: str | None, database_url: str | None
+) -> None:
+    """Switch maintenance on."""
+    actor = _actor(process, user)
+    with opened(database_url) as store:
+        maintenance = Maintenance(store)
+        maintenance.enable(actor)
+        if message is not None or progress is not None:
+            maintenance.update(actor, message=message, progress=progress)
+    click.echo("Maintenance is on" + (" (automatic)" if process else ""))
+
+
+@maintenance_group.command("update")
+@click.option("--message", help="A message for the log.")
+@_progress_option
+@_actor_options
+@database_option
+def maintenance_update(
+    message: str | None, progress: int | None, process: str | None, user: str | None, database_url: str | None
+) -> None:
+    """Post a message and/or set the progress."""
+    with opened(database_url) as store:
+        Maintenance(store).update(_actor(process, user), message=message, progress=progress)
+    click.echo("Maintenance updated")
+
+
+@maintenance_group.command("off")
+@_actor_options
+@database_option
+def maintenance_off(process: str | None, user: str | None, database_url: str | None) -> None:
+    """Switch maintenance off."""
+    with opened(database_url) as store:
+        Maintenance(store).disable(_actor(process, user))
+    click.echo("Maintenance is off")
+
+
+# -- run ----------------------------------------------------------------------------------
+
+
+class CommandFailed(Exception):
+    """The command run under maintenance failed."""
+
+    def __init__(self, command: list[str], returncode: int) -> None:
+        super().__init__(f"the command {' '.join(command)!r} exited with status {returncode}")
+        self.returncode = returncode
+
+
+def _run_child(command: list[str]) -> int:
+    """Run ``command``, passing SIGTERM on to it; its exit status."""
+    try:
+        child = subprocess.Popen(command)  # noqa: S603 - running the user's command is the point
+    except OSError as exc:
+        raise click.ClickException(f"cannot run {command[0]!r}: {exc.strerror}") from None
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # the child got the SIGINT too: wait for it to end
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--process", required=True, metavar="NAME", help="The name of the process, recorded as the author.")
+@click.option("--message", help="A first message for the log.")
+@click.option("--always-off", is_flag=True, help="Switch maintenance off even when the command fails.")
+@database_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(
+    process: str, message: str | None, always_off: bool, database_url: str | None, command: tuple[str, ...]
+) -> None:
+    """Run COMMAND under automatic maintenance.
+
+    Maintenance goes on, the command runs, and maintenance goes off when it
+    succeeds. When it fails, maintenance stays on with a log entry (unless
+    --always-off), and bascule exits with the command's status.
+    """
+    argv = list(command)
+    with opened(database_url) as store:
+        maintenance = Maintenance(store)
+        try:
+            with maintenance_window(
+                maintenance, Actor.process(process), message=message, always_off=always_off
+            ):
+                returncode = _run_child(argv)
+                if returncode != 0:
+                    raise CommandFailed(argv, returncode)
+        except CommandFailed as exc:
+            state = "off" if always_off else "still on"
+            click.echo(f"bascule: {exc}; maintenance is {state}", err=True)
+            sys.exit(exc.returncode if exc.returncode > 0 else 1)
+
+
+# -- db -----------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("status")
+@database_option
+def db_status(database_url: str | None) -> None:
+    """Print the schema revision and whether an upgrade is needed."""
+    with opened(database_url, ready=False) as store:
+        current = status(store)
+    if current.empty:
+        click.echo(f"The database is empty; `bascule db upgrade` creates schema {current.head}.")
+    elif current.up_to_date:
+        click.echo(f"The schema is at {current.current}, up to date.")
+    else:
+        click.echo(f"The schema is at {current.current}; `bascule db upgrade` brings it to {current.head}.")
+
+
+@db.command("upgrade")
+@database_option
+def db_upgrade(database_url: str | None) -> None:
+    """Apply pending migrations, under automatic maintenance (process schema-migration)."""
+    with opened(database_url, ready=False) as store:
+        current = status(store)
+        if current.empty:
+            applied = upgrade(store)
+            click.echo(f"Created the schema ({', '.join(applied)})")
+            return
+        steps = pending_steps(current.current)
+        if not steps:
+            click.echo(f"The schema is up to date ({current.current})")
+            return
+        actor = Actor.process(MIGRATION_PROCESS)
+        maintenance = Maintenance(store)
+        message = f"Schema migration from {current.current} to {current.head}: {len(steps)} step(s)."
+        with maintenance_window(maintenance, actor, message=message) as window:
+            done = 0
+
+            def on_step(revision: str, description: str) -> None:
+                nonlocal done
+                first_line = description.strip().splitlines()[0] if description.strip() else revision
+                window.update(
+                    message=f"Applying {revision}: {first_line}",
+                    progress=max(1, done * 100 // len(steps)),
+                )
+                done += 1
+
+            upgrade(store, on_step)
+            window.update(message="Schema migration done.", progress=100)
+        click.echo(f"Upgraded the schema to {current.head}")

@@ -1,0 +1,116 @@
+"""Settings, read once from command-line flags and ``BASCULE_*`` environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_DATABASE_URL = "sqlite:///bascule.db"
+
+
+def _option(env: str, help: str, *, flag: bool = True, **kwargs: Any) -> Any:
+    """A settings field with the environment variable that sets it and its help text."""
+    return field(metadata={"env": env, "help": help, "flag": flag}, **kwargs)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a Bascule process can be told, with its default."""
+
+    host: str = _option("BASCULE_HOST", "Address to listen on.", default="127.0.0.1")
+    port: int = _option("BASCULE_PORT", "Port to listen on.", default=8088)
+    database_url: str = _option(
+        "BASCULE_DATABASE_URL",
+        "SQLAlchemy URL of the database: a SQLite file (the default) or postgresql://...",
+        default=DEFAULT_DATABASE_URL,
+    )
+    app: str | None = _option(
+        "BASCULE_APP",
+        "An ASGI or WSGI application, as module:attribute, to serve behind the gate.",
+        default=None,
+    )
+    workers: int = _option("BASCULE_WORKERS", "Number of worker processes.", default=1)
+    retry_after: int = _option(
+        "BASCULE_RETRY_AFTER",
+        "Seconds announced in the Retry-After header of refused requests.",
+        default=120,
+    )
+    session_ttl: int = _option(
+        "BASCULE_SESSION_TTL", "Lifetime of a login session, in seconds.", default=43200
+    )
+    cookie_secure: bool = _option(
+        "BASCULE_COOKIE_SECURE",
+        "Mark the session cookie Secure (set it when clients reach Bascule over HTTPS).",
+        default=False,
+    )
+    poll_interval: float = _option(
+        "BASCULE_POLL_INTERVAL",
+        "Seconds between two checks for changes made by other processes.",
+        default=0.25,
+    )
+    validate_responses: bool = _option(
+        "BASCULE_VALIDATE_RESPONSES",
+        "Validate every API response against openapi.yaml (slower; for testing).",
+        default=False,
+    )
+    access_log: bool = _option(
+        "BASCULE_ACCESS_LOG", "Write one access-log line per request.", default=True
+    )
+    admin_password: str | None = _option(
+        "BASCULE_ADMIN_PASSWORD",
+        "Password of the 'admin' user created on first start when there is no user; "
+        "if unset, one is generated and printed once.",
+        flag=False,
+        default=None,
+        repr=False,
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``BASCULE_*`` variables; explicit overrides win."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is not None and raw != "":
+                values[f.name] = parse_value(f, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The ``BASCULE_*`` variables that reproduce these settings in another process."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                env[f.metadata["env"]] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
+
+
+def parse_value(f: dataclasses.Field[Any], raw: str) -> Any:
+    """Convert the text of an environment variable to the type of a settings field."""
+    kind = field_type(f)
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"{f.metadata['env']} must be true or false, not {raw!r}")
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{f.metadata['env']} must be a {kind.__name__}, not {raw!r}") from None
+
+
+def field_type(f: dataclasses.Field[Any]) -> type:
+    """The Python type of a settings field (``str | None`` counts as ``str``)."""
+    return {"int": int, "float": float, "bool": bool}.get(str(f.type).split(" ")[0], str)
+
+
+def fields() -> tuple[dataclasses.Field[Any], ...]:
+    """All settings fields, in declaration order."""
+    return dataclasses.fields(Settings)

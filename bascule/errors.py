@@ -1,0 +1,143 @@
+"""Every error Bascule answers, turned into the RestResponse envelope in one place."""
+
+from __future__ import annotations
+
+import json
+import logging
+from enum import IntEnum
+from typing import Any
+
+from connexion import AsyncApp
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException
+
+from bascule.auth import AuthenticationFailed
+from bascule.maintenance import (
+    AlreadyEnabled,
+    Forbidden,
+    InvalidUpdate,
+    MaintenanceError,
+    NotEnabled,
+    NotYours,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Code(IntEnum):
+    """The ``error.code`` values (Alien4Cloud's, plus 503)."""
+
+    MAINTENANCE = 0
+    AUTHENTICATION_REQUIRED = 100
+    AUTHENTICATION_FAILED = 101
+    UNAUTHORIZED = 102
+    UNCATEGORIZED = 500
+    BAD_PARAMETER = 501
+    ALREADY_EXISTS = 502
+    DATABASE_UNAVAILABLE = 503
+    NOT_FOUND = 504
+    ILLEGAL_STATE = 505
+
+
+DOMAIN_ERRORS: dict[type[MaintenanceError], tuple[int, Code]] = {
+    Forbidden: (403, Code.UNAUTHORIZED),
+    AlreadyEnabled: (409, Code.ALREADY_EXISTS),
+    NotEnabled: (404, Code.NOT_FOUND),
+    NotYours: (409, Code.ILLEGAL_STATE),
+    InvalidUpdate: (400, Code.BAD_PARAMETER),
+}
+DATABASE_UNAVAILABLE = "The database is unavailable."
+CHALLENGE = 'Basic realm="Bascule"'
+
+
+def envelope(data: Any = None) -> dict[str, Any]:
+    """The success envelope around ``data``."""
+    return {"data": data, "error": None}
+
+
+def error_envelope(code: int, message: str, data: Any = None) -> dict[str, Any]:
+    """The failure envelope."""
+    return {"data": data, "error": {"code": int(code), "message": message}}
+
+
+def error_response(
+    status: int, code: int, message: str, headers: dict[str, str] | None = None
+) -> ConnexionResponse:
+    """A complete JSON error answer."""
+    body = json.dumps(error_envelope(code, message)).encode()
+    return ConnexionResponse(
+        status_code=status, mimetype="application/json", body=body, headers=headers or {}
+    )
+
+
+def _unauthorized(request: ConnexionRequest, code: Code, message: str) -> ConnexionResponse:
+    # Browsers' scripts say X-Requested-With: no challenge for them, or the browser
+    # would pop up its own login dialog.
+    headers = {} if "x-requested-with" in request.headers else {"WWW-Authenticate": CHALLENGE}
+    return error_response(401, code, message, headers)
+
+
+def on_problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
+    """Connexion's validation and security problems."""
+    if exc.status == 401:
+        path = request.url.path
+        return _unauthorized(
+            request, Code.AUTHENTICATION_REQUIRED, f"Authentication required for this request : {path}"
+        )
+    if exc.status == 403:
+        return error_response(403, Code.UNAUTHORIZED, "Current user has no sufficient rights.")
+    if 400 <= exc.status < 500:
+        detail = str(exc.detail or exc.title or "Bad request.").split("\n", 1)[0]
+        return error_response(exc.status, Code.BAD_PARAMETER, detail)
+    log.error("%s: %s", exc.title, exc.detail)
+    return error_response(500, Code.UNCATEGORIZED, "Internal server error.")
+
+
+def on_http(request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
+    """Unknown paths and methods."""
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        message = f"No such path: {request.url.path}"
+        return error_response(404, Code.NOT_FOUND, message, headers)
+    if exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}"
+        return error_response(405, Code.BAD_PARAMETER, message, headers)
+    code = Code.UNCATEGORIZED if exc.status_code >= 500 else Code.BAD_PARAMETER
+    return error_response(exc.status_code, code, str(exc.detail), headers)
+
+
+def on_domain(_request: ConnexionRequest, exc: MaintenanceError) -> ConnexionResponse:
+    """A transition the state or the caller's rights do not allow."""
+    status, code = DOMAIN_ERRORS[type(exc)]
+    return error_response(status, code, exc.message)
+
+
+def on_authentication_failed(
+    request: ConnexionRequest, exc: AuthenticationFailed
+) -> ConnexionResponse:
+    """Wrong credentials."""
+    return _unauthorized(request, Code.AUTHENTICATION_FAILED, exc.message)
+
+
+def on_database(_request: ConnexionRequest, exc: SQLAlchemyError) -> ConnexionResponse:
+    """The database does not answer: nothing was changed."""
+    log.warning("database error: %s", type(exc).__name__)
+    return error_response(503, Code.DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE)
+
+
+def on_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """Anything else: logged with its traceback, answered without it."""
+    log.error("unexpected error", exc_info=exc)
+    return error_response(500, Code.UNCATEGORIZED, "Internal server error.")
+
+
+def install(app: AsyncApp) -> None:
+    """Register every error handler on the app."""
+    app.add_error_handler(ProblemException, on_problem)  # type: ignore[arg-type]
+    app.add_error_handler(HTTPException, on_http)  # type: ignore[arg-type]
+    app.add_error_handler(MaintenanceError, on_domain)  # type: ignore[arg-type]
+    app.add_error_handler(AuthenticationFailed, on_authentication_failed)  # type: ignore[arg-type]
+    app.add_error_handler(SQLAlchemyError, on_database)  # type: ignore[arg-type]
+    app.add_error_handler(Exception, on_unexpected)

@@ -1,0 +1,132 @@
+"""The gate: an ASGI middleware that refuses requests with 503 while maintenance is on.
+
+Wrap any ASGI application in two lines::
+
+    from bascule.gate import MaintenanceGate
+    app = MaintenanceGate(app, "sqlite:///bascule.db")
+
+The hot path reads one attribute of an in-memory monitor: no database query per
+request. The monitor follows changes made by other processes in the background.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bascule import spec
+
+if TYPE_CHECKING:
+    from bascule.monitor import Monitor
+
+MAINTENANCE_BODY = b'{"data":null,"error":{"code":0,"message":"Maintenance mode is enabled."}}'
+WEBSOCKET_TRY_AGAIN_LATER = 1013
+
+DOCS_PREFIX = "/rest/v1"
+# A path segment made only of safe characters, never "." or "..".
+_SEGMENT = re.compile(rb"[A-Za-z0-9_\-][A-Za-z0-9._\-]*")
+
+
+class PathSet:
+    """A set of paths matched whole: exact paths, plus prefixes followed by clean segments.
+
+    Paths are compared as the client sent them (ASGI ``raw_path``), so percent-encoded
+    forms, empty segments (``//``) and dot segments never match anything.
+    """
+
+    def __init__(self, exact: Iterable[str] = (), prefixes: Iterable[str] = ()) -> None:
+        self.exact = frozenset(p.encode() for p in exact)
+        self.prefixes = tuple(p.encode() for p in prefixes)
+        for prefix in self.prefixes:
+            if not prefix.endswith(b"/"):
+                raise ValueError(f"a prefix must end with '/': {prefix!r}")
+
+    def __contains__(self, path: bytes) -> bool:
+        if path in self.exact:
+            return True
+        for prefix in self.prefixes:
+            if path.startswith(prefix):
+                tail = path[len(prefix) :]
+                segments = tail.split(b"/")
+                if segments[-1] == b"":  # one trailing slash is fine ("/ui/")
+                    segments.pop()
+                return all(_SEGMENT.fullmatch(s) for s in segments)
+        return False
+
+    def __or__(self, other: PathSet) -> PathSet:
+        merged = PathSet()
+        merged.exact = self.exact | other.exact
+        merged.prefixes = self.prefixes + other.prefixes
+        return merged
+
+
+def request_path(scope: Scope) -> bytes:
+    """The path exactly as the client sent it, without the query string."""
+    raw = scope.get("raw_path")
+    if raw is None:
+        raw = scope["path"].encode("utf-8", "surrogateescape")
+    return bytes(raw).split(b"?", 1)[0]
+
+
+def bascule_paths() -> PathSet:
+    """The paths Bascule answers itself, all of them open during maintenance."""
+    exact = [*spec.served_paths(), f"{DOCS_PREFIX}/openapi.json", f"{DOCS_PREFIX}/openapi.yaml"]
+    exact.append(f"{DOCS_PREFIX}/ui")
+    prefixes = [f"{base}/auth/" for base in spec.API_BASES] + [f"{DOCS_PREFIX}/ui/"]
+    return PathSet(exact, prefixes)
+
+
+class MaintenanceGate:
+    """ASGI middleware: while maintenance is on, answer 503 to every request not allowed."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        database_url: str | None = None,
+        *,
+        monitor: Monitor | None = None,
+        allow: Iterable[str] = (),
+        allow_prefixes: Iterable[str] = (),
+        retry_after: int = 120,
+        poll_interval: float = 0.25,
+    ) -> None:
+        if monitor is None:
+            if database_url is None:
+                raise ValueError("give the database URL of Bascule (or a monitor)")
+            from bascule.monitor import Monitor
+            from bascule.store import Store
+
+            monitor = Monitor(Store(database_url), poll_interval=poll_interval)
+            monitor.refresh()
+        self.app = app
+        self.monitor = monitor
+        self.allowed = bascule_paths() | PathSet(allow, allow_prefixes)
+        self._headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(MAINTENANCE_BODY)).encode()),
+            (b"retry-after", str(retry_after).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        self.monitor.start()
+        if self.monitor.state is None or request_path(scope) in self.allowed:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "http":
+            await self.refuse(scope, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": WEBSOCKET_TRY_AGAIN_LATER})
+        else:
+            await self.app(scope, receive, send)
+
+    async def refuse(self, scope: Scope, send: Send) -> None:
+        """Send the 503 maintenance answer."""
+        head = scope.get("method") == "HEAD"
+        await send({"type": "http.response.start", "status": 503, "headers": self._headers})
+        await send({"type": "http.response.body", "body": b"" if head else MAINTENANCE_BODY})

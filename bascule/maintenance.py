@@ -1,0 +1,312 @@
+"""The maintenance state machine: the state, who may change it, and the domain errors.
+
+Nothing here knows about HTTP. The store serialises writers, so every transition
+reads the state and changes it in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from bascule.store import Store
+
+STATE_ID = "mms_id"
+ADMIN = "ADMIN"
+MESSAGE_MAX_LENGTH = 2000
+STARTED_MESSAGE = "Maintenance operation started."
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One message of the maintenance log."""
+
+    date: int  # epoch milliseconds
+    user: str
+    message: str
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class MaintenanceState:
+    """Maintenance as it is while it is on; ``log`` holds the latest entries only."""
+
+    user: str
+    user_triggered: bool
+    progress_percent: int | None
+    started_at: int
+    log: tuple[LogEntry, ...] = ()
+    log_size: int = 0
+
+
+class ActorKind(Enum):
+    """Who asks for a transition."""
+
+    API_USER = "api user"  # through the REST API: needs the ADMIN role to change anything
+    OPERATOR = "operator"  # on the server's own command line: trusted, user-triggered
+    PROCESS = "process"  # an internal process: automatic maintenance
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A user or a process acting on the maintenance state."""
+
+    name: str
+    kind: ActorKind = ActorKind.API_USER
+    roles: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def process(cls, name: str) -> Actor:
+        """An internal process (a migration, a deploy script)."""
+        return cls(name, ActorKind.PROCESS)
+
+    @classmethod
+    def operator(cls, name: str) -> Actor:
+        """Someone with access to the server's command line and database."""
+        return cls(name, ActorKind.OPERATOR)
+
+    @property
+    def may_change(self) -> bool:
+        """Whether this actor may change the state at all."""
+        return self.kind is not ActorKind.API_USER or ADMIN in self.roles
+
+
+class MaintenanceError(Exception):
+    """A transition that the current state or the actor's rights do not allow."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Forbidden(MaintenanceError):
+    """The actor may read the state but not change it."""
+
+    def __init__(self) -> None:
+        super().__init__("Current user has no sufficient rights.")
+
+
+class AlreadyEnabled(MaintenanceError):
+    """Maintenance is on already."""
+
+    def __init__(self) -> None:
+        super().__init__("The posted object already exist.")
+
+
+class NotEnabled(MaintenanceError):
+    """Maintenance is off."""
+
+    def __init__(self) -> None:
+        super().__init__("Maintenance mode is not enabled.")
+
+
+class NotYours(MaintenanceError):
+    """Maintenance was switched on by someone the actor may not override."""
+
+
+class InvalidUpdate(MaintenanceError):
+    """An update that carries nothing, or something out of range."""
+
+
+class StateListener(Protocol):
+    """Told after every committed change, so that cached copies refresh at once."""
+
+    def refresh(self) -> object: ...
+
+
+def now_ms() -> int:
+    """The current time in epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+class Maintenance:
+    """Reads and changes the maintenance state on behalf of actors."""
+
+    def __init__(
+        self,
+        store: Store,
+        listener: StateListener | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = store
+        self.listener = listener
+        self.clock = clock
+
+    def state(self) -> MaintenanceState | None:
+        """The state as stored now, or None when maintenance is off."""
+        with self.store.read() as conn:
+            return self.store.load_state(conn)
+
+    def log_page(self, offset: int, limit: int) -> tuple[int, list[LogEntry]]:
+        """The total size of the log and one page of it, oldest first."""
+        with self.store.read() as conn:
+            state = self.store.load_state(conn)
+            if state is None:
+                raise NotEnabled()
+            return state.log_size, list(self.store.log_page(conn, offset, limit))
+
+    def enable(self, actor: Actor) -> MaintenanceState:
+        """Switch maintenance on; automatic when the actor is a process."""
+        _require_rights(actor)
+        now = self.clock()
+        state = MaintenanceState(
+            user=actor.name,
+            user_triggered=actor.kind is not ActorKind.PROCESS,
+            progress_percent=1,
+            started_at=now,
+            log=(LogEntry(now, actor.name, STARTED_MESSAGE),),
+            log_size=1,
+        )
+        from bascule.store import AlreadyExists
+
+        with self.store.write("state") as conn:
+            if self.store.load_state(conn) is not None:
+                raise AlreadyEnabled()
+            try:
+                self.store.insert_state(conn, state)
+            except AlreadyExists:
+                raise AlreadyEnabled() from None
+        self._changed()
+        return state
+
+    def update(
+        self, actor: Actor, message: str | None = None, progress: int | None = None
+    ) -> None:
+        """Post a message to the log and/or set the progress."""
+        _require_rights(actor)
+        if message is None and progress is None:
+            raise InvalidUpdate("Give a message, a progressPercentage, or both.")
+        if progress is not None and not 0 <= progress <= 100:
+            raise InvalidUpdate("progressPercentage must be between 0 and 100.")
+        if message is not None:
+            message = message.strip()
+            if not message or len(message) > MESSAGE_MAX_LENGTH:
+                raise InvalidUpdate(
+                    f"message must hold 1 to {MESSAGE_MAX_LENGTH} characters, not only spaces."
+                )
+        with self.store.write("state") as conn:
+            state = self.store.load_state(conn)
+            _require_owner(actor, state, "update")
+            if progress is not None:
+                self.store.set_progress(conn, progress)
+            if message is not None:
+                self.store.append_log(conn, LogEntry(self.clock(), actor.name, message))
+        self._changed()
+
+    def disable(self, actor: Actor) -> None:
+        """Switch maintenance off."""
+        _require_rights(actor)
+        with self.store.write("state") as conn:
+            _require_owner(actor, self.store.load_state(conn), "disable")
+            self.store.delete_state(conn)
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.listener is not None:
+            self.listener.refresh()
+
+
+def _require_rights(actor: Actor) -> None:
+    if not actor.may_change:
+        raise Forbidden()
+
+
+def _require_owner(actor: Actor, state: MaintenanceState | None, verb: str) -> None:
+    """Raise unless ``actor`` may ``verb`` the maintenance ``state``."""
+    if state is None:
+        raise NotEnabled()
+    if state.user_triggered:
+        if actor.kind is ActorKind.PROCESS:
+            raise NotYours(
+                f"Maintenance mode has been enabled by the user '{state.user}', "
+                f"the process '{actor.name}' is not allowed to {verb} it."
+            )
+        return
+    if actor.kind is ActorKind.PROCESS and actor.name == state.user:
+        return
+    if actor.kind is ActorKind.API_USER:
+        raise NotYours(
+            "Maintenance mode has not been enabled by a user, "
+            f"you are not allowed to {verb} it."
+        )
+    raise NotYours(
+        f"Maintenance mode has been enabled by the process '{state.user}': "
+        f"act as that process (--process {state.user}) to {verb} it."
+    )
+
+
+class AutomaticMaintenance:
+    """Handle given to the body of :func:`automatic_maintenance`."""
+
+    def __init__(self, maintenance: Maintenance, actor: Actor) -> None:
+        self._maintenance = maintenance
+        self._actor = actor
+
+    def update(self, message: str | None = None, progress: int | None = None) -> None:
+        """Post a message and/or set the progress of the running maintenance."""
+        self._maintenance.update(self._actor, message=message, progress=progress)
+
+
+@contextmanager
+def maintenance_window(
+    maintenance: Maintenance,
+    actor: Actor,
+    *,
+    message: str | None = None,
+    always_off: bool = False,
+) -> Iterator[AutomaticMaintenance]:
+    """Keep maintenance on, on behalf of ``actor``, while the ``with`` body runs.
+
+    Maintenance goes off when the body succeeds. When it raises, a log entry says
+    why and maintenance stays on (so an operator looks before traffic resumes),
+    unless ``always_off`` is true.
+    """
+    maintenance.enable(actor)
+    handle = AutomaticMaintenance(maintenance, actor)
+    if message:
+        handle.update(message=message)
+    try:
+        yield handle
+    except BaseException as exc:
+        reason = str(exc) or type(exc).__name__
+        maintenance.update(actor, message=f"Failed: {reason}"[:MESSAGE_MAX_LENGTH])
+        if always_off:
+            maintenance.disable(actor)
+        raise
+    maintenance.disable(actor)
+
+
+@contextmanager
+def automatic_maintenance(
+    database_url: str,
+    process: str,
+    *,
+    message: str | None = None,
+    always_off: bool = False,
+) -> Iterator[AutomaticMaintenance]:
+    """Keep automatic maintenance on while the ``with`` body runs (see maintenance_window).
+
+    ``process`` names the internal process; the REST API cannot switch its
+    maintenance off. Example::
+
+        with automatic_maintenance("sqlite:///bascule.db", "deploy") as m:
+            m.update(message="Copying files", progress=30)
+    """
+    from bascule.schema import prepare
+    from bascule.store import Store
+
+    store = Store(database_url)
+    try:
+        prepare(store)
+        window = maintenance_window(
+            Maintenance(store), Actor.process(process), message=message, always_off=always_off
+        )
+        with window as handle:
+            yield handle
+    finally:
+        store.close()

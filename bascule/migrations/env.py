@@ -1,0 +1,10 @@
+"""Alembic environment: runs on the connection Bascule hands over."""
+
+from alembic import context
+
+from bascule.store import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

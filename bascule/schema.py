@@ -1,0 +1,101 @@
+"""The database schema: Alembic migrations, and the check made before serving."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect
+
+from bascule.store import Store
+
+
+class SchemaError(RuntimeError):
+    """The database cannot be served as it is (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """Where a database stands: its revision (None when empty) and the code's head."""
+
+    current: str | None
+    head: str
+    empty: bool
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def _config(conn: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", "bascule:migrations")
+    config.attributes["connection"] = conn
+    return config
+
+
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
+def pending_steps(current: str | None) -> list[str]:
+    """The revisions an upgrade from ``current`` would apply, in order."""
+    script = _script()
+    steps = [rev.revision for rev in script.iterate_revisions("heads", current)]
+    return list(reversed(steps))
+
+
+def status(store: Store) -> SchemaStatus:
+    """Read the database's revision."""
+    head = _script().get_current_head()
+    assert head is not None
+    with store.engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        empty = current is None and not inspect(conn).get_table_names()
+    return SchemaStatus(current, head, empty)
+
+
+def upgrade(store: Store, on_step: Callable[[str, str], None] | None = None) -> list[str]:
+    """Apply the pending migrations one at a time; the revisions applied.
+
+    ``on_step(revision, description)`` is called before each one.
+    """
+    script = _script()
+    applied = []
+    for revision in pending_steps(status(store).current):
+        if on_step is not None:
+            doc = script.get_revision(revision)
+            on_step(revision, (doc.doc if doc else revision) or revision)
+        with store.engine.begin() as conn:
+            command.upgrade(_config(conn), revision)
+        applied.append(revision)
+    return applied
+
+
+def prepare(store: Store) -> None:
+    """Make the database ready to serve: create the schema in an empty database,
+    refuse one whose schema is older or newer than this version of Bascule."""
+    current = status(store)
+    if current.empty:
+        upgrade(store)
+        return
+    if current.current is None:
+        raise SchemaError(
+            "the database has tables but no Bascule schema revision: "
+            "give Bascule a database of its own"
+        )
+    if not current.up_to_date:
+        known = current.current in {r.revision for r in _script().walk_revisions()}
+        if known:
+            raise SchemaError(
+                f"the database schema is at revision {current.current}, this version of "
+                f"Bascule needs {current.head}: run `bascule db upgrade` first"
+            )
+        raise SchemaError(
+            f"the database schema is at revision {current.current}, which this version "
+            "of Bascule does not know (a newer version wrote it): upgrade Bascule"
+        )

@@ -1,0 +1,400 @@
+"""SQLAlchemy Core tables and the store: every SQL statement Bascule runs lives here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError
+
+from bascule.maintenance import STATE_ID, LogEntry, MaintenanceState
+
+log = logging.getLogger(__name__)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# One row; its counters go up on every committed change, so that every process can tell,
+# with one cheap query, whether the maintenance state or the users and sessions changed.
+versions = Table(
+    "bascule_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("state_version", BigInteger, nullable=False),
+    Column("auth_version", BigInteger, nullable=False),
+)
+
+maintenance_state = Table(
+    "maintenance_state",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("user_name", String(255), nullable=False),
+    Column("user_triggered", Boolean, nullable=False),
+    Column("progress_percent", Integer, nullable=True),
+    Column("started_at", BigInteger, nullable=False),
+)
+
+maintenance_log = Table(
+    "maintenance_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("date", BigInteger, nullable=False),
+    Column("user_name", String(255), nullable=False),
+    Column("message", Text, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+user_roles = Table(
+    "user_roles",
+    metadata,
+    Column(
+        "user_name",
+        String(255),
+        ForeignKey("users.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("role", String(64), primary_key=True),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column(
+        "user_name",
+        String(255),
+        ForeignKey("users.name", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+# How many of the latest log entries a state read carries (see the spec: MaintenanceModeState).
+LOG_TAIL = 100
+
+
+class DatabaseUrlError(ValueError):
+    """The database URL cannot be used."""
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A user as stored: name, Argon2 hash and roles."""
+
+    name: str
+    password_hash: str
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A login session as stored (the token itself is never stored, only its hash)."""
+
+    user: UserRecord
+    expires_at: int
+
+
+def engine_url(url: str) -> str:
+    """Normalise a database URL: PostgreSQL URLs use psycopg 3, SQLite needs a file."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseUrlError(f"not a database URL: {url!r}") from None
+    if parsed.drivername in {"postgresql", "postgres", "postgresql+psycopg"}:
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if parsed.drivername in {"sqlite", "sqlite+pysqlite"}:
+        if not parsed.database or parsed.database == ":memory:":
+            raise DatabaseUrlError("an SQLite URL must name a file, e.g. sqlite:///bascule.db")
+        return url
+    raise DatabaseUrlError(
+        f"unsupported database {parsed.drivername!r}: use sqlite:///FILE or postgresql://..."
+    )
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine; SQLite gets WAL, foreign keys and explicit BEGIN modes."""
+    url = engine_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            # Take over transaction control from pysqlite, so that writers can say
+            # BEGIN IMMEDIATE and queue on the busy timeout instead of failing.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Connection) -> None:
+            mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+            connection.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+class AlreadyExists(Exception):
+    """A row with that key exists already."""
+
+
+class Store:
+    """Reads and writes Bascule's tables; every write bumps a version counter."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self, kind: Literal["state", "auth"] | None) -> Iterator[Connection]:
+        """A write transaction, serialised with every other writer of any process.
+
+        It starts by bumping the version counter of ``kind`` (if any), which takes
+        the write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: the row lock), so what
+        the transaction reads next cannot change under it; other processes see the
+        new version and reload.
+        """
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                if kind is not None:
+                    column = versions.c[f"{kind}_version"]
+                    conn.execute(update(versions).values({column: column + 1}))
+                    if self.is_postgres:
+                        conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, kind)))
+                yield conn
+
+    # -- versions --------------------------------------------------------------------------
+
+    def versions(self) -> tuple[int, int]:
+        """The current (state, auth) version counters."""
+        with self.read() as conn:
+            row = conn.execute(select(versions.c.state_version, versions.c.auth_version)).one()
+        return int(row[0]), int(row[1])
+
+    # -- maintenance state -----------------------------------------------------------------
+
+    @staticmethod
+    def load_state(conn: Connection) -> MaintenanceState | None:
+        """The maintenance state with its latest log entries."""
+        row = conn.execute(
+            select(maintenance_state).where(maintenance_state.c.id == STATE_ID)
+        ).first()
+        if row is None:
+            return None
+        count = conn.execute(select(func.count()).select_from(maintenance_log)).scalar_one()
+        query = select(maintenance_log).order_by(maintenance_log.c.id.desc()).limit(LOG_TAIL)
+        tail = conn.execute(query).all()
+        return MaintenanceState(
+            user=row.user_name,
+            user_triggered=row.user_triggered,
+            progress_percent=row.progress_percent,
+            started_at=row.started_at,
+            log=tuple(_log_entry(r) for r in reversed(tail)),
+            log_size=int(count),
+        )
+
+    @staticmethod
+    def log_page(conn: Connection, offset: int, limit: int) -> Sequence[LogEntry]:
+        """A page of the whole log, oldest first."""
+        rows = conn.execute(
+            select(maintenance_log).order_by(maintenance_log.c.id).offset(offset).limit(limit)
+        ).all()
+        return [_log_entry(r) for r in rows]
+
+    @staticmethod
+    def insert_state(conn: Connection, state: MaintenanceState) -> None:
+        """Store a new state (and its log); raise AlreadyExists if one is stored."""
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    insert(maintenance_state).values(
+                        id=STATE_ID,
+                        user_name=state.user,
+                        user_triggered=state.user_triggered,
+                        progress_percent=state.progress_percent,
+                        started_at=state.started_at,
+                    )
+                )
+        except IntegrityError:
+            raise AlreadyExists(STATE_ID) from None
+        conn.execute(delete(maintenance_log))
+        for entry in state.log:
+            Store.append_log(conn, entry)
+
+    @staticmethod
+    def set_progress(conn: Connection, progress: int) -> None:
+        """Replace the progress of the stored state."""
+        conn.execute(
+            update(maintenance_state)
+            .where(maintenance_state.c.id == STATE_ID)
+            .values(progress_percent=progress)
+        )
+
+    @staticmethod
+    def append_log(conn: Connection, entry: LogEntry) -> None:
+        """Add an entry at the end of the log."""
+        conn.execute(
+            insert(maintenance_log).values(
+                date=entry.date, user_name=entry.user, message=entry.message
+            )
+        )
+
+    @staticmethod
+    def delete_state(conn: Connection) -> None:
+        """Remove the state and its log."""
+        conn.execute(delete(maintenance_state))
+        conn.execute(delete(maintenance_log))
+
+    # -- users and sessions ----------------------------------------------------------------
+
+    @staticmethod
+    def get_user(conn: Connection, name: str) -> UserRecord | None:
+        """A user by name, with roles."""
+        row = conn.execute(select(users).where(users.c.name == name)).first()
+        if row is None:
+            return None
+        roles = conn.execute(
+            select(user_roles.c.role).where(user_roles.c.user_name == name).order_by("role")
+        ).scalars()
+        return UserRecord(row.name, row.password_hash, tuple(roles))
+
+    @staticmethod
+    def list_users(conn: Connection) -> list[UserRecord]:
+        """Every user, by name."""
+        names = conn.execute(select(users.c.name).order_by(users.c.name)).scalars().all()
+        found = (Store.get_user(conn, name) for name in names)
+        return [user for user in found if user is not None]
+
+    @staticmethod
+    def count_users(conn: Connection) -> int:
+        """How many users exist."""
+        return int(conn.execute(select(func.count()).select_from(users)).scalar_one())
+
+    @staticmethod
+    def insert_user(
+        conn: Connection, name: str, password_hash: str, roles: Sequence[str], now: int
+    ) -> None:
+        """Create a user; raise AlreadyExists if the name is taken."""
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    insert(users).values(name=name, password_hash=password_hash, created_at=now)
+                )
+        except IntegrityError:
+            raise AlreadyExists(name) from None
+        for role in sorted(set(roles)):
+            conn.execute(insert(user_roles).values(user_name=name, role=role))
+
+    @staticmethod
+    def set_password_hash(conn: Connection, name: str, password_hash: str) -> bool:
+        """Replace a user's password hash; False if there is no such user."""
+        result = conn.execute(
+            update(users).where(users.c.name == name).values(password_hash=password_hash)
+        )
+        return result.rowcount == 1
+
+    @staticmethod
+    def delete_user(conn: Connection, name: str) -> bool:
+        """Remove a user with their roles and sessions; False if there is no such user."""
+        conn.execute(delete(sessions).where(sessions.c.user_name == name))
+        conn.execute(delete(user_roles).where(user_roles.c.user_name == name))
+        return conn.execute(delete(users).where(users.c.name == name)).rowcount == 1
+
+    @staticmethod
+    def insert_session(
+        conn: Connection, token_hash: str, user: str, now: int, expires_at: int
+    ) -> None:
+        """Record a new session; expired sessions are swept on the way."""
+        conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
+        conn.execute(
+            insert(sessions).values(
+                token_hash=token_hash, user_name=user, created_at=now, expires_at=expires_at
+            )
+        )
+
+    @staticmethod
+    def get_session(conn: Connection, token_hash: str) -> SessionRecord | None:
+        """A session by token hash, with its user."""
+        row = conn.execute(
+            select(sessions.c.user_name, sessions.c.expires_at).where(
+                sessions.c.token_hash == token_hash
+            )
+        ).first()
+        if row is None:
+            return None
+        user = Store.get_user(conn, row.user_name)
+        return None if user is None else SessionRecord(user, int(row.expires_at))
+
+    @staticmethod
+    def delete_session(conn: Connection, token_hash: str) -> bool:
+        """Revoke a session; False if there was none."""
+        result = conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
+        return result.rowcount == 1
+
+    @staticmethod
+    def delete_sessions_of(conn: Connection, user: str) -> int:
+        """Revoke every session of a user; the number revoked."""
+        return conn.execute(delete(sessions).where(sessions.c.user_name == user)).rowcount
+
+
+NOTIFY_CHANNEL = "bascule_changes"
+
+
+def _log_entry(row: Any) -> LogEntry:
+    return LogEntry(id=int(row.id), date=int(row.date), user=row.user_name, message=row.message)

@@ -1,0 +1,1 @@
+"""Request handlers: one module per tag of openapi.yaml, one function per operationId."""

@@ -1,0 +1,23 @@
+"""The health of the service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bascule.errors import DATABASE_UNAVAILABLE, Code, envelope, error_envelope
+from bascule.service import current
+
+
+def get_health() -> tuple[dict[str, Any], int]:
+    """GET /admin/health: one cheap query tells whether the database answers."""
+    monitor = current().monitor
+    monitor.refresh()
+    up = monitor.error is None
+    report = {
+        "status": "UP" if up else "DOWN",
+        "database": "UP" if up else "DOWN",
+        "maintenance": monitor.state is not None,
+    }
+    if up:
+        return envelope(report), 200
+    return error_envelope(Code.DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE, report), 503

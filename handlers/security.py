@@ -1,0 +1,49 @@
+"""The security functions named in openapi.yaml (``x-basicInfoFunc``, ``x-apikeyInfoFunc``).
+
+Each returns the caller's claims, or raises AuthenticationFailed (wrong
+credentials). Argon2 runs in a worker thread, and only on a cache miss.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from bascule.auth import AuthenticationFailed, Principal, token_hash
+from bascule.service import from_scope
+
+
+def claims(principal: Principal, session: str | None = None) -> dict[str, Any]:
+    """What connexion hands to the handlers as ``token_info``."""
+    return {"sub": principal.name, "principal": principal, "session": session}
+
+
+def _utf8(text: str) -> str:
+    # connexion decodes Basic credentials as Latin-1; clients send UTF-8.
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+
+
+async def basic_auth(username: str, password: str, request: Request) -> dict[str, Any]:
+    """Check HTTP Basic credentials."""
+    auth = from_scope(request.scope).auth
+    username, password = _utf8(username), _utf8(password)
+    principal = auth.cached_credentials(username, password)
+    if principal is None:
+        principal = await run_in_threadpool(auth.check_credentials, username, password)
+    if principal is None:
+        raise AuthenticationFailed()
+    return claims(principal)
+
+
+async def session_auth(api_key: str, request: Request, required_scopes: Any = None) -> dict[str, Any] | None:
+    """Check the session cookie; None (401) when the session is unknown, revoked or expired."""
+    auth = from_scope(request.scope).auth
+    principal = auth.cached_session(api_key)
+    if principal is None:
+        principal = await run_in_threadpool(auth.check_session, api_key)
+    return None if principal is None else claims(principal, token_hash(api_key))
