@@ -21,7 +21,7 @@ from bascule.store import AlreadyExists, Store, UserRecord
 
 ADMIN_USER = "admin"
 MIN_PASSWORD_LENGTH = 8
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@\-]{0,254}")
+NAME_PATTERN = re.compile(r"\w[\w.@\-]{0,254}")
 ROLE_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 K = TypeVar("K")
@@ -121,7 +121,7 @@ def validate_name(name: str) -> str:
     """Check a user name; return it."""
     if not NAME_PATTERN.fullmatch(name):
         raise UserError(
-            "a user name is 1 to 255 letters, digits or . _ @ -, starting with a letter or digit"
+            "a user name is 1 to 255 letters, digits or . _ @ -, starting with a letter, digit or _"
         )
     return name
 

@@ -274,6 +274,8 @@ def maintenance_update(
     message: str | None, progress: int | None, process: str | None, user: str | None, database_url: str | None
 ) -> None:
     """Post a message and/or set the progress."""
+    if message is None and progress is None:
+        raise click.UsageError("give --message, --progress, or both")
     with opened(database_url) as store:
         Maintenance(store).update(_actor(process, user), message=message, progress=progress)
     click.echo("Maintenance updated")

@@ -13,6 +13,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
+from bascule import spec
 from bascule.auth import AuthenticationFailed
 from bascule.maintenance import (
     AlreadyEnabled,
@@ -102,6 +103,10 @@ def on_http(request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
         message = f"No such path: {request.url.path}"
         return error_response(404, Code.NOT_FOUND, message, headers)
     if exc.status_code == 405:
+        # The router only knows the first route it tried; the spec knows them all.
+        headers["Allow"] = ", ".join(spec.allowed_methods(request.url.path)) or headers.get(
+            "Allow", ""
+        )
         message = f"Method {request.method} is not allowed on {request.url.path}"
         return error_response(405, Code.BAD_PARAMETER, message, headers)
     code = Code.UNCATEGORIZED if exc.status_code >= 500 else Code.BAD_PARAMETER

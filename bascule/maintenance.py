@@ -177,10 +177,8 @@ class Maintenance:
     def update(
         self, actor: Actor, message: str | None = None, progress: int | None = None
     ) -> None:
-        """Post a message to the log and/or set the progress."""
+        """Post a message to the log and/or set the progress (None changes nothing)."""
         _require_rights(actor)
-        if message is None and progress is None:
-            raise InvalidUpdate("Give a message, a progressPercentage, or both.")
         if progress is not None and not 0 <= progress <= 100:
             raise InvalidUpdate("progressPercentage must be between 0 and 100.")
         if message is not None:
@@ -189,6 +187,10 @@ class Maintenance:
                 raise InvalidUpdate(
                     f"message must hold 1 to {MESSAGE_MAX_LENGTH} characters, not only spaces."
                 )
+        if message is None and progress is None:
+            with self.store.read() as conn:
+                _require_owner(actor, self.store.load_state(conn), "update")
+            return
         with self.store.write("state") as conn:
             state = self.store.load_state(conn)
             _require_owner(actor, state, "update")

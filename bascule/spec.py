@@ -55,3 +55,18 @@ def operations() -> list[tuple[str, str, dict[str, Any]]]:
 
 
 SESSION_COOKIE: str = _load()["components"]["securitySchemes"]["sessionCookie"]["name"]
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods the API answers on a concrete path (empty when it does not serve it)."""
+    return _methods_by_path().get(path, [])
+
+
+@functools.cache
+def _methods_by_path() -> dict[str, list[str]]:
+    methods: dict[str, list[str]] = {}
+    for path, item in _load()["paths"].items():
+        verbs = sorted(m.upper() for m in item if m in HTTP_METHODS)
+        for base in path_bases(item):
+            methods[base + path] = verbs
+    return methods

@@ -68,13 +68,24 @@ def test_update_appends_message_and_replaces_progress(maintenance):
 
 @pytest.mark.parametrize(
     ("message", "progress"),
-    [(None, None), ("   ", None), ("x" * (MESSAGE_MAX_LENGTH + 1), None), (None, 101), (None, -1)],
+    [("   ", None), ("x" * (MESSAGE_MAX_LENGTH + 1), None), (None, 101), (None, -1)],
 )
 def test_invalid_updates_change_nothing(maintenance, message, progress):
     maintenance.enable(ADMIN_USER)
     before = maintenance.state()
     with pytest.raises(InvalidUpdate):
         maintenance.update(ADMIN_USER, message=message, progress=progress)
+    assert maintenance.state() == before
+
+
+def test_empty_update_checks_the_state_and_changes_nothing(maintenance):
+    with pytest.raises(NotEnabled):
+        maintenance.update(ADMIN_USER)
+    maintenance.enable(DEPLOY)
+    with pytest.raises(NotYours):
+        maintenance.update(ADMIN_USER)
+    before = maintenance.state()
+    maintenance.update(DEPLOY)
     assert maintenance.state() == before
 
 

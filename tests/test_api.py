@@ -1,0 +1,381 @@
+"""The REST contract through the real ASGI app, with response validation on.
+
+One test per row of the reference tables (operations, errors and codes), on
+every prefix Alien4Cloud answers on.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bascule.maintenance import STARTED_MESSAGE
+from tests.conftest import ADMIN, VIEWER, basic
+
+PREFIXES = ["/rest/v1", "/rest/latest", "/rest"]
+
+
+def ok(response, status: int):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["error"] is None
+    return body["data"]
+
+
+def error(response, status: int, code: int, message: str | None = None) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["data"] is None
+    assert body["error"]["code"] == code
+    if message is not None:
+        assert body["error"]["message"] == message
+    return body["error"]["message"]
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_get_when_off(client, prefix):
+    assert ok(client.get(f"{prefix}/maintenance", headers=VIEWER), 200) is None
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_enable_update_read_disable(client, prefix):
+    url = f"{prefix}/maintenance"
+    assert ok(client.post(url, headers=ADMIN), 201) is None
+    update = {"message": "Upgrading the database", "progressPercentage": 40}
+    assert ok(client.put(url, json=update, headers=ADMIN), 201) is None
+    state = ok(client.get(url, headers=VIEWER), 200)
+    assert state["id"] == "mms_id"
+    assert state["user"] == "admin"
+    assert state["userTriggered"] is True
+    assert state["progressPercent"] == 40
+    assert state["logSize"] == 2
+    first, second = state["log"]
+    assert (first["user"], first["message"]) == ("admin", STARTED_MESSAGE)
+    assert (second["user"], second["message"]) == ("admin", "Upgrading the database")
+    assert isinstance(second["date"], int) and second["date"] >= first["date"] > 1.6e12
+    assert ok(client.delete(url, headers=ADMIN), 200) is None
+    assert ok(client.get(url, headers=VIEWER), 200) is None
+
+
+def test_enable_sets_progress_to_one(client):
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    assert client.get("/rest/v1/maintenance", headers=ADMIN).json()["data"]["progressPercent"] == 1
+
+
+def test_enable_twice(client):
+    ok(client.post("/rest/v1/maintenance", headers=ADMIN), 201)
+    error(
+        client.post("/rest/latest/maintenance", headers=ADMIN),
+        409,
+        502,
+        "The posted object already exist.",
+    )
+
+
+@pytest.mark.parametrize("body", [{}, {"message": None, "progressPercentage": None}])
+def test_empty_update_changes_nothing(client, body):
+    error(client.put("/rest/v1/maintenance", json=body, headers=ADMIN), 404, 504)
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    before = client.get("/rest/v1/maintenance", headers=ADMIN).json()
+    ok(client.put("/rest/v1/maintenance", json=body, headers=ADMIN), 201)
+    assert client.get("/rest/v1/maintenance", headers=ADMIN).json() == before
+
+
+def test_update_with_nulls_keeps_what_is_null(client):
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    client.put("/rest/v1/maintenance", json={"progressPercentage": 30}, headers=ADMIN)
+    payload = {"message": "only a message", "progressPercentage": None}
+    ok(client.put("/rest/v1/maintenance", json=payload, headers=ADMIN), 201)
+    ok(client.put("/rest/v1/maintenance", json={"message": None, "progressPercentage": 70}, headers=ADMIN), 201)
+    state = client.get("/rest/v1/maintenance", headers=ADMIN).json()["data"]
+    assert state["progressPercent"] == 70
+    assert [e["message"] for e in state["log"]] == [STARTED_MESSAGE, "only a message"]
+
+
+@pytest.mark.parametrize("method", ["put", "delete"])
+def test_update_or_disable_when_off(client, method):
+    kwargs = {"json": {"message": "x"}} if method == "put" else {}
+    response = getattr(client, method)("/rest/v1/maintenance", headers=ADMIN, **kwargs)
+    error(response, 404, 504, "Maintenance mode is not enabled.")
+
+
+@pytest.mark.parametrize(
+    ("method", "verb"), [("put", "update"), ("delete", "disable")]
+)
+def test_automatic_maintenance_is_refused_through_the_api(client, app, method, verb):
+    from bascule.maintenance import Actor
+
+    app.services.maintenance.enable(Actor.process("schema-migration"))
+    kwargs = {"json": {"message": "x"}} if method == "put" else {}
+    response = getattr(client, method)("/rest/v1/maintenance", headers=ADMIN, **kwargs)
+    error(
+        response,
+        409,
+        505,
+        f"Maintenance mode has not been enabled by a user, you are not allowed to {verb} it.",
+    )
+    state = ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)
+    assert state["userTriggered"] is False
+    assert state["user"] == "schema-migration"
+    assert len(state["log"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/rest/v1/maintenance"),
+        ("post", "/rest/latest/maintenance"),
+        ("put", "/rest/maintenance"),
+        ("delete", "/rest/v1/maintenance"),
+        ("get", "/rest/v1/maintenance/log"),
+    ],
+)
+def test_anonymous_gets_401_code_100_naming_the_path(client, method, path):
+    kwargs = {"json": {"message": "x"}} if method == "put" else {}
+    response = getattr(client, method)(path, **kwargs)
+    error(response, 401, 100, f"Authentication required for this request : {path}")
+    assert response.headers["www-authenticate"] == 'Basic realm="Bascule"'
+
+
+def test_no_challenge_for_browser_scripts(client):
+    response = client.get("/rest/v1/maintenance", headers={"X-Requested-With": "XMLHttpRequest"})
+    assert response.status_code == 401
+    assert "www-authenticate" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [basic("admin", "wrong-password"), basic("nobody", "whatever-1"), basic("admin", "")],
+)
+def test_wrong_credentials_get_401_code_101(client, headers):
+    error(
+        client.get("/rest/v1/maintenance", headers=headers),
+        401,
+        101,
+        "Authentication failed, check username and password.",
+    )
+
+
+def test_malformed_authorization_header(client):
+    response = client.get("/rest/v1/maintenance", headers={"Authorization": "Basic %%%"})
+    error(response, 401, 100)
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs"),
+    [("post", {}), ("put", {"json": {"message": "x"}}), ("delete", {})],
+)
+def test_non_admin_gets_403_code_102(client, app, method, kwargs):
+    from bascule.maintenance import Actor
+
+    if method != "post":
+        app.services.maintenance.enable(Actor.operator("root"))
+    before = client.get("/rest/v1/maintenance", headers=VIEWER).json()
+    response = getattr(client, method)("/rest/v1/maintenance", headers=VIEWER, **kwargs)
+    error(response, 403, 102, "Current user has no sufficient rights.")
+    assert client.get("/rest/v1/maintenance", headers=VIEWER).json() == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"progressPercentage": "x"}, "progressPercentage"),
+        ({"progressPercentage": 101}, "progressPercentage"),
+        ({"progressPercentage": -1}, "progressPercentage"),
+        ({"progressPercentage": 12.5}, "progressPercentage"),
+        ({"message": ""}, "message"),
+        ({"message": "   "}, "message"),
+        ({"message": "x" * 2001}, "message"),
+        ({"message": 42}, "message"),
+        ({"message": "x", "colour": "red"}, "colour"),
+        ([], "object"),
+        ("text", "object"),
+    ],
+)
+def test_invalid_update_bodies_get_400_code_501_naming_the_field(client, body, field):
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    before = client.get("/rest/v1/maintenance", headers=ADMIN).json()
+    message = error(client.put("/rest/v1/maintenance", json=body, headers=ADMIN), 400, 501)
+    assert field in message
+    assert client.get("/rest/v1/maintenance", headers=ADMIN).json() == before
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"", b"null"])
+def test_malformed_json_gets_400(client, content):
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    headers = {**ADMIN, "Content-Type": "application/json"}
+    error(client.put("/rest/v1/maintenance", content=content, headers=headers), 400, 501)
+
+
+def test_wrong_content_type_gets_415(client):
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    headers = {**ADMIN, "Content-Type": "text/plain"}
+    error(client.put("/rest/v1/maintenance", content=b"hello", headers=headers), 415, 501)
+
+
+def test_unknown_route_and_method(client):
+    error(client.get("/rest/v1/nothing-here", headers=ADMIN), 404, 504, "No such path: /rest/v1/nothing-here")
+    response = client.patch("/rest/v1/maintenance", headers=ADMIN)
+    error(response, 405, 501, "Method PATCH is not allowed on /rest/v1/maintenance")
+    assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST", "PUT", "DELETE"}
+
+
+def test_log_pages(client):
+    error(client.get("/rest/v1/maintenance/log", headers=VIEWER), 404, 504)
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    for i in range(5):
+        client.put("/rest/v1/maintenance", json={"message": f"m{i}"}, headers=ADMIN)
+    page = ok(client.get("/rest/v1/maintenance/log?offset=2&limit=2", headers=VIEWER), 200)
+    assert page["total"] == 6
+    assert page["offset"] == 2
+    assert [e["message"] for e in page["log"]] == ["m1", "m2"]
+    error(client.get("/rest/v1/maintenance/log?limit=0", headers=VIEWER), 400, 501)
+    error(client.get("/rest/v1/maintenance/log?offset=-1", headers=VIEWER), 400, 501)
+
+
+# -- login, sessions, who am I ------------------------------------------------------------
+
+
+def login(client, user="admin", password="admin-secret-1", path="/login"):
+    form = {"username": user, "password": password, "submit": "Login"}
+    return client.post(path, data=form)
+
+
+def test_login_sets_a_session_cookie_that_authenticates(client, settings):
+    response = login(client)
+    status = ok(response, 200)
+    assert status["isLogged"] is True
+    assert status["username"] == "admin"
+    assert status["roles"] == ["ADMIN"]
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("JSESSIONID=")
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert {"httponly", "path", "max-age"} <= attributes
+    assert "samesite=lax" in cookie.lower()
+    assert f"max-age={settings.session_ttl}" in cookie.lower()
+    assert "secure" not in attributes
+    ok(client.post("/rest/v1/maintenance"), 201)
+    assert ok(client.get("/rest/v1/maintenance"), 200)["user"] == "admin"
+
+
+@pytest.mark.parametrize("path", ["/login", "/rest/v1/login", "/rest/latest/login", "/rest/login"])
+def test_login_answers_on_every_prefix(client, path):
+    assert ok(login(client, path=path), 200)["isLogged"] is True
+
+
+def test_login_failure(client):
+    response = login(client, password="nope-nope")
+    error(response, 401, 101, "Authentication failed, check username and password.")
+    assert "set-cookie" not in response.headers
+    error(client.get("/rest/v1/maintenance"), 401, 100)
+
+
+def test_login_with_missing_fields(client):
+    message = error(client.post("/login", data={"username": "admin"}), 400, 501)
+    assert "password" in message
+
+
+def test_logout_revokes_the_session(client, app):
+    login(client)
+    token = client.cookies["JSESSIONID"]
+    response = client.post("/logout")
+    ok(response, 200)
+    assert "max-age=0" in response.headers["set-cookie"].lower()
+    client.cookies.clear()
+    error(client.get("/rest/v1/maintenance", headers={"Cookie": f"JSESSIONID={token}"}), 401, 100)
+    # revoked in the database too, not only in this process's cache
+    assert app.services.auth.check_session(token) is None
+
+
+def test_logout_without_session(client):
+    ok(client.post("/logout"), 200)
+
+
+def test_expired_session(client, app):
+    login(client)
+    token = client.cookies["JSESSIONID"]
+    clock = app.services.auth.clock
+    app.services.auth.clock = lambda: clock() + app.services.settings.session_ttl * 1000 + 1
+    error(client.get("/rest/v1/maintenance", headers={"Cookie": f"JSESSIONID={token}"}), 401, 100)
+
+
+def test_forged_session_cookie(client):
+    error(client.get("/rest/v1/maintenance", headers={"Cookie": "JSESSIONID=forged"}), 401, 100)
+
+
+def test_viewer_session_reads_but_cannot_change(client):
+    ok(login(client, "viewer", "viewer-secret-1"), 200)
+    ok(client.get("/rest/v1/maintenance"), 200)
+    error(client.post("/rest/v1/maintenance"), 403, 102)
+
+
+def test_password_change_revokes_sessions_and_cached_credentials(client, app):
+    ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)  # cached now
+    login(client)
+    app.services.auth.set_password("admin", "a-new-password")
+    client_cookie = client.cookies["JSESSIONID"]
+    client.cookies.clear()
+    error(client.get("/rest/v1/maintenance", headers=ADMIN), 401, 101)
+    error(client.get("/rest/v1/maintenance", headers={"Cookie": f"JSESSIONID={client_cookie}"}), 401, 100)
+    ok(client.get("/rest/v1/maintenance", headers=basic("admin", "a-new-password")), 200)
+
+
+def test_removed_user_is_refused_at_once(client, app):
+    ok(client.get("/rest/v1/maintenance", headers=VIEWER), 200)
+    app.services.auth.remove_user("viewer")
+    error(client.get("/rest/v1/maintenance", headers=VIEWER), 401, 101)
+
+
+def test_auth_status(client):
+    anonymous = ok(client.get("/rest/v1/auth/status"), 200)
+    assert anonymous == {
+        "isLogged": False,
+        "username": None,
+        "githubUsername": None,
+        "roles": [],
+        "groups": [],
+        "authSystem": "bascule",
+    }
+    assert ok(client.get("/rest/latest/auth/status", headers=VIEWER), 200)["username"] == "viewer"
+    login(client)
+    status = ok(client.get("/rest/auth/status"), 200)
+    assert (status["isLogged"], status["username"], status["roles"]) == (True, "admin", ["ADMIN"])
+
+
+def test_utf8_basic_credentials(client, app):
+    app.services.auth.add_user("zoë", "pässwörd-123", ["ADMIN"])
+    import base64
+
+    token = base64.b64encode("zoë:pässwörd-123".encode()).decode()
+    ok(client.post("/rest/v1/maintenance", headers={"Authorization": f"Basic {token}"}), 201)
+    assert ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)["user"] == "zoë"
+
+
+def test_health(client):
+    report = ok(client.get("/rest/v1/admin/health"), 200)
+    assert report == {"status": "UP", "database": "UP", "maintenance": False}
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    assert ok(client.get("/rest/latest/admin/health"), 200)["maintenance"] is True
+
+
+def test_health_when_the_database_is_gone(client, app, tmp_path):
+    import os
+
+    os.remove(tmp_path / "bascule.db")
+    app.services.store.engine.dispose()
+    response = client.get("/rest/v1/admin/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["error"] == {"code": 503, "message": "The database is unavailable."}
+    assert body["data"]["status"] == "DOWN"
+
+
+def test_the_spec_and_its_ui_are_served(client):
+    spec = client.get("/rest/v1/openapi.json")
+    assert spec.status_code == 200
+    assert spec.json()["info"]["title"] == "Bascule"
+    assert client.get("/rest/v1/openapi.yaml").status_code == 200
+    ui = client.get("/rest/v1/ui/")
+    assert ui.status_code == 200
+    assert "swagger" in ui.text.lower()
