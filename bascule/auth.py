@@ -150,8 +150,10 @@ class Auth:
         *,
         session_ttl: int = 43200,
         clock: Callable[[], int] = now_ms,
-        cache_size: int = 4096,
+        cache_size: int = 0,
     ) -> None:
+        """``cache_size`` > 0 caches verified credentials and sessions: only do that when
+        something calls ``invalidate()`` on every change made by other processes."""
         self.store = store
         self.session_ttl = session_ttl
         self.clock = clock

@@ -404,3 +404,7 @@ def db_upgrade(database_url: str | None) -> None:
             upgrade(store, on_step)
             window.update(message="Schema migration done.", progress=100)
         click.echo(f"Upgraded the schema to {current.head}")
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,7 @@ from bascule.monitor import Monitor
 from bascule.store import Store
 
 SCOPE_KEY = "bascule"
+AUTH_CACHE_SIZE = 4096
 
 
 class Services:
@@ -22,7 +23,8 @@ class Services:
         self.settings = settings
         self.store = store or Store(settings.database_url)
         self.monitor = Monitor(self.store, poll_interval=settings.poll_interval)
-        self.auth = Auth(self.store, session_ttl=settings.session_ttl)
+        # The monitor clears the caches whenever users or sessions change anywhere.
+        self.auth = Auth(self.store, session_ttl=settings.session_ttl, cache_size=AUTH_CACHE_SIZE)
         self.monitor.auth_listeners.append(self.auth.invalidate)
         self.maintenance = Maintenance(self.store, self.monitor)
 

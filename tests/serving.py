@@ -1,0 +1,99 @@
+"""Start ``bascule serve`` as a real process on a free loopback port, for black-box tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+# The installed console script, as users run it.
+BASCULE = [str(Path(sys.executable).parent / "bascule")]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any BASCULE_* setting of the caller's, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BASCULE_")}
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[str]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+@contextmanager
+def serving(
+    database_url: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Run ``bascule serve`` until the block ends; fail with its output if it does not start."""
+    port = free_port()
+    log = tmp_path / f"serve-{port}.log"
+    full_env = clean_env(BASCULE_DATABASE_URL=database_url, **(env or {}))
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*BASCULE, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=tmp_path,
+            text=True,
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"bascule serve exited early:\n{server.output()}")
+            try:
+                if httpx.get(f"{server.url}/rest/v1/admin/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"bascule serve did not start:\n{server.output()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def raw_request(url: str, target: str, method: str = "GET") -> int:
+    """Send a request line exactly as given (no client-side normalisation); the status."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return int(data.split(b" ", 2)[1])

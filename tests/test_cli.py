@@ -1,0 +1,161 @@
+"""The ``bascule`` command, through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from bascule.cli import main
+from bascule.maintenance import STARTED_MESSAGE
+
+
+@pytest.fixture
+def run(database_url, monkeypatch):
+    for name in ("BASCULE_ADMIN_PASSWORD", "BASCULE_APP"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BASCULE_DATABASE_URL", database_url)
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None, code: int = 0):
+        result = runner.invoke(main, list(args), input=input, catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result
+
+    return invoke
+
+
+def state(run) -> dict | None:
+    return json.loads(run("maintenance", "status", "--json").output)
+
+
+def test_users_add_list_passwd_remove(run, database_url):
+    run("users", "add", "alice", "--role", "ADMIN", "--role", "OPS", "--password-stdin", input="alice-pass-1\n")
+    run("users", "add", "bob", "--password-stdin", input="bob-pass-12\n")
+    assert run("users", "list").output.splitlines() == ["alice\tADMIN,OPS", "bob\t"]
+    from bascule.auth import Auth
+    from bascule.store import Store
+
+    store = Store(database_url)
+    try:
+        auth = Auth(store)
+        assert auth.check_credentials("alice", "alice-pass-1").roles == {"ADMIN", "OPS"}
+        run("users", "passwd", "alice", "--password-stdin", input="alice-pass-2\n")
+        assert auth.check_credentials("alice", "alice-pass-1") is None
+        assert auth.check_credentials("alice", "alice-pass-2") is not None
+        run("users", "remove", "bob")
+        assert auth.check_credentials("bob", "bob-pass-12") is None
+    finally:
+        store.close()
+    assert run("users", "list").output.splitlines() == ["alice\tADMIN,OPS"]
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (("users", "add", "carol", "--password-stdin"), "short\n", "at least 8 characters"),
+        (("users", "add", "bad name", "--password-stdin"), "long-enough\n", "user name"),
+        (("users", "add", "dave", "--role", "admin", "--password-stdin"), "long-enough\n", "role"),
+        (("users", "remove", "nobody"), None, "no user 'nobody'"),
+        (("users", "passwd", "nobody", "--password-stdin"), "long-enough\n", "no user 'nobody'"),
+    ],
+)
+def test_user_errors_are_clear(run, args, stdin, message):
+    result = run(*args, input=stdin, code=1)
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_users_add_twice(run):
+    run("users", "add", "alice", "--password-stdin", input="alice-pass-1\n")
+    assert "exists already" in run("users", "add", "alice", "--password-stdin", input="alice-pass-1\n", code=1).output
+
+
+def test_users_add_without_terminal_asks_for_password_stdin(run):
+    assert "--password-stdin" in run("users", "add", "alice", code=2).output
+
+
+def test_maintenance_on_update_off(run):
+    assert run("maintenance", "status").output == "Maintenance is off.\n"
+    assert state(run) is None
+    run("maintenance", "on", "--user", "ops", "--message", "Upgrading", "--progress", "10")
+    current = state(run)
+    assert (current["user"], current["userTriggered"], current["progressPercent"]) == ("ops", True, 10)
+    assert [e["message"] for e in current["log"]] == [STARTED_MESSAGE, "Upgrading"]
+    run("maintenance", "update", "--user", "ops", "--progress", "60")
+    assert state(run)["progressPercent"] == 60
+    assert "60% done" in run("maintenance", "status").output
+    run("maintenance", "off")
+    assert state(run) is None
+
+
+def test_maintenance_errors(run):
+    assert "not enabled" in run("maintenance", "off", code=1).output
+    assert "--message, --progress" in run("maintenance", "update", code=2).output
+    assert "0<=x<=100" in run("maintenance", "on", "--progress", "101", code=2).output
+    run("maintenance", "on")
+    assert "already exist" in run("maintenance", "on", code=1).output
+
+
+def test_automatic_maintenance_from_the_cli(run):
+    run("maintenance", "on", "--process", "deploy")
+    current = state(run)
+    assert (current["user"], current["userTriggered"]) == ("deploy", False)
+    output = run("maintenance", "off", code=1).output
+    assert "--process deploy" in output
+    run("maintenance", "update", "--process", "deploy", "--message", "copying")
+    run("maintenance", "off", "--process", "deploy")
+    assert state(run) is None
+
+
+def python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_run_switches_off_after_success(run):
+    run("run", "--process", "deploy", "--message", "Deploying", "--", *python("print('hello')"))
+    assert state(run) is None
+
+
+def test_run_keeps_maintenance_on_after_failure(run):
+    result = run("run", "--process", "deploy", "--", *python("raise SystemExit(3)"), code=3)
+    assert "exited with status 3" in result.output
+    current = state(run)
+    assert current["userTriggered"] is False
+    assert "exited with status 3" in current["log"][-1]["message"]
+
+
+def test_run_always_off(run):
+    run("run", "--process", "deploy", "--always-off", "--", *python("raise SystemExit(4)"), code=4)
+    assert state(run) is None
+
+
+def test_run_a_missing_command(run):
+    result = run("run", "--process", "deploy", "--", "/no/such/command", code=1)
+    assert "cannot run" in result.output
+    assert state(run)["log"][-1]["message"].startswith("Failed")
+
+
+def test_run_refuses_when_maintenance_is_on(run):
+    run("maintenance", "on")
+    assert "already exist" in run("run", "--process", "deploy", "--", "true", code=1).output
+
+
+def test_db_status_and_upgrade(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("BASCULE_DATABASE_URL", f"sqlite:///{tmp_path}/fresh.db")
+    assert "empty" in run("db", "status").output
+    assert "Created the schema (0001)" in run("db", "upgrade").output
+    assert "up to date" in run("db", "status").output
+    assert "up to date" in run("db", "upgrade").output
+
+
+def test_a_bad_database_url_is_reported(run):
+    assert "unsupported database" in run("users", "list", "--database-url", "mysql://x/y", code=1).output
+    assert "must name a file" in run("users", "list", "--database-url", "sqlite://", code=1).output
+
+
+def test_serve_refuses_bad_settings(run, monkeypatch):
+    monkeypatch.setenv("BASCULE_ADMIN_PASSWORD", "short")
+    assert "at least 8 characters" in run("serve", code=1).output

@@ -1,0 +1,210 @@
+"""The gate, in front of tiny inline ASGI apps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from urllib.parse import unquote
+
+import pytest
+
+from bascule import MaintenanceGate
+from bascule.maintenance import Actor, Maintenance
+from bascule.monitor import Monitor
+from bascule.spec import served_paths
+
+OPEN_PATHS = [
+    *served_paths(),
+    "/login",
+    "/logout",
+    "/rest/v1/openapi.json",
+    "/rest/v1/openapi.yaml",
+    "/rest/v1/ui",
+    "/rest/v1/ui/",
+    "/rest/v1/ui/swagger-ui.css",
+    "/rest/v1/ui/index.html",
+    "/rest/latest/auth/status",
+    "/rest/auth/other",
+]
+
+BYPASS_ATTEMPTS = [
+    "/rest/v1/x/rest/v1/maintenance",
+    "/x/rest/v1/maintenance",
+    "/rest/v1/maintenance/../x",
+    "/rest/v1/maintenance/..",
+    "/rest/v1/maintenance/./x",
+    "//rest/v1/x",
+    "//rest/v1/maintenance",
+    "/rest/v1//maintenance",
+    "/rest/v1/%6daintenance",
+    "/rest/v1/maintenance%2F..%2Fx",
+    "/rest/v1/maintenance%00",
+    "/rest/v1/maintenance/",
+    "/rest/v1/maintenance;jsessionid=1",
+    "/rest/v1/maintenancex",
+    "/rest/v1/maintenance.json",
+    "/REST/V1/MAINTENANCE",
+    "/rest/v1/ui/../../x",
+    "/rest/v1/ui/%2e%2e/x",
+    "/rest/v1/ui/..%2F..%2Fx",
+    "/rest/v1/ui//x",
+    "/rest/v1/auth/../../x",
+    "/rest/v1/auth/./x",
+    "/rest/v1/auth/.hidden",
+    "/rest/v2/maintenance",
+    "/login/x",
+    "/loginx",
+    "/",
+    "/anything",
+]
+
+
+class Recorder:
+    """A downstream ASGI app that answers 200 and remembers what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict] = []
+
+    async def __call__(self, scope, receive, send):
+        self.seen.append(scope)
+        if scope["type"] == "lifespan":
+            message = await receive()
+            assert message["type"] == "lifespan.startup"
+            await send({"type": "lifespan.startup.complete"})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"downstream"})
+
+
+def call(app, raw_path: str, method: str = "GET", scope_type: str = "http"):
+    """Send one request through an ASGI app; the messages it sent back."""
+    path = raw_path.split("?", 1)[0]
+    scope = {
+        "type": scope_type,
+        "method": method,
+        "path": unquote(path),
+        "raw_path": path.encode(),
+        "query_string": raw_path.partition("?")[2].encode(),
+        "headers": [],
+    }
+    sent: list[dict] = []
+
+    async def receive():
+        if scope_type == "lifespan":
+            return {"type": "lifespan.startup"}
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+@pytest.fixture
+def maintenance(store):
+    return Maintenance(store)
+
+
+@pytest.fixture
+def monitor(store):
+    monitor = Monitor(store, poll_interval=0.05)
+    monitor.refresh()
+    yield monitor
+    monitor.stop()
+
+
+@pytest.fixture
+def gate(monitor):
+    return MaintenanceGate(Recorder(), monitor=monitor, retry_after=30)
+
+
+def switch_on(maintenance, monitor):
+    maintenance.enable(Actor.operator("root"))
+    monitor.refresh()
+
+
+def test_everything_passes_while_off(gate):
+    for path in [*OPEN_PATHS, *BYPASS_ATTEMPTS]:
+        assert call(gate, path)[0]["status"] == 200, path
+
+
+def test_refusal_is_the_maintenance_envelope(gate, maintenance, monitor):
+    switch_on(maintenance, monitor)
+    start, body = call(gate, "/anything")
+    assert start["status"] == 503
+    headers = dict(start["headers"])
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"retry-after"] == b"30"
+    assert headers[b"cache-control"] == b"no-store"
+    assert json.loads(body["body"]) == {
+        "data": None,
+        "error": {"code": 0, "message": "Maintenance mode is enabled."},
+    }
+    assert int(headers[b"content-length"]) == len(body["body"])
+    assert gate.app.seen == []
+
+
+@pytest.mark.parametrize("path", OPEN_PATHS)
+def test_bascule_paths_stay_open(gate, maintenance, monitor, path):
+    switch_on(maintenance, monitor)
+    assert call(gate, path)[0]["status"] == 200
+    assert call(gate, path + "?x=1")[0]["status"] == 200
+
+
+@pytest.mark.parametrize("path", BYPASS_ATTEMPTS)
+def test_bypass_attempts_are_refused(gate, maintenance, monitor, path):
+    switch_on(maintenance, monitor)
+    assert call(gate, path)[0]["status"] == 503
+    assert gate.app.seen == []
+
+
+def test_query_string_does_not_open_a_path(gate, maintenance, monitor):
+    switch_on(maintenance, monitor)
+    assert call(gate, "/x?/rest/v1/maintenance")[0]["status"] == 503
+
+
+def test_head_gets_no_body(gate, maintenance, monitor):
+    switch_on(maintenance, monitor)
+    start, body = call(gate, "/anything", method="HEAD")
+    assert start["status"] == 503
+    assert body["body"] == b""
+
+
+def test_websockets_are_closed_with_try_again_later(gate, maintenance, monitor):
+    switch_on(maintenance, monitor)
+    (message,) = call(gate, "/ws", scope_type="websocket")
+    assert message == {"type": "websocket.close", "code": 1013}
+
+
+def test_lifespan_passes_through(gate, maintenance, monitor):
+    switch_on(maintenance, monitor)
+    sent = call(gate, "/", scope_type="lifespan")
+    assert sent == [{"type": "lifespan.startup.complete"}]
+
+
+def test_standalone_gate_in_two_lines_follows_other_processes(database_url, store):
+    downstream = Recorder()
+    app = MaintenanceGate(downstream, database_url, allow=["/healthz"], poll_interval=0.05)
+    try:
+        assert call(app, "/page")[0]["status"] == 200
+        Maintenance(store).enable(Actor.process("deploy"))  # as another process would
+        deadline = time.monotonic() + 5
+        while call(app, "/page")[0]["status"] != 503:
+            assert time.monotonic() < deadline, "the gate did not see maintenance go on"
+            time.sleep(0.02)
+        assert call(app, "/healthz")[0]["status"] == 200
+        assert call(app, "/healthz/x")[0]["status"] == 503
+        Maintenance(store).disable(Actor.process("deploy"))
+        while call(app, "/page")[0]["status"] != 200:
+            assert time.monotonic() < deadline, "the gate did not see maintenance go off"
+            time.sleep(0.02)
+    finally:
+        app.monitor.stop()
+        app.monitor.store.close()
+
+
+def test_gate_needs_a_database(store):
+    with pytest.raises(ValueError, match="database URL"):
+        MaintenanceGate(Recorder())

@@ -1,0 +1,172 @@
+"""Black-box: ``bascule serve`` as a subprocess, spoken to over HTTP on loopback."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import textwrap
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD, basic
+from tests.serving import BASCULE, clean_env, raw_request, serving, stop
+
+ADMIN = basic("admin", ADMIN_PASSWORD)
+WITH_PASSWORD = {"BASCULE_ADMIN_PASSWORD": ADMIN_PASSWORD}
+
+
+def bascule(*args: str, database_url: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*BASCULE, *args],
+        env=clean_env(BASCULE_DATABASE_URL=database_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,
+    )
+
+
+def wait_for(predicate, timeout: float = 5.0) -> float:
+    """Poll until ``predicate()`` is true; the seconds it took."""
+    start = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - start < timeout, "condition not met in time"
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def test_first_start_generates_an_admin_password_printed_once(database_url, tmp_path):
+    with serving(database_url, tmp_path) as server:
+        printed = re.findall(r"user 'admin' with the password (\S+)", server.output())
+        assert len(printed) == 1
+        password = printed[0]
+        assert len(password) >= 16
+        response = httpx.post(f"{server.url}/login", data={"username": "admin", "password": password})
+        assert response.status_code == 200
+        assert response.json()["data"]["roles"] == ["ADMIN"]
+        assert "JSESSIONID" in response.cookies
+    with serving(database_url, tmp_path) as server:
+        assert "password" not in server.output()
+    # the password is not stored in clear anywhere in the database file
+    assert password.encode() not in (tmp_path / "bascule.db").read_bytes()
+
+
+def test_maintenance_survives_a_restart(database_url, tmp_path):
+    with serving(database_url, tmp_path, env=WITH_PASSWORD) as server:
+        assert httpx.post(f"{server.url}/rest/v1/maintenance", headers=ADMIN).status_code == 201
+        httpx.put(f"{server.url}/rest/v1/maintenance", headers=ADMIN, json={"message": "before"})
+    with serving(database_url, tmp_path, env=WITH_PASSWORD) as server:
+        state = httpx.get(f"{server.url}/rest/v1/maintenance", headers=ADMIN).json()["data"]
+        assert state["log"][-1]["message"] == "before"
+        assert httpx.get(f"{server.url}/page").status_code == 503
+
+
+def test_sigkill_loses_nothing(database_url, tmp_path):
+    with serving(database_url, tmp_path, env=WITH_PASSWORD) as server:
+        httpx.post(f"{server.url}/rest/v1/maintenance", headers=ADMIN)
+        httpx.put(f"{server.url}/rest/v1/maintenance", headers=ADMIN, json={"progressPercentage": 70})
+        stop(server.process, 9)
+    with serving(database_url, tmp_path, env=WITH_PASSWORD) as server:
+        state = httpx.get(f"{server.url}/rest/v1/maintenance", headers=ADMIN).json()["data"]
+        assert state["progressPercent"] == 70
+
+
+def test_a_change_made_by_the_cli_is_enforced_within_a_second(database_url, tmp_path):
+    with serving(database_url, tmp_path, env=WITH_PASSWORD) as server:
+        assert httpx.get(f"{server.url}/page").status_code == 404
+        result = bascule("maintenance", "on", "--process", "deploy", database_url=database_url)
+        assert result.returncode == 0, result.stderr
+        delay = wait_for(lambda: httpx.get(f"{server.url}/page").status_code == 503, timeout=1.0)
+        print(f"propagation delay: {delay * 1000:.0f} ms")
+        response = httpx.delete(f"{server.url}/rest/v1/maintenance", headers=ADMIN)
+        assert response.status_code == 409
+        assert response.json()["error"]["code"] == 505
+        bascule("maintenance", "off", "--process", "deploy", database_url=database_url)
+        wait_for(lambda: httpx.get(f"{server.url}/page").status_code == 404, timeout=1.0)
+
+
+BYPASSES = [
+    "/rest/v1/x/rest/v1/maintenance",
+    "/rest/v1/maintenance/../x",
+    "//rest/v1/x",
+    "//rest/v1/maintenance",
+    "/rest/v1/%6daintenance",
+    "/rest/v1/maintenance%2F..%2Fx",
+    "/rest/v1/ui/../../x",
+    "/rest/v1/auth/%2e%2e/x",
+    "/x?/rest/v1/maintenance",
+]
+
+
+def test_bypass_attempts_over_the_wire(database_url, tmp_path):
+    with serving(database_url, tmp_path, env=WITH_PASSWORD) as server:
+        httpx.post(f"{server.url}/rest/v1/maintenance", headers=ADMIN)
+        for target in BYPASSES:
+            assert raw_request(server.url, target) == 503, target
+        assert raw_request(server.url, "/rest/v1/admin/health") == 200
+        assert raw_request(server.url, "/rest/v1/maintenance") == 401
+
+
+WSGI_APP = '''
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"wsgi says hello from " + environ["PATH_INFO"].encode()]
+'''
+
+ASGI_APP = '''
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"asgi says hello"})
+'''
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "greeting"),
+    [(WSGI_APP, "userapp:application", "wsgi says hello"), (ASGI_APP, "userapp:app", "asgi says hello")],
+)
+def test_a_mounted_app_behind_the_gate(database_url, tmp_path, source, target, greeting):
+    (tmp_path / "userapp.py").write_text(textwrap.dedent(source))
+    with serving(database_url, tmp_path, "--app", target, env=WITH_PASSWORD) as server:
+        page = httpx.get(f"{server.url}/shop/cart")
+        assert (page.status_code, page.text.startswith(greeting)) == (200, True)
+        # the user's app gets the paths Bascule does not own, even under /rest
+        assert httpx.get(f"{server.url}/rest/v1/orders").text.startswith(greeting)
+        assert httpx.post(f"{server.url}/rest/v1/maintenance", headers=ADMIN).status_code == 201
+        refused = httpx.get(f"{server.url}/shop/cart")
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "120"
+        assert refused.json()["error"]["code"] == 0
+        assert httpx.get(f"{server.url}/rest/v1/maintenance", headers=ADMIN).json()["data"]["user"] == "admin"
+        assert httpx.delete(f"{server.url}/rest/v1/maintenance", headers=ADMIN).status_code == 200
+        assert httpx.get(f"{server.url}/shop/cart").status_code == 200
+
+
+def test_serve_refuses_a_bad_app(database_url, tmp_path):
+    result = bascule("serve", "--app", "no_such_module:app", database_url=database_url, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "no_such_module" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_keeps_serving_instances_refusing_while_the_command_runs(database_url, tmp_path):
+    with serving(database_url, tmp_path, env=WITH_PASSWORD) as server:
+        probe = (
+            "import httpx, time\n"
+            "deadline = time.monotonic() + 5\n"
+            f"while httpx.get('{server.url}/page').status_code != 503:\n"
+            "    assert time.monotonic() < deadline\n"
+            "    time.sleep(0.02)\n"
+            "print('refused while running')\n"
+        )
+        import sys
+
+        result = bascule(
+            "run", "--process", "deploy", "--", sys.executable, "-c", probe, database_url=database_url
+        )
+        assert result.returncode == 0, result.stderr
+        assert "refused while running" in result.stdout
+        wait_for(lambda: httpx.get(f"{server.url}/page").status_code == 404, timeout=1.0)

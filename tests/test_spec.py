@@ -1,0 +1,71 @@
+"""openapi.yaml is valid, and the code serves exactly what it declares."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+import yaml
+from openapi_spec_validator import validate
+
+from bascule import spec
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_the_spec_is_valid_openapi():
+    validate(yaml.safe_load((ROOT / "openapi.yaml").read_text()))
+
+
+def test_the_package_serves_the_root_spec():
+    assert spec.SPEC_FILE.read_text() == (ROOT / "openapi.yaml").read_text()
+
+
+def test_every_operation_routes_to_a_handler_named_after_it():
+    for path, method, operation in spec.operations():
+        module = importlib.import_module(f"handlers.{operation['tags'][0]}")
+        assert callable(getattr(module, operation["operationId"], None)), (method, path)
+
+
+def test_every_handler_function_serves_an_operation():
+    operation_ids = {op["operationId"] for _, _, op in spec.operations()}
+    for tag in {op["tags"][0] for _, _, op in spec.operations()}:
+        module = importlib.import_module(f"handlers.{tag}")
+        public = {
+            name
+            for name, fn in inspect.getmembers(module, inspect.isfunction)
+            if fn.__module__ == module.__name__ and not name.startswith("_")
+        }
+        helpers = public - operation_ids
+        # helpers are allowed only when an operation of the module uses them
+        for helper in helpers:
+            assert any(
+                helper in inspect.getsource(getattr(module, op)) for op in public & operation_ids
+            ), f"handlers.{tag}.{helper} serves no operation"
+
+
+def test_every_operation_is_documented_with_examples():
+    document = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    for path, method, operation in spec.operations():
+        assert operation.get("summary") and operation.get("description"), (method, path)
+        for status, response in operation["responses"].items():
+            if "$ref" in response:
+                response = document["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+            content = response["content"]["application/json"]
+            assert "example" in content or "examples" in content, (method, path, status)
+
+
+def test_the_seed_operations_keep_their_summaries():
+    summaries = {(p, m): op["summary"] for p, m, op in spec.operations()}
+    assert summaries[("/maintenance", "get")] == "Get state on current maintenance task."
+    assert summaries[("/maintenance", "put")] == "Update maintenance state."
+    assert summaries[("/maintenance", "delete")] == "Disable maintenance mode."
+    assert summaries[("/maintenance", "post")] == "Enable maintenance mode."
+
+
+def test_served_paths_cover_the_alien4cloud_aliases():
+    served = set(spec.served_paths())
+    for prefix in ("/rest/v1", "/rest/latest", "/rest"):
+        assert f"{prefix}/maintenance" in served
+    assert {"/login", "/logout"} <= served
