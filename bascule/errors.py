@@ -132,6 +132,11 @@ def on_database(_request: ConnexionRequest, exc: SQLAlchemyError) -> ConnexionRe
     return error_response(503, Code.DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE)
 
 
+def on_undecodable(_request: ConnexionRequest, _exc: UnicodeDecodeError) -> ConnexionResponse:
+    """A body that is not text in its declared charset (connexion lets this one through)."""
+    return error_response(400, Code.BAD_PARAMETER, "The request body is not valid UTF-8.")
+
+
 def on_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     """Anything else: logged with its traceback, answered without it."""
     log.error("unexpected error", exc_info=exc)
@@ -145,4 +150,5 @@ def install(app: AsyncApp) -> None:
     app.add_error_handler(MaintenanceError, on_domain)  # type: ignore[arg-type]
     app.add_error_handler(AuthenticationFailed, on_authentication_failed)  # type: ignore[arg-type]
     app.add_error_handler(SQLAlchemyError, on_database)  # type: ignore[arg-type]
+    app.add_error_handler(UnicodeDecodeError, on_undecodable)  # type: ignore[arg-type]
     app.add_error_handler(Exception, on_unexpected)

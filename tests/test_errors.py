@@ -17,6 +17,7 @@ ERROR_PATHS = [
     ("put", "/rest/v1/maintenance", {"headers": ADMIN, "json": {"message": "x"}}, None, 404, 504),
     ("put", "/rest/v1/maintenance", {"headers": ADMIN, "json": {"message": "x"}}, "auto", 409, 505),
     ("put", "/rest/v1/maintenance", {"headers": ADMIN, "json": {"x": 1}}, "on", 400, 501),
+    ("put", "/rest/v1/maintenance", {"headers": {**ADMIN, "Content-Type": "application/json"}, "content": b'"\xff"'}, "on", 400, 501),
     ("put", "/rest/v1/maintenance", {"headers": {**ADMIN, "Content-Type": "text/plain"}, "content": b"x"}, "on", 415, 501),
     ("put", "/rest/v1/maintenance", {"headers": VIEWER, "json": {"message": "x"}}, "on", 403, 102),
     ("delete", "/rest/v1/maintenance", {"headers": ADMIN}, None, 404, 504),
