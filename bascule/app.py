@@ -23,7 +23,7 @@ from bascule.schema import prepare
 from bascule.service import Services
 
 
-class TagResolver(Resolver):
+class TagResolver(Resolver):  # type: ignore[misc]
     """Routes an operation to ``handlers/<first tag>.py::<operationId>``."""
 
     def resolve_operation_id(self, operation: Any) -> str:
@@ -74,7 +74,7 @@ def load_app(target: str) -> ASGIApp:
         raise ValueError(f"{target} is not an application (it is not callable)")
     if is_asgi(app):
         return app  # type: ignore[no-any-return]
-    return WsgiToAsgi(app)
+    return WsgiToAsgi(app)  # type: ignore[no-untyped-call]
 
 
 def is_asgi(app: Any) -> bool:
@@ -155,5 +155,5 @@ def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
         mounted=mounted,
         own=bascule_paths(),
     )
-    app.services = services  # type: ignore[attr-defined]
+    app.services = services
     return app

@@ -153,10 +153,21 @@ def users() -> None:
 
 @users.command("add")
 @click.argument("name")
-@click.option("--role", "roles", multiple=True, help="A role to grant (repeat for several); ADMIN may change the state.")
-@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    help="A role to grant (repeat for several); ADMIN may change the state.",
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input.",
+)
 @database_option
-def users_add(name: str, roles: tuple[str, ...], password_stdin: bool, database_url: str | None) -> None:
+def users_add(
+    name: str, roles: tuple[str, ...], password_stdin: bool, database_url: str | None
+) -> None:
     """Create the user NAME."""
     password = _read_password(password_stdin)
     with opened(database_url) as store:
@@ -185,7 +196,11 @@ def users_remove(name: str, database_url: str | None) -> None:
 
 @users.command("passwd")
 @click.argument("name")
-@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input.",
+)
 @database_option
 def users_passwd(name: str, password_stdin: bool, database_url: str | None) -> None:
     """Change the password of NAME and end their sessions."""
@@ -208,7 +223,10 @@ def _actor_options(command: F) -> F:
     command = click.option(
         "--process",
         metavar="NAME",
-        help="Act as the internal process NAME: automatic maintenance, which the REST API cannot switch off.",
+        help=(
+            "Act as the internal process NAME: automatic maintenance, "
+            "which the REST API cannot switch off."
+        ),
     )(command)
     return click.option(
         "--user", metavar="NAME", help="Who to record as the author [default: your login name]."
@@ -216,9 +234,9 @@ def _actor_options(command: F) -> F:
 
 
 def _progress_option(command: F) -> F:
-    return click.option(
-        "--progress", type=click.IntRange(0, 100), help="Progress, in percent."
-    )(command)
+    return click.option("--progress", type=click.IntRange(0, 100), help="Progress, in percent.")(
+        command
+    )
 
 
 def _describe(state: MaintenanceState | None) -> str:
@@ -253,7 +271,11 @@ def maintenance_status(as_json: bool, database_url: str | None) -> None:
 @_actor_options
 @database_option
 def maintenance_on(
-    message: str | None, progress: int | None, process: str | None, user: str | None, database_url: str | None
+    message: str | None,
+    progress: int | None,
+    process: str | None,
+    user: str | None,
+    database_url: str | None,
 ) -> None:
     """Switch maintenance on."""
     actor = _actor(process, user)
@@ -271,7 +293,11 @@ def maintenance_on(
 @_actor_options
 @database_option
 def maintenance_update(
-    message: str | None, progress: int | None, process: str | None, user: str | None, database_url: str | None
+    message: str | None,
+    progress: int | None,
+    process: str | None,
+    user: str | None,
+    database_url: str | None,
 ) -> None:
     """Post a message and/or set the progress."""
     if message is None and progress is None:
@@ -320,13 +346,24 @@ def _run_child(command: list[str]) -> int:
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--process", required=True, metavar="NAME", help="The name of the process, recorded as the author.")
+@click.option(
+    "--process",
+    required=True,
+    metavar="NAME",
+    help="The name of the process, recorded as the author.",
+)
 @click.option("--message", help="A first message for the log.")
-@click.option("--always-off", is_flag=True, help="Switch maintenance off even when the command fails.")
+@click.option(
+    "--always-off", is_flag=True, help="Switch maintenance off even when the command fails."
+)
 @database_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
-    process: str, message: str | None, always_off: bool, database_url: str | None, command: tuple[str, ...]
+    process: str,
+    message: str | None,
+    always_off: bool,
+    database_url: str | None,
+    command: tuple[str, ...],
 ) -> None:
     """Run COMMAND under automatic maintenance.
 
@@ -369,7 +406,9 @@ def db_status(database_url: str | None) -> None:
     elif current.up_to_date:
         click.echo(f"The schema is at {current.current}, up to date.")
     else:
-        click.echo(f"The schema is at {current.current}; `bascule db upgrade` brings it to {current.head}.")
+        click.echo(
+            f"The schema is at {current.current}; `bascule db upgrade` brings it to {current.head}."
+        )
 
 
 @db.command("upgrade")
@@ -388,13 +427,17 @@ def db_upgrade(database_url: str | None) -> None:
             return
         actor = Actor.process(MIGRATION_PROCESS)
         maintenance = Maintenance(store)
-        message = f"Schema migration from {current.current} to {current.head}: {len(steps)} step(s)."
+        message = (
+            f"Schema migration from {current.current} to {current.head}: {len(steps)} step(s)."
+        )
         with maintenance_window(maintenance, actor, message=message) as window:
             done = 0
 
             def on_step(revision: str, description: str) -> None:
                 nonlocal done
-                first_line = description.strip().splitlines()[0] if description.strip() else revision
+                first_line = (
+                    description.strip().splitlines()[0] if description.strip() else revision
+                )
                 window.update(
                     message=f"Applying {revision}: {first_line}",
                     progress=max(1, done * 100 // len(steps)),

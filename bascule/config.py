@@ -86,7 +86,9 @@ class Settings:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if value is not None:
-                env[f.metadata["env"]] = str(value).lower() if isinstance(value, bool) else str(value)
+                env[f.metadata["env"]] = (
+                    str(value).lower() if isinstance(value, bool) else str(value)
+                )
         return env
 
 

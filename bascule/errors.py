@@ -85,7 +85,9 @@ def on_problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionRes
     if exc.status == 401:
         path = request.url.path
         return _unauthorized(
-            request, Code.AUTHENTICATION_REQUIRED, f"Authentication required for this request : {path}"
+            request,
+            Code.AUTHENTICATION_REQUIRED,
+            f"Authentication required for this request : {path}",
         )
     if exc.status == 403:
         return error_response(403, Code.UNAUTHORIZED, "Current user has no sufficient rights.")
@@ -145,10 +147,10 @@ def on_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionRespon
 
 def install(app: AsyncApp) -> None:
     """Register every error handler on the app."""
-    app.add_error_handler(ProblemException, on_problem)  # type: ignore[arg-type]
-    app.add_error_handler(HTTPException, on_http)  # type: ignore[arg-type]
-    app.add_error_handler(MaintenanceError, on_domain)  # type: ignore[arg-type]
-    app.add_error_handler(AuthenticationFailed, on_authentication_failed)  # type: ignore[arg-type]
-    app.add_error_handler(SQLAlchemyError, on_database)  # type: ignore[arg-type]
-    app.add_error_handler(UnicodeDecodeError, on_undecodable)  # type: ignore[arg-type]
+    app.add_error_handler(ProblemException, on_problem)
+    app.add_error_handler(HTTPException, on_http)
+    app.add_error_handler(MaintenanceError, on_domain)
+    app.add_error_handler(AuthenticationFailed, on_authentication_failed)
+    app.add_error_handler(SQLAlchemyError, on_database)
+    app.add_error_handler(UnicodeDecodeError, on_undecodable)
     app.add_error_handler(Exception, on_unexpected)

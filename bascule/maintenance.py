@@ -174,9 +174,7 @@ class Maintenance:
         self._changed()
         return state
 
-    def update(
-        self, actor: Actor, message: str | None = None, progress: int | None = None
-    ) -> None:
+    def update(self, actor: Actor, message: str | None = None, progress: int | None = None) -> None:
         """Post a message to the log and/or set the progress (None changes nothing)."""
         _require_rights(actor)
         if progress is not None and not 0 <= progress <= 100:
@@ -233,8 +231,7 @@ def _require_owner(actor: Actor, state: MaintenanceState | None, verb: str) -> N
         return
     if actor.kind is ActorKind.API_USER:
         raise NotYours(
-            "Maintenance mode has not been enabled by a user, "
-            f"you are not allowed to {verb} it."
+            f"Maintenance mode has not been enabled by a user, you are not allowed to {verb} it."
         )
     raise NotYours(
         f"Maintenance mode has been enabled by the process '{state.user}': "

@@ -39,9 +39,7 @@ def path_bases(path_item: dict[str, Any]) -> tuple[str, ...]:
 
 def served_paths() -> list[str]:
     """Every concrete path the API answers on, under every base it is served at."""
-    return [
-        base + path for path, item in _load()["paths"].items() for base in path_bases(item)
-    ]
+    return [base + path for path, item in _load()["paths"].items() for base in path_bases(item)]
 
 
 def operations() -> list[tuple[str, str, dict[str, Any]]]:

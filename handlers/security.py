@@ -40,7 +40,9 @@ async def basic_auth(username: str, password: str, request: Request) -> dict[str
     return claims(principal)
 
 
-async def session_auth(api_key: str, request: Request, required_scopes: Any = None) -> dict[str, Any] | None:
+async def session_auth(
+    api_key: str, request: Request, required_scopes: Any = None
+) -> dict[str, Any] | None:
     """Check the session cookie; None (401) when the session is unknown, revoked or expired."""
     auth = from_scope(request.scope).auth
     principal = auth.cached_session(api_key)

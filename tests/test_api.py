@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bascule.maintenance import STARTED_MESSAGE
-from tests.conftest import ADMIN, VIEWER, basic
+from tests.conftest import ADMIN, ADMIN_PASSWORD, VIEWER, basic
 
 PREFIXES = ["/rest/v1", "/rest/latest", "/rest"]
 
@@ -87,7 +87,12 @@ def test_update_with_nulls_keeps_what_is_null(client):
     client.put("/rest/v1/maintenance", json={"progressPercentage": 30}, headers=ADMIN)
     payload = {"message": "only a message", "progressPercentage": None}
     ok(client.put("/rest/v1/maintenance", json=payload, headers=ADMIN), 201)
-    ok(client.put("/rest/v1/maintenance", json={"message": None, "progressPercentage": 70}, headers=ADMIN), 201)
+    ok(
+        client.put(
+            "/rest/v1/maintenance", json={"message": None, "progressPercentage": 70}, headers=ADMIN
+        ),
+        201,
+    )
     state = client.get("/rest/v1/maintenance", headers=ADMIN).json()["data"]
     assert state["progressPercent"] == 70
     assert [e["message"] for e in state["log"]] == [STARTED_MESSAGE, "only a message"]
@@ -100,9 +105,7 @@ def test_update_or_disable_when_off(client, method):
     error(response, 404, 504, "Maintenance mode is not enabled.")
 
 
-@pytest.mark.parametrize(
-    ("method", "verb"), [("put", "update"), ("delete", "disable")]
-)
+@pytest.mark.parametrize(("method", "verb"), [("put", "update"), ("delete", "disable")])
 def test_automatic_maintenance_is_refused_through_the_api(client, app, method, verb):
     from bascule.maintenance import Actor
 
@@ -215,10 +218,20 @@ def test_wrong_content_type_gets_415(client):
 
 
 def test_unknown_route_and_method(client):
-    error(client.get("/rest/v1/nothing-here", headers=ADMIN), 404, 504, "No such path: /rest/v1/nothing-here")
+    error(
+        client.get("/rest/v1/nothing-here", headers=ADMIN),
+        404,
+        504,
+        "No such path: /rest/v1/nothing-here",
+    )
     response = client.patch("/rest/v1/maintenance", headers=ADMIN)
     error(response, 405, 501, "Method PATCH is not allowed on /rest/v1/maintenance")
-    assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST", "PUT", "DELETE"}
+    assert set(response.headers["allow"].replace(" ", "").split(",")) >= {
+        "GET",
+        "POST",
+        "PUT",
+        "DELETE",
+    }
 
 
 def test_log_pages(client):
@@ -237,7 +250,7 @@ def test_log_pages(client):
 # -- login, sessions, who am I ------------------------------------------------------------
 
 
-def login(client, user="admin", password="admin-secret-1", path="/login"):
+def login(client, user="admin", password=ADMIN_PASSWORD, path="/login"):
     form = {"username": user, "password": password, "submit": "Login"}
     return client.post(path, data=form)
 
@@ -317,7 +330,11 @@ def test_password_change_revokes_sessions_and_cached_credentials(client, app):
     client_cookie = client.cookies["JSESSIONID"]
     client.cookies.clear()
     error(client.get("/rest/v1/maintenance", headers=ADMIN), 401, 101)
-    error(client.get("/rest/v1/maintenance", headers={"Cookie": f"JSESSIONID={client_cookie}"}), 401, 100)
+    error(
+        client.get("/rest/v1/maintenance", headers={"Cookie": f"JSESSIONID={client_cookie}"}),
+        401,
+        100,
+    )
     ok(client.get("/rest/v1/maintenance", headers=basic("admin", "a-new-password")), 200)
 
 

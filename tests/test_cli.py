@@ -32,7 +32,17 @@ def state(run) -> dict | None:
 
 
 def test_users_add_list_passwd_remove(run, database_url):
-    run("users", "add", "alice", "--role", "ADMIN", "--role", "OPS", "--password-stdin", input="alice-pass-1\n")
+    run(
+        "users",
+        "add",
+        "alice",
+        "--role",
+        "ADMIN",
+        "--role",
+        "OPS",
+        "--password-stdin",
+        input="alice-pass-1\n",
+    )
     run("users", "add", "bob", "--password-stdin", input="bob-pass-12\n")
     assert run("users", "list").output.splitlines() == ["alice\tADMIN,OPS", "bob\t"]
     from bascule.auth import Auth
@@ -70,7 +80,10 @@ def test_user_errors_are_clear(run, args, stdin, message):
 
 def test_users_add_twice(run):
     run("users", "add", "alice", "--password-stdin", input="alice-pass-1\n")
-    assert "exists already" in run("users", "add", "alice", "--password-stdin", input="alice-pass-1\n", code=1).output
+    assert (
+        "exists already"
+        in run("users", "add", "alice", "--password-stdin", input="alice-pass-1\n", code=1).output
+    )
 
 
 def test_users_add_without_terminal_asks_for_password_stdin(run):
@@ -82,7 +95,11 @@ def test_maintenance_on_update_off(run):
     assert state(run) is None
     run("maintenance", "on", "--user", "ops", "--message", "Upgrading", "--progress", "10")
     current = state(run)
-    assert (current["user"], current["userTriggered"], current["progressPercent"]) == ("ops", True, 10)
+    assert (current["user"], current["userTriggered"], current["progressPercent"]) == (
+        "ops",
+        True,
+        10,
+    )
     assert [e["message"] for e in current["log"]] == [STARTED_MESSAGE, "Upgrading"]
     run("maintenance", "update", "--user", "ops", "--progress", "60")
     assert state(run)["progressPercent"] == 60
@@ -152,7 +169,10 @@ def test_db_status_and_upgrade(run, tmp_path, monkeypatch):
 
 
 def test_a_bad_database_url_is_reported(run):
-    assert "unsupported database" in run("users", "list", "--database-url", "mysql://x/y", code=1).output
+    assert (
+        "unsupported database"
+        in run("users", "list", "--database-url", "mysql://x/y", code=1).output
+    )
     assert "must name a file" in run("users", "list", "--database-url", "sqlite://", code=1).output
 
 

@@ -43,7 +43,9 @@ def test_first_start_generates_an_admin_password_printed_once(database_url, tmp_
         assert len(printed) == 1
         password = printed[0]
         assert len(password) >= 16
-        response = httpx.post(f"{server.url}/login", data={"username": "admin", "password": password})
+        response = httpx.post(
+            f"{server.url}/login", data={"username": "admin", "password": password}
+        )
         assert response.status_code == 200
         assert response.json()["data"]["roles"] == ["ADMIN"]
         assert "JSESSIONID" in response.cookies
@@ -66,7 +68,9 @@ def test_maintenance_survives_a_restart(database_url, tmp_path):
 def test_sigkill_loses_nothing(database_url, tmp_path):
     with serving(database_url, tmp_path, env=WITH_PASSWORD) as server:
         httpx.post(f"{server.url}/rest/v1/maintenance", headers=ADMIN)
-        httpx.put(f"{server.url}/rest/v1/maintenance", headers=ADMIN, json={"progressPercentage": 70})
+        httpx.put(
+            f"{server.url}/rest/v1/maintenance", headers=ADMIN, json={"progressPercentage": 70}
+        )
         stop(server.process, 9)
     with serving(database_url, tmp_path, env=WITH_PASSWORD) as server:
         state = httpx.get(f"{server.url}/rest/v1/maintenance", headers=ADMIN).json()["data"]
@@ -109,24 +113,27 @@ def test_bypass_attempts_over_the_wire(database_url, tmp_path):
         assert raw_request(server.url, "/rest/v1/maintenance") == 401
 
 
-WSGI_APP = '''
+WSGI_APP = """
 def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"wsgi says hello from " + environ["PATH_INFO"].encode()]
-'''
+"""
 
-ASGI_APP = '''
+ASGI_APP = """
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"asgi says hello"})
-'''
+"""
 
 
 @pytest.mark.parametrize(
     ("source", "target", "greeting"),
-    [(WSGI_APP, "userapp:application", "wsgi says hello"), (ASGI_APP, "userapp:app", "asgi says hello")],
+    [
+        (WSGI_APP, "userapp:application", "wsgi says hello"),
+        (ASGI_APP, "userapp:app", "asgi says hello"),
+    ],
 )
 def test_a_mounted_app_behind_the_gate(database_url, tmp_path, source, target, greeting):
     (tmp_path / "userapp.py").write_text(textwrap.dedent(source))
@@ -140,13 +147,18 @@ def test_a_mounted_app_behind_the_gate(database_url, tmp_path, source, target, g
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "120"
         assert refused.json()["error"]["code"] == 0
-        assert httpx.get(f"{server.url}/rest/v1/maintenance", headers=ADMIN).json()["data"]["user"] == "admin"
+        assert (
+            httpx.get(f"{server.url}/rest/v1/maintenance", headers=ADMIN).json()["data"]["user"]
+            == "admin"
+        )
         assert httpx.delete(f"{server.url}/rest/v1/maintenance", headers=ADMIN).status_code == 200
         assert httpx.get(f"{server.url}/shop/cart").status_code == 200
 
 
 def test_serve_refuses_a_bad_app(database_url, tmp_path):
-    result = bascule("serve", "--app", "no_such_module:app", database_url=database_url, cwd=tmp_path)
+    result = bascule(
+        "serve", "--app", "no_such_module:app", database_url=database_url, cwd=tmp_path
+    )
     assert result.returncode == 1
     assert "no_such_module" in result.stderr
     assert "Traceback" not in result.stderr
@@ -165,7 +177,14 @@ def test_run_keeps_serving_instances_refusing_while_the_command_runs(database_ur
         import sys
 
         result = bascule(
-            "run", "--process", "deploy", "--", sys.executable, "-c", probe, database_url=database_url
+            "run",
+            "--process",
+            "deploy",
+            "--",
+            sys.executable,
+            "-c",
+            probe,
+            database_url=database_url,
         )
         assert result.returncode == 0, result.stderr
         assert "refused while running" in result.stdout
