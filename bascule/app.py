@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
+import json
+import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,13 +17,17 @@ from asgiref.wsgi import WsgiToAsgi
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bascule import errors, spec
 from bascule.config import Settings
+from bascule.errors import MAX_BODY
 from bascule.gate import DOCS_PREFIX, MaintenanceGate, PathSet, bascule_paths, request_path
 from bascule.schema import prepare
 from bascule.service import Services
+from bascule.validation import BODY_VALIDATORS
+
+log = logging.getLogger(__name__)
 
 
 class TagResolver(Resolver):  # type: ignore[misc]
@@ -32,9 +39,14 @@ class TagResolver(Resolver):  # type: ignore[misc]
 
 
 class Dispatch:
-    """Sends Bascule's own paths to the API and every other path to the user's app.
+    """In front of connexion: Bascule's own paths go to the API, every other path to the
+    mounted application (or a 404 in the envelope when there is none).
 
-    It also attaches the services to each request, for the handlers.
+    On the way it attaches the services to the request, serves the contract file,
+    refuses bodies over MAX_BODY bytes (connexion reads only bodies with a
+    Content-Length), reads a body sent without Content-Type as the operation's
+    declared type (as connexion's validation does), and runs the mounted
+    application's lifespan beside Bascule's.
     """
 
     def __init__(
@@ -44,16 +56,117 @@ class Dispatch:
         self.services = services
         self.mounted = mounted
         self.own = own
+        self.documents = {
+            f"{DOCS_PREFIX}/openapi.json": (spec.as_json(), b"application/json"),
+            f"{DOCS_PREFIX}/openapi.yaml": (spec.as_yaml(), b"application/yaml"),
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
+            await self.lifespan(scope, receive, send)
+            return
+        if request_path(scope) not in self.own:
+            if self.mounted is not None:
+                await self.mounted(scope, receive, send)
+            elif scope["type"] == "http":
+                message = f"No such path: {scope['path']}"
+                await send_json(send, 404, errors.error_envelope(errors.Code.NOT_FOUND, message))
+            return
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.mounted is not None and request_path(scope) not in self.own:
-            await self.mounted(scope, receive, send)
+        document = self.documents.get(scope["path"])
+        if document is not None and scope["method"] in ("GET", "HEAD"):
+            await send_bytes(send, 200, document[0], document[1], head=scope["method"] == "HEAD")
             return
+        media_types = spec.request_media_types(scope["path"], scope["method"])
+        if media_types:
+            length = content_length(scope)
+            if length is not None and length > MAX_BODY:
+                too_large = errors.error_envelope(errors.Code.BAD_PARAMETER, errors.TOO_LARGE)
+                await send_json(send, 413, too_large)
+                return
+            if not any(name == b"content-type" for name, _ in scope["headers"]):
+                content_type = (b"content-type", media_types[0].encode())
+                scope = {**scope, "headers": [*scope["headers"], content_type]}
         self.services.attach(scope)
         await self.app(scope, receive, send)
+
+    async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Bascule's lifespan, with the mounted application's started first, stopped first."""
+        if self.mounted is None:
+            await self.app(scope, receive, send)
+            return
+        child = LifespanChild(self.mounted, scope)
+
+        async def relay() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await child.startup()
+            elif message["type"] == "lifespan.shutdown":
+                await child.shutdown()
+            return message
+
+        await self.app(scope, relay, send)
+
+
+def content_length(scope: Scope) -> int | None:
+    """The declared Content-Length, if any and well-formed."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def send_bytes(
+    send: Send, status: int, body: bytes, content_type: bytes, *, head: bool = False
+) -> None:
+    """Send a whole response."""
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def send_json(send: Send, status: int, document: dict[str, Any]) -> None:
+    """Send a JSON response."""
+    await send_bytes(send, status, json.dumps(document).encode(), b"application/json")
+
+
+class LifespanChild:
+    """Runs a mounted application's lifespan protocol on behalf of the server."""
+
+    def __init__(self, app: ASGIApp, scope: Scope) -> None:
+        self.app = app
+        self.scope = scope
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.outbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        try:
+            await self.app(self.scope, self.inbox.get, self.outbox.put)
+        except Exception:  # an application without lifespan support may raise: that is allowed
+            log.debug("the mounted application does not support lifespan", exc_info=True)
+        await self.outbox.put({"type": "lifespan.unsupported"})
+
+    async def _exchange(self, message_type: str) -> None:
+        await self.inbox.put({"type": message_type})
+        answer = await self.outbox.get()
+        if answer["type"].endswith(".failed"):
+            raise RuntimeError(f"the mounted application failed: {answer.get('message', '')}")
+
+    async def startup(self) -> None:
+        """Start the application; raise if it says it failed."""
+        self.task = asyncio.create_task(self._run())
+        await self._exchange("lifespan.startup")
+
+    async def shutdown(self) -> None:
+        """Stop the application, if it is running its lifespan."""
+        if self.task is not None and not self.task.done():
+            await self._exchange("lifespan.shutdown")
 
 
 def load_app(target: str) -> ASGIApp:
@@ -117,6 +230,14 @@ def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
     """Build the Bascule application: the API, the user's app if any, and the gate in front."""
     settings = settings or Settings.from_env()
     services = Services(settings)
+    try:
+        return _build(settings, services)
+    except BaseException:
+        services.close()
+        raise
+
+
+def _build(settings: Settings, services: Services) -> connexion.AsyncApp:
     bootstrap(services)
     services.monitor.refresh()
 
@@ -135,17 +256,19 @@ def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
             base_path=base,
             resolver=TagResolver(),
             validate_responses=settings.validate_responses,
-            swagger_ui_options=SwaggerUIOptions(
-                serve_spec=base == DOCS_PREFIX, swagger_ui=base == DOCS_PREFIX
-            ),
+            validator_map={"body": BODY_VALIDATORS},
+            # The contract file itself is served by Dispatch; connexion serves only the UI.
+            swagger_ui_options=SwaggerUIOptions(serve_spec=False, swagger_ui=base == DOCS_PREFIX),
             name=base or "root",
         )
     errors.install(app)
     mounted = load_app(settings.app) if settings.app else None
+    own = bascule_paths()
     app.add_middleware(
         MaintenanceGate,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         monitor=services.monitor,
+        allow=own,
         retry_after=settings.retry_after,
     )
     app.add_middleware(
@@ -153,7 +276,7 @@ def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         services=services,
         mounted=mounted,
-        own=bascule_paths(),
+        own=own,
     )
     app.services = services
     return app

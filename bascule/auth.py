@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import threading
@@ -153,13 +152,12 @@ class Auth:
         cache_size: int = 0,
     ) -> None:
         """``cache_size`` > 0 caches verified credentials and sessions: only do that when
-        something calls ``invalidate()`` on every change made by other processes."""
+        something calls ``forget_users()`` and ``forget_sessions()`` on every change
+        made by other processes."""
         self.store = store
         self.session_ttl = session_ttl
         self.clock = clock
         self.hasher = PasswordHasher()
-        # Argon2 takes tens of megabytes per check: bound how many run at once.
-        self._argon2_slots = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
         self._cache_key = secrets.token_bytes(32)
         self._credentials: _Cache[bytes, Principal] = _Cache(cache_size)
         self._sessions: _Cache[str, tuple[Principal, int]] = _Cache(cache_size)
@@ -190,7 +188,10 @@ class Auth:
             return None
         assert user is not None
         if self.hasher.check_needs_rehash(user.password_hash):
-            self.set_password(user.name, password)
+            # Stronger parameters since this hash was made: upgrade it, sessions untouched.
+            with self.store.write("users") as conn:
+                self.store.set_password_hash(conn, user.name, self.hasher.hash(password))
+            self.forget_users()
             generation = self._credentials.generation()
         principal = Principal.of(user)
         self._credentials.put(key, principal, generation)
@@ -203,11 +204,10 @@ class Auth:
             if self._dummy_hash is None:
                 self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
             password_hash = self._dummy_hash
-        with self._argon2_slots:
-            try:
-                self.hasher.verify(password_hash, password)
-            except (VerificationError, InvalidHashError):
-                return False
+        try:
+            self.hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
         return known
 
     # -- sessions --------------------------------------------------------------------------
@@ -248,14 +248,17 @@ class Auth:
 
     def logout(self, digest: str) -> None:
         """Revoke the session with this token hash, in every process."""
-        self._sessions.pop(digest)
-        with self.store.write("auth") as conn:
+        with self.store.write("sessions") as conn:
             self.store.delete_session(conn, digest)
-        self.invalidate()
+        self.forget_sessions()
 
-    def invalidate(self) -> None:
-        """Forget every cached credential and session (users or sessions changed)."""
+    def forget_users(self) -> None:
+        """Forget every cached credential and session: some user changed."""
         self._credentials.clear()
+        self._sessions.clear()
+
+    def forget_sessions(self) -> None:
+        """Forget every cached session: some session was revoked."""
         self._sessions.clear()
 
     # -- users -----------------------------------------------------------------------------
@@ -266,27 +269,27 @@ class Auth:
         roles = validate_roles(roles)
         password_hash = self.hasher.hash(validate_password(password))
         try:
-            with self.store.write("auth") as conn:
+            with self.store.write("users") as conn:
                 self.store.insert_user(conn, name, password_hash, roles, self.clock())
         except AlreadyExists:
             raise UserExists(f"the user {name!r} exists already") from None
-        self.invalidate()
+        self.forget_users()
 
     def set_password(self, name: str, password: str) -> None:
         """Change a user's password; their sessions are revoked."""
         password_hash = self.hasher.hash(validate_password(password))
-        with self.store.write("auth") as conn:
+        with self.store.write("users") as conn:
             if not self.store.set_password_hash(conn, name, password_hash):
                 raise UserError(f"there is no user {name!r}")
             self.store.delete_sessions_of(conn, name)
-        self.invalidate()
+        self.forget_users()
 
     def remove_user(self, name: str) -> None:
         """Delete a user with their sessions."""
-        with self.store.write("auth") as conn:
+        with self.store.write("users") as conn:
             if not self.store.delete_user(conn, name):
                 raise UserError(f"there is no user {name!r}")
-        self.invalidate()
+        self.forget_users()
 
     def users(self) -> list[UserRecord]:
         """Every user, by name."""

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from bascule import config
 from bascule.auth import Auth, UserError
@@ -78,8 +79,16 @@ def opened(database_url: str | None, *, ready: bool = True) -> Iterator[Store]:
         yield store
     except (SchemaError, UserError, MaintenanceError) as exc:
         raise click.ClickException(getattr(exc, "message", str(exc))) from None
+    except SQLAlchemyError as exc:
+        raise click.ClickException(unreachable(exc)) from None
     finally:
         store.close()
+
+
+def unreachable(exc: SQLAlchemyError) -> str:
+    """Why the database could not be used, without its URL (which may hold a password)."""
+    reason = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()[0]
+    return f"cannot use the database: {reason}"
 
 
 @click.group()
@@ -123,6 +132,8 @@ def serve(**options: Any) -> None:
             app = create_app(settings)
     except (ValueError, SchemaError, UserError, ImportError, AttributeError) as exc:
         raise click.ClickException(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise click.ClickException(unreachable(exc)) from None
     uvicorn.run(
         app,
         host=settings.host,
@@ -258,11 +269,12 @@ def maintenance_group() -> None:
 @database_option
 def maintenance_status(as_json: bool, database_url: str | None) -> None:
     """Print the state."""
-    from handlers.maintenance import state_json
-
     with opened(database_url) as store:
         state = Maintenance(store).state()
-    click.echo(json.dumps(state_json(state)) if as_json else _describe(state))
+    if as_json:
+        click.echo(json.dumps(state.as_json() if state else None))
+    else:
+        click.echo(_describe(state))
 
 
 @maintenance_group.command("on")

@@ -10,7 +10,8 @@ from typing import Any
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from bascule import spec
@@ -50,6 +51,12 @@ DOMAIN_ERRORS: dict[type[MaintenanceError], tuple[int, Code]] = {
     InvalidUpdate: (400, Code.BAD_PARAMETER),
 }
 DATABASE_UNAVAILABLE = "The database is unavailable."
+MAX_BODY = 65536
+TOO_LARGE = f"The request body is larger than {MAX_BODY} bytes."
+
+
+# The errors that mean the database cannot be reached (others are bugs: 500).
+UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
 CHALLENGE = 'Basic realm="Bascule"'
 
 
@@ -73,11 +80,14 @@ def error_response(
     )
 
 
-def _unauthorized(request: ConnexionRequest, code: Code, message: str) -> ConnexionResponse:
+def _unauthorized(
+    request: ConnexionRequest, code: Code, message: str, *, challenge: bool = True
+) -> ConnexionResponse:
     # Browsers' scripts say X-Requested-With: no challenge for them, or the browser
     # would pop up its own login dialog.
-    headers = {} if "x-requested-with" in request.headers else {"WWW-Authenticate": CHALLENGE}
-    return error_response(401, code, message, headers)
+    if challenge and "x-requested-with" not in request.headers:
+        return error_response(401, code, message, {"WWW-Authenticate": CHALLENGE})
+    return error_response(401, code, message)
 
 
 def on_problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
@@ -115,28 +125,29 @@ def on_http(request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers)
 
 
-def on_domain(_request: ConnexionRequest, exc: MaintenanceError) -> ConnexionResponse:
+def on_domain(request: ConnexionRequest, exc: MaintenanceError) -> ConnexionResponse:
     """A transition the state or the caller's rights do not allow."""
-    status, code = DOMAIN_ERRORS[type(exc)]
-    return error_response(status, code, exc.message)
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_ERRORS:
+            status, code = DOMAIN_ERRORS[cls]
+            return error_response(status, code, exc.message)
+    return on_unexpected(request, exc)
 
 
 def on_authentication_failed(
     request: ConnexionRequest, exc: AuthenticationFailed
 ) -> ConnexionResponse:
-    """Wrong credentials."""
-    return _unauthorized(request, Code.AUTHENTICATION_FAILED, exc.message)
+    """Wrong credentials: challenge again only a client that tried HTTP Basic."""
+    tried_basic = request.headers.get("authorization", "").lower().startswith("basic")
+    return _unauthorized(request, Code.AUTHENTICATION_FAILED, exc.message, challenge=tried_basic)
 
 
-def on_database(_request: ConnexionRequest, exc: SQLAlchemyError) -> ConnexionResponse:
+def on_database(request: ConnexionRequest, exc: SQLAlchemyError) -> ConnexionResponse:
     """The database does not answer: nothing was changed."""
-    log.warning("database error: %s", type(exc).__name__)
+    if not isinstance(exc, UNREACHABLE):
+        return on_unexpected(request, exc)
+    log.warning("database unreachable: %s", type(exc).__name__)
     return error_response(503, Code.DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE)
-
-
-def on_undecodable(_request: ConnexionRequest, _exc: UnicodeDecodeError) -> ConnexionResponse:
-    """A body that is not text in its declared charset (connexion lets this one through)."""
-    return error_response(400, Code.BAD_PARAMETER, "The request body is not valid UTF-8.")
 
 
 def on_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
@@ -152,5 +163,4 @@ def install(app: AsyncApp) -> None:
     app.add_error_handler(MaintenanceError, on_domain)
     app.add_error_handler(AuthenticationFailed, on_authentication_failed)
     app.add_error_handler(SQLAlchemyError, on_database)
-    app.add_error_handler(UnicodeDecodeError, on_undecodable)
     app.add_error_handler(Exception, on_unexpected)

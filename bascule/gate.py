@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -56,12 +57,6 @@ class PathSet:
                 return all(_SEGMENT.fullmatch(s) for s in segments)
         return False
 
-    def __or__(self, other: PathSet) -> PathSet:
-        merged = PathSet()
-        merged.exact = self.exact | other.exact
-        merged.prefixes = self.prefixes + other.prefixes
-        return merged
-
 
 def request_path(scope: Scope) -> bytes:
     """The path exactly as the client sent it, without the query string."""
@@ -88,22 +83,16 @@ class MaintenanceGate:
         database_url: str | None = None,
         *,
         monitor: Monitor | None = None,
-        allow: Iterable[str] = (),
+        allow: Iterable[str] | PathSet = (),
         allow_prefixes: Iterable[str] = (),
         retry_after: int = 120,
         poll_interval: float = 0.25,
     ) -> None:
         if monitor is None:
-            if database_url is None:
-                raise ValueError("give the database URL of Bascule (or a monitor)")
-            from bascule.monitor import Monitor
-            from bascule.store import Store
-
-            monitor = Monitor(Store(database_url), poll_interval=poll_interval)
-            monitor.refresh()
+            monitor = _follow(database_url, poll_interval)
         self.app = app
         self.monitor = monitor
-        self.allowed = bascule_paths() | PathSet(allow, allow_prefixes)
+        self.allowed = allow if isinstance(allow, PathSet) else PathSet(allow, allow_prefixes)
         self._headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(MAINTENANCE_BODY)).encode()),
@@ -125,8 +114,48 @@ class MaintenanceGate:
         else:
             await self.app(scope, receive, send)
 
+    def close(self) -> None:
+        """Stop following the database (for a gate built from a URL)."""
+        self.monitor.stop()
+        self.monitor.store.close()
+
     async def refuse(self, scope: Scope, send: Send) -> None:
         """Send the 503 maintenance answer."""
         head = scope.get("method") == "HEAD"
         await send({"type": "http.response.start", "status": 503, "headers": self._headers})
         await send({"type": "http.response.body", "body": b"" if head else MAINTENANCE_BODY})
+
+
+def _follow(database_url: str | None, poll_interval: float) -> Monitor:
+    """A started monitor of an existing Bascule database; refuse anything else.
+
+    A gate that cannot tell whether maintenance is on must not start: it would let
+    everything through.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bascule.monitor import Monitor
+    from bascule.schema import status
+    from bascule.store import Store, engine_url
+
+    if not database_url:
+        raise ValueError("give the URL of Bascule's database")
+    url = make_url(engine_url(database_url))
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        raise ValueError(f"no Bascule database at {url.database}: check the URL")
+    store = Store(database_url)
+    try:
+        current = status(store)
+    except SQLAlchemyError as exc:
+        store.close()
+        raise ValueError(f"cannot read Bascule's database: {type(exc).__name__}") from None
+    if not current.up_to_date:
+        store.close()
+        raise ValueError(
+            "no up-to-date Bascule database there: start `bascule serve` or run "
+            "`bascule db upgrade` on it first"
+        )
+    monitor = Monitor(store, poll_interval=poll_interval)
+    monitor.refresh()
+    return monitor

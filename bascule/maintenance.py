@@ -6,20 +6,26 @@ reads the state and changes it in one transaction.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bascule import spec
 
 if TYPE_CHECKING:
     from bascule.store import Store
 
 STATE_ID = "mms_id"
 ADMIN = "ADMIN"
-MESSAGE_MAX_LENGTH = 2000
 STARTED_MESSAGE = "Maintenance operation started."
+# The rules of a message are the contract's (MaintenanceUpdateDTO.message).
+_MESSAGE = spec.schema("MaintenanceUpdateDTO")["properties"]["message"]
+MESSAGE_MAX_LENGTH: int = _MESSAGE["maxLength"]
+MESSAGE_PATTERN = re.compile(_MESSAGE["pattern"])
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,10 @@ class LogEntry:
     user: str
     message: str
     id: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """The wire form (Alien4Cloud's MaintenanceLog)."""
+        return {"date": self.date, "user": self.user, "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,17 @@ class MaintenanceState:
     started_at: int
     log: tuple[LogEntry, ...] = ()
     log_size: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """The wire form (Alien4Cloud's MaintenanceModeState, plus ``logSize``)."""
+        return {
+            "id": STATE_ID,
+            "user": self.user,
+            "userTriggered": self.user_triggered,
+            "progressPercent": self.progress_percent,
+            "log": [entry.as_json() for entry in self.log],
+            "logSize": self.log_size,
+        }
 
 
 class ActorKind(Enum):
@@ -179,12 +200,13 @@ class Maintenance:
         _require_rights(actor)
         if progress is not None and not 0 <= progress <= 100:
             raise InvalidUpdate("progressPercentage must be between 0 and 100.")
-        if message is not None:
-            message = message.strip()
-            if not message or len(message) > MESSAGE_MAX_LENGTH:
-                raise InvalidUpdate(
-                    f"message must hold 1 to {MESSAGE_MAX_LENGTH} characters, not only spaces."
-                )
+        if message is not None and (
+            len(message) > MESSAGE_MAX_LENGTH or not MESSAGE_PATTERN.search(message)
+        ):
+            raise InvalidUpdate(
+                f"message must hold 1 to {MESSAGE_MAX_LENGTH} characters, at least one of "
+                "them not a space, no NUL character and no unpaired surrogate."
+            )
         if message is None and progress is None:
             with self.store.read() as conn:
                 _require_owner(actor, self.store.load_state(conn), "update")
@@ -272,12 +294,21 @@ def maintenance_window(
     try:
         yield handle
     except BaseException as exc:
-        reason = str(exc) or type(exc).__name__
-        maintenance.update(actor, message=f"Failed: {reason}"[:MESSAGE_MAX_LENGTH])
-        if always_off:
-            maintenance.disable(actor)
+        # Someone may have ended this maintenance meanwhile: the body's error matters more.
+        with suppress(MaintenanceError):
+            reason = str(exc) or type(exc).__name__
+            maintenance.update(actor, message=_printable(f"Failed: {reason}"))
+            if always_off:
+                maintenance.disable(actor)
         raise
-    maintenance.disable(actor)
+    with suppress(NotEnabled, NotYours):  # ended by an operator meanwhile
+        maintenance.disable(actor)
+
+
+def _printable(text: str) -> str:
+    """``text`` made into a valid log message."""
+    cleaned = "".join(c if c.isprintable() or c in "\t\n" else " " for c in text)
+    return cleaned[:MESSAGE_MAX_LENGTH]
 
 
 @contextmanager

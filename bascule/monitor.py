@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bascule.maintenance import MaintenanceState
-from bascule.store import Store
+from bascule.store import CONNECT_TIMEOUT, NOTIFY_CHANNEL, Kind, Store
 
 log = logging.getLogger(__name__)
+
+# On PostgreSQL, notifications wake the monitor at once; it also re-reads the versions
+# this often, in case a notification was lost with a connection.
+SAFETY_INTERVAL = 1.0
 
 
 class Monitor:
@@ -27,8 +32,9 @@ class Monitor:
         self.poll_interval = poll_interval
         self.state: MaintenanceState | None = None
         self.error: str | None = None  # why the database cannot be read, while it cannot
-        self.auth_listeners: list[Callable[[], None]] = []
-        self._versions: tuple[int, int] | None = None
+        # Called after users (or sessions) changed in any process, to drop cached copies.
+        self.listeners: dict[Kind, list[Callable[[], None]]] = {"users": [], "sessions": []}
+        self._versions: dict[Kind, int] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -38,24 +44,27 @@ class Monitor:
         with self._lock:
             try:
                 current = self.store.versions()
-                changed = current != self._versions
-                if changed and (self._versions is None or current[0] != self._versions[0]):
+                previous = self._versions or {}
+                if current["state"] != previous.get("state"):
                     with self.store.read() as conn:
                         self.state = self.store.load_state(conn)
             except SQLAlchemyError as exc:
                 if self.error is None:
-                    log.warning("database unreachable, keeping the last known state: %s", exc)
+                    log.warning(
+                        "database unreachable, keeping the last known state: %s",
+                        type(exc).__name__,
+                    )
                 self.error = "database unreachable"
                 return False
             if self.error is not None:
                 log.warning("database reachable again")
                 self.error = None
-            auth_changed = self._versions is not None and current[1] != self._versions[1]
             self._versions = current
-        if auth_changed:
-            for listener in self.auth_listeners:
+        changed = [kind for kind in current if current[kind] != previous.get(kind)]
+        for kind in changed if previous else ():
+            for listener in self.listeners.get(kind, ()):
                 listener()
-        return changed
+        return bool(changed)
 
     def start(self) -> None:
         """Start following changes in the background (once; later calls do nothing)."""
@@ -77,8 +86,39 @@ class Monitor:
             thread.join(timeout=5)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_interval):
+        listen = self._listen if self.store.is_postgres else self._poll
+        while not self._stop.is_set():
             try:
-                self.refresh()
+                listen()
             except Exception:  # keep following changes whatever happens
-                log.exception("could not refresh the maintenance state")
+                log.exception("could not follow the maintenance state")
+                self._stop.wait(self.poll_interval)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_interval):
+            self.refresh()
+
+    def _listen(self) -> None:
+        import psycopg
+
+        try:
+            conn = psycopg.connect(
+                self.store.listen_url(), autocommit=True, connect_timeout=CONNECT_TIMEOUT
+            )
+        except psycopg.OperationalError:
+            self.refresh()  # records that the database is unreachable
+            self._stop.wait(self.poll_interval)
+            return
+        with conn:
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self.refresh()  # what changed while nobody listened
+            last = time.monotonic()
+            while not self._stop.is_set():
+                try:
+                    woken = any(True for _ in conn.notifies(timeout=self.poll_interval))
+                except psycopg.OperationalError:
+                    self.refresh()
+                    return
+                if woken or time.monotonic() - last >= SAFETY_INTERVAL:
+                    self.refresh()
+                    last = time.monotonic()

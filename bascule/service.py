@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from starlette.types import Scope
 
 from bascule.auth import Auth
@@ -14,6 +18,8 @@ from bascule.store import Store
 
 SCOPE_KEY = "bascule"
 AUTH_CACHE_SIZE = 4096
+ARGON2_AT_ONCE = max(2, os.cpu_count() or 2)
+T = TypeVar("T")
 
 
 class Services:
@@ -25,8 +31,21 @@ class Services:
         self.monitor = Monitor(self.store, poll_interval=settings.poll_interval)
         # The monitor clears the caches whenever users or sessions change anywhere.
         self.auth = Auth(self.store, session_ttl=settings.session_ttl, cache_size=AUTH_CACHE_SIZE)
-        self.monitor.auth_listeners.append(self.auth.invalidate)
+        self.monitor.listeners["users"].append(self.auth.forget_users)
+        self.monitor.listeners["sessions"].append(self.auth.forget_sessions)
         self.maintenance = Maintenance(self.store, self.monitor)
+        self._argon2: anyio.CapacityLimiter | None = None
+
+    async def hashing(self, call: Callable[..., T], *args: Any) -> T:
+        """Run a call that may check a password with Argon2, in a worker thread.
+
+        Argon2 takes tens of megabytes and milliseconds per check: at most a few run
+        at once, and callers wait for a turn without holding a thread, so a flood of
+        wrong passwords cannot starve the other requests.
+        """
+        if self._argon2 is None:
+            self._argon2 = anyio.CapacityLimiter(ARGON2_AT_ONCE)
+        return await anyio.to_thread.run_sync(call, *args, limiter=self._argon2)
 
     def attach(self, scope: Scope) -> None:
         """Make these services reachable from the request's handlers."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,17 @@ def load() -> dict[str, Any]:
     return copy.deepcopy(_load())
 
 
+@functools.cache
+def as_json() -> bytes:
+    """The specification as JSON, as served at ``openapi.json``."""
+    return json.dumps(_load(), indent=1).encode()
+
+
+def as_yaml() -> bytes:
+    """The specification file itself, as served at ``openapi.yaml``."""
+    return SPEC_FILE.read_bytes()
+
+
 def _bases(servers: list[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(server["url"].rstrip("/") for server in servers)
 
@@ -37,9 +49,31 @@ def path_bases(path_item: dict[str, Any]) -> tuple[str, ...]:
     return _bases(path_item["servers"]) if "servers" in path_item else API_BASES
 
 
+@functools.cache
+def _routes() -> dict[str, dict[str, dict[str, Any]]]:
+    """Every concrete path served, under every base, with its operations by method."""
+    routes: dict[str, dict[str, dict[str, Any]]] = {}
+    for path, item in _load()["paths"].items():
+        operations = {m: op for m, op in item.items() if m in HTTP_METHODS}
+        for base in path_bases(item):
+            routes[base + path] = operations
+    return routes
+
+
 def served_paths() -> list[str]:
     """Every concrete path the API answers on, under every base it is served at."""
-    return [base + path for path, item in _load()["paths"].items() for base in path_bases(item)]
+    return list(_routes())
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods the API answers on a concrete path (empty when it does not serve it)."""
+    return sorted(m.upper() for m in _routes().get(path, {}))
+
+
+def request_media_types(path: str, method: str) -> list[str]:
+    """The media types an operation takes as its body (empty when it takes none)."""
+    operation = _routes().get(path, {}).get(method.lower(), {})
+    return list(operation.get("requestBody", {}).get("content", {}))
 
 
 def operations() -> list[tuple[str, str, dict[str, Any]]]:
@@ -52,19 +86,10 @@ def operations() -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
+def schema(name: str) -> dict[str, Any]:
+    """A schema of ``components/schemas``."""
+    found: dict[str, Any] = _load()["components"]["schemas"][name]
+    return found
+
+
 SESSION_COOKIE: str = _load()["components"]["securitySchemes"]["sessionCookie"]["name"]
-
-
-def allowed_methods(path: str) -> list[str]:
-    """The methods the API answers on a concrete path (empty when it does not serve it)."""
-    return _methods_by_path().get(path, [])
-
-
-@functools.cache
-def _methods_by_path() -> dict[str, list[str]]:
-    methods: dict[str, list[str]] = {}
-    for path, item in _load()["paths"].items():
-        verbs = sorted(m.upper() for m in item if m in HTTP_METHODS)
-        for base in path_bases(item):
-            methods[base + path] = verbs
-    return methods

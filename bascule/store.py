@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 
+from bascule import spec
 from bascule.maintenance import STATE_ID, LogEntry, MaintenanceState
 
 log = logging.getLogger(__name__)
@@ -46,14 +47,17 @@ metadata = MetaData(
 )
 
 # One row; its counters go up on every committed change, so that every process can tell,
-# with one cheap query, whether the maintenance state or the users and sessions changed.
+# with one cheap query, whether the maintenance state, the users or the sessions changed.
 versions = Table(
     "bascule_versions",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("state_version", BigInteger, nullable=False),
-    Column("auth_version", BigInteger, nullable=False),
+    Column("users_version", BigInteger, nullable=False),
+    Column("sessions_version", BigInteger, nullable=False),
 )
+# What a write changes: the maintenance state, the users, or the sessions.
+Kind = Literal["state", "users", "sessions"]
 
 maintenance_state = Table(
     "maintenance_state",
@@ -109,8 +113,11 @@ sessions = Table(
     Column("expires_at", BigInteger, nullable=False, index=True),
 )
 
-# How many of the latest log entries a state read carries (see the spec: MaintenanceModeState).
-LOG_TAIL = 100
+# How many of the latest log entries a state read carries (the contract's maxItems).
+LOG_TAIL: int = spec.schema("MaintenanceModeState")["properties"]["log"]["maxItems"]
+
+
+CONNECT_TIMEOUT = 5  # seconds: an unreachable database must not hang requests
 
 
 class DatabaseUrlError(ValueError):
@@ -138,7 +145,8 @@ def engine_url(url: str) -> str:
     """Normalise a database URL: PostgreSQL URLs use psycopg 3, SQLite needs a file."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+        parsed.port  # noqa: B018 - a malformed port only fails when read
+    except (ArgumentError, ValueError):
         raise DatabaseUrlError(f"not a database URL: {url!r}") from None
     if parsed.drivername in {"postgresql", "postgres", "postgresql+psycopg"}:
         return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
@@ -175,7 +183,13 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(
+        url,
+        pool_pre_ping=True,  # a connection that died with the server is replaced, not used
+        pool_size=5,
+        max_overflow=10,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT},
+    )
 
 
 class AlreadyExists(Exception):
@@ -194,6 +208,10 @@ class Store:
         """Release every pooled connection."""
         self.engine.dispose()
 
+    def listen_url(self) -> str:
+        """A libpq URL of the PostgreSQL database, for a connection that LISTENs."""
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction."""
@@ -201,7 +219,7 @@ class Store:
             yield conn
 
     @contextmanager
-    def write(self, kind: Literal["state", "auth"] | None) -> Iterator[Connection]:
+    def write(self, kind: Kind | None) -> Iterator[Connection]:
         """A write transaction, serialised with every other writer of any process.
 
         It starts by bumping the version counter of ``kind`` (if any), which takes
@@ -221,11 +239,15 @@ class Store:
 
     # -- versions --------------------------------------------------------------------------
 
-    def versions(self) -> tuple[int, int]:
-        """The current (state, auth) version counters."""
+    def versions(self) -> dict[Kind, int]:
+        """The current version counter of each kind of change."""
         with self.read() as conn:
-            row = conn.execute(select(versions.c.state_version, versions.c.auth_version)).one()
-        return int(row[0]), int(row[1])
+            row = conn.execute(select(versions)).one()
+        return {
+            "state": int(row.state_version),
+            "users": int(row.users_version),
+            "sessions": int(row.sessions_version),
+        }
 
     # -- maintenance state -----------------------------------------------------------------
 

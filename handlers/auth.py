@@ -38,10 +38,10 @@ def session_cookie(value: str, max_age: int) -> str:
     return morsel.OutputString()
 
 
-def login(body: dict[str, Any]) -> Answer:
+async def login(body: dict[str, Any]) -> Answer:
     """POST /login: check the form's credentials and open a session."""
     services = current()
-    session = services.auth.login(body["username"], body["password"])
+    session = await services.hashing(services.auth.login, body["username"], body["password"])
     cookie = session_cookie(session.token, services.settings.session_ttl)
     return envelope(user_status(session.principal)), 200, {"Set-Cookie": cookie}
 

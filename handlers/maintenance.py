@@ -5,34 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from bascule.errors import envelope
-from bascule.maintenance import MaintenanceState
 from bascule.service import current
 
 Answer = tuple[dict[str, Any], int]
 
 
-def state_json(state: MaintenanceState | None) -> dict[str, Any] | None:
-    """The wire form of the state (Alien4Cloud's field names)."""
-    if state is None:
-        return None
-    return {
-        "id": "mms_id",
-        "user": state.user,
-        "userTriggered": state.user_triggered,
-        "progressPercent": state.progress_percent,
-        "log": [log_json(entry) for entry in state.log],
-        "logSize": state.log_size,
-    }
-
-
-def log_json(entry: Any) -> dict[str, Any]:
-    """The wire form of a log entry."""
-    return {"date": entry.date, "user": entry.user, "message": entry.message}
-
-
 async def get_maintenance_state() -> Answer:
     """GET /maintenance: served from memory, no database query."""
-    return envelope(state_json(current().monitor.state)), 200
+    state = current().monitor.state
+    return envelope(state.as_json() if state else None), 200
 
 
 def enable_maintenance(token_info: dict[str, Any]) -> Answer:
@@ -60,5 +41,5 @@ def disable_maintenance(token_info: dict[str, Any]) -> Answer:
 def get_maintenance_log(offset: int = 0, limit: int = 100) -> Answer:
     """GET /maintenance/log."""
     total, entries = current().maintenance.log_page(offset, limit)
-    page = {"offset": offset, "total": total, "log": [log_json(e) for e in entries]}
+    page = {"offset": offset, "total": total, "log": [e.as_json() for e in entries]}
     return envelope(page), 200

@@ -30,11 +30,11 @@ def _utf8(text: str) -> str:
 
 async def basic_auth(username: str, password: str, request: Request) -> dict[str, Any]:
     """Check HTTP Basic credentials."""
-    auth = from_scope(request.scope).auth
+    services = from_scope(request.scope)
     username, password = _utf8(username), _utf8(password)
-    principal = auth.cached_credentials(username, password)
+    principal = services.auth.cached_credentials(username, password)
     if principal is None:
-        principal = await run_in_threadpool(auth.check_credentials, username, password)
+        principal = await services.hashing(services.auth.check_credentials, username, password)
     if principal is None:
         raise AuthenticationFailed()
     return claims(principal)

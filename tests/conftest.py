@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import os
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from starlette.testclient import TestClient
@@ -26,9 +29,37 @@ ADMIN = basic("admin", ADMIN_PASSWORD)
 VIEWER = basic("viewer", VIEWER_PASSWORD)
 
 
-@pytest.fixture
-def database_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path}/bascule.db"
+PG_ENV = "BASCULE_TEST_DATABASE_URL"
+
+
+@contextmanager
+def fresh_postgres_database(server_url: str) -> Iterator[str]:
+    """Create an empty database on the PostgreSQL server of ``server_url``; drop it after."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"bascule_test_{uuid.uuid4().hex[:12]}"
+    admin = make_url(server_url).set(drivername="postgresql")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty database: an SQLite file, and a PostgreSQL database when available."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/bascule.db"
+        return
+    server_url = os.environ.get(PG_ENV)
+    if not server_url:
+        pytest.skip(f"set {PG_ENV}=postgresql://USER@HOST:PORT/DB to run the PostgreSQL tests")
+    with fresh_postgres_database(server_url) as url:
+        yield url
 
 
 @pytest.fixture
@@ -46,6 +77,7 @@ def settings(database_url: str) -> Settings:
 def app(settings: Settings):
     app = create_app(settings)
     app.services.auth.add_user("viewer", VIEWER_PASSWORD, [])
+    app.services.monitor.refresh()  # settled: later changes are the test's own
     yield app
     app.services.close()
 
@@ -64,3 +96,14 @@ def store(database_url: str) -> Iterator[Store]:
     prepare(store)
     yield store
     store.close()
+
+
+def break_database(store: Store) -> None:
+    """Make the database unreachable for ``store``, as if its server had gone away."""
+    from bascule.store import make_engine
+
+    store.engine.dispose()
+    if store.is_postgres:
+        store.engine = make_engine("postgresql://nobody@127.0.0.1:9/gone")
+    else:
+        store.engine = make_engine("sqlite:////nonexistent/directory/gone.db")

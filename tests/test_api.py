@@ -6,10 +6,12 @@ every prefix Alien4Cloud answers on.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bascule.maintenance import STARTED_MESSAGE
-from tests.conftest import ADMIN, ADMIN_PASSWORD, VIEWER, basic
+from tests.conftest import ADMIN, ADMIN_PASSWORD, VIEWER, basic, break_database
 
 PREFIXES = ["/rest/v1", "/rest/latest", "/rest"]
 
@@ -376,12 +378,12 @@ def test_health(client):
     assert ok(client.get("/rest/latest/admin/health"), 200)["maintenance"] is True
 
 
-def test_health_when_the_database_is_gone(client, app, tmp_path):
-    import os
-
-    os.remove(tmp_path / "bascule.db")
-    app.services.store.engine.dispose()
-    response = client.get("/rest/v1/admin/health")
+def test_health_when_the_database_is_gone(client, app):
+    break_database(app.services.store)
+    deadline = time.monotonic() + 3  # the monitor looks at least once a second
+    while (response := client.get("/rest/v1/admin/health")).status_code == 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     assert response.status_code == 503
     body = response.json()
     assert body["error"] == {"code": 503, "message": "The database is unavailable."}
@@ -396,3 +398,106 @@ def test_the_spec_and_its_ui_are_served(client):
     ui = client.get("/rest/v1/ui/")
     assert ui.status_code == 200
     assert "swagger" in ui.text.lower()
+
+
+# -- hostile and odd input ------------------------------------------------------------------
+
+
+def test_a_body_without_content_type_is_read_as_the_declared_type(client):
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    response = client.put(
+        "/rest/v1/maintenance", content=b'{"progressPercentage": 5}', headers=ADMIN
+    )
+    ok(response, 201)
+    assert client.get("/rest/v1/maintenance", headers=ADMIN).json()["data"]["progressPercent"] == 5
+    form = f"username=admin&password={ADMIN_PASSWORD}".encode()
+    ok(client.post("/login", content=form), 200)
+
+
+def test_bodies_are_limited_to_64_kib(client):
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    huge = b'{"message": "' + b"x" * 70000 + b'"}'
+    response = client.put(
+        "/rest/v1/maintenance", content=huge, headers={**ADMIN, "Content-Type": "application/json"}
+    )
+    error(response, 413, 501, "The request body is larger than 65536 bytes.")
+
+    def chunks():
+        yield huge[:40000]
+        yield huge[40000:]
+
+    # without a Content-Length, the body is never read at all
+    response = client.put(
+        "/rest/v1/maintenance",
+        content=chunks(),
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
+    error(response, 400, 501)
+    assert len(client.get("/rest/v1/maintenance", headers=ADMIN).json()["data"]["log"]) == 1
+
+
+@pytest.mark.parametrize("raw", [rb'{"message": "\ud800"}', rb'{"message": "a\u0000b"}'])
+def test_unstorable_messages_are_refused(client, raw):
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    headers = {**ADMIN, "Content-Type": "application/json"}
+    message = error(client.put("/rest/v1/maintenance", content=raw, headers=headers), 400, 501)
+    assert "message" in message
+
+
+def test_a_password_is_never_echoed_nor_logged(client, caplog):
+    secret = "S3cret-" + "p" * 1100
+    with caplog.at_level("DEBUG"):
+        response = client.post("/login", data={"username": "admin", "password": secret})
+        bad_type = client.post("/login", data={"username": "admin", "password": ""})
+    assert secret[:20] not in response.text
+    assert response.status_code in (400, 401)
+    assert bad_type.status_code == 400
+    assert secret[:20] not in caplog.text
+
+
+def test_failed_form_login_sends_no_basic_challenge(client):
+    response = client.post("/login", data={"username": "admin", "password": "wrong-one"})
+    assert response.status_code == 401
+    assert "www-authenticate" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/rest/v1/maintenance/", "/rest/v1//maintenance", "/nothing"])
+def test_near_miss_paths_get_a_404_envelope_not_a_redirect(client, path):
+    error(client.get(path, headers=ADMIN, follow_redirects=False), 404, 504)
+
+
+def test_huge_offsets_are_refused(client):
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    response = client.get("/rest/v1/maintenance/log?offset=9223372036854775808", headers=ADMIN)
+    error(response, 400, 501)
+
+
+def test_the_contract_file_itself_is_served(client):
+    import json
+
+    from bascule import spec
+
+    assert client.get("/rest/v1/openapi.yaml").content == spec.SPEC_FILE.read_bytes()
+    assert client.get("/rest/v1/openapi.json").json() == json.loads(spec.as_json())
+    assert client.get("/rest/v1/openapi.json").json()["servers"][1]["url"] == "/rest/latest"
+
+
+def test_a_logout_does_not_forget_other_users_credentials(client, app):
+    ok(client.get("/rest/v1/maintenance", headers=VIEWER), 200)
+    login(client)
+    ok(client.post("/logout"), 200)
+    assert app.services.auth.cached_credentials("viewer", "viewer-secret-1") is not None
+
+
+def test_a_stronger_hash_setting_upgrades_the_hash_without_logging_out(client, app):
+    from argon2 import PasswordHasher
+
+    auth = app.services.auth
+    login(client)
+    auth.hasher = PasswordHasher(time_cost=4)
+    auth.forget_users()
+    ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)  # rehashed on the way
+    with app.services.store.read() as conn:
+        stored = app.services.store.get_user(conn, "admin").password_hash
+    assert "t=4" in stored
+    ok(client.get("/rest/v1/maintenance"), 200)  # the session survived

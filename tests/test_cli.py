@@ -179,3 +179,16 @@ def test_a_bad_database_url_is_reported(run):
 def test_serve_refuses_bad_settings(run, monkeypatch):
     monkeypatch.setenv("BASCULE_ADMIN_PASSWORD", "short")
     assert "at least 8 characters" in run("serve", code=1).output
+
+
+def test_an_unreachable_database_is_reported_without_a_traceback(run):
+    result = run(
+        "maintenance", "status", "--database-url", "postgresql://bob:hunter22@127.0.0.1:9/x", code=1
+    )
+    assert "cannot use the database" in result.output
+    assert "hunter22" not in result.output
+    assert "Traceback" not in result.output
+    assert (
+        "not a database URL"
+        in run("users", "list", "--database-url", "postgresql://h:port/x", code=1).output
+    )

@@ -6,7 +6,7 @@ import pytest
 
 from bascule import spec
 from bascule.maintenance import Actor
-from tests.conftest import ADMIN, VIEWER, basic
+from tests.conftest import ADMIN, VIEWER, basic, break_database
 
 # (method, path, request kwargs, setup, expected status, expected error code)
 ERROR_PATHS = [
@@ -65,7 +65,7 @@ def declared_statuses(method: str, path: str) -> set[int] | None:
 
 
 @pytest.mark.parametrize(("method", "path", "kwargs", "setup", "status", "code"), ERROR_PATHS)
-def test_error_shape(client, app, tmp_path, monkeypatch, method, path, kwargs, setup, status, code):
+def test_error_shape(client, app, monkeypatch, method, path, kwargs, setup, status, code):
     if setup == "on":
         app.services.maintenance.enable(Actor.operator("root"))
     elif setup == "auto":
@@ -73,15 +73,14 @@ def test_error_shape(client, app, tmp_path, monkeypatch, method, path, kwargs, s
     elif setup == "db-gone":
         app.services.maintenance.enable(Actor.operator("root"))
         client.get("/rest/v1/maintenance", headers=ADMIN)  # credentials cached
-        (tmp_path / "bascule.db").unlink()
-        app.services.store.engine.dispose()
+        break_database(app.services.store)
     elif setup == "crash":
         import handlers.maintenance
 
         def crash(_state):
             raise RuntimeError("secret internals")
 
-        monkeypatch.setattr(handlers.maintenance, "state_json", crash)
+        monkeypatch.setattr(handlers.maintenance, "envelope", crash)
         client = app.test_client(raise_server_exceptions=False)
     response = getattr(client, method)(path, **kwargs)
     assert response.status_code == status, response.text

@@ -10,6 +10,7 @@ from urllib.parse import unquote
 import pytest
 
 from bascule import MaintenanceGate
+from bascule.gate import bascule_paths
 from bascule.maintenance import Actor, Maintenance
 from bascule.monitor import Monitor
 from bascule.spec import served_paths
@@ -117,7 +118,7 @@ def monitor(store):
 
 @pytest.fixture
 def gate(monitor):
-    return MaintenanceGate(Recorder(), monitor=monitor, retry_after=30)
+    return MaintenanceGate(Recorder(), monitor=monitor, allow=bascule_paths(), retry_after=30)
 
 
 def switch_on(maintenance, monitor):
@@ -186,7 +187,13 @@ def test_lifespan_passes_through(gate, maintenance, monitor):
 
 def test_standalone_gate_in_two_lines_follows_other_processes(database_url, store):
     downstream = Recorder()
-    app = MaintenanceGate(downstream, database_url, allow=["/healthz"], poll_interval=0.05)
+    app = MaintenanceGate(
+        downstream,
+        database_url,
+        allow=["/healthz"],
+        allow_prefixes=["/static/"],
+        poll_interval=0.05,
+    )
     try:
         assert call(app, "/page")[0]["status"] == 200
         Maintenance(store).enable(Actor.process("deploy"))  # as another process would
@@ -195,16 +202,28 @@ def test_standalone_gate_in_two_lines_follows_other_processes(database_url, stor
             assert time.monotonic() < deadline, "the gate did not see maintenance go on"
             time.sleep(0.02)
         assert call(app, "/healthz")[0]["status"] == 200
+        assert call(app, "/static/site.css")[0]["status"] == 200
         assert call(app, "/healthz/x")[0]["status"] == 503
+        assert call(app, "/static/../x")[0]["status"] == 503
+        # Bascule's own paths are the wrapped application's here: not open
+        assert call(app, "/login")[0]["status"] == 503
+        assert call(app, "/rest/v1/maintenance")[0]["status"] == 503
         Maintenance(store).disable(Actor.process("deploy"))
         while call(app, "/page")[0]["status"] != 200:
             assert time.monotonic() < deadline, "the gate did not see maintenance go off"
             time.sleep(0.02)
     finally:
-        app.monitor.stop()
-        app.monitor.store.close()
+        app.close()
 
 
-def test_gate_needs_a_database(store):
-    with pytest.raises(ValueError, match="database URL"):
+def test_standalone_gate_refuses_to_start_blind(tmp_path):
+    with pytest.raises(ValueError, match="URL"):
         MaintenanceGate(Recorder())
+    with pytest.raises(ValueError, match="no Bascule database at"):
+        MaintenanceGate(Recorder(), f"sqlite:///{tmp_path}/typo.db")
+    assert not (tmp_path / "typo.db").exists()
+    (tmp_path / "other.db").write_bytes(b"")
+    with pytest.raises(ValueError, match="no up-to-date Bascule database"):
+        MaintenanceGate(Recorder(), f"sqlite:///{tmp_path}/other.db")
+    with pytest.raises(ValueError, match="cannot read"):
+        MaintenanceGate(Recorder(), "postgresql://nobody@127.0.0.1:9/none")

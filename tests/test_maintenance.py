@@ -63,12 +63,20 @@ def test_update_appends_message_and_replaces_progress(maintenance):
     maintenance.update(ADMIN_USER, message="  indexing  ")
     state = maintenance.state()
     assert state.progress_percent == 60
-    assert [e.message for e in state.log] == [STARTED_MESSAGE, "copying", "indexing"]
+    # stored as given, spaces included
+    assert [e.message for e in state.log] == [STARTED_MESSAGE, "copying", "  indexing  "]
 
 
 @pytest.mark.parametrize(
     ("message", "progress"),
-    [("   ", None), ("x" * (MESSAGE_MAX_LENGTH + 1), None), (None, 101), (None, -1)],
+    [
+        ("   ", None),
+        ("a\x00b", None),
+        ("\ud800", None),
+        ("x" * (MESSAGE_MAX_LENGTH + 1), None),
+        (None, 101),
+        (None, -1),
+    ],
 )
 def test_invalid_updates_change_nothing(maintenance, message, progress):
     maintenance.enable(ADMIN_USER)

@@ -19,10 +19,13 @@ def upgrade() -> None:
         "bascule_versions",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("state_version", sa.BigInteger(), nullable=False),
-        sa.Column("auth_version", sa.BigInteger(), nullable=False),
+        sa.Column("users_version", sa.BigInteger(), nullable=False),
+        sa.Column("sessions_version", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bascule_versions")),
     )
-    op.bulk_insert(versions, [{"id": 1, "state_version": 0, "auth_version": 0}])
+    op.bulk_insert(
+        versions, [{"id": 1, "state_version": 0, "users_version": 0, "sessions_version": 0}]
+    )
     op.create_table(
         "maintenance_state",
         sa.Column("id", sa.String(length=16), nullable=False),
