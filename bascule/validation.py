@@ -70,7 +70,8 @@ class JSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
     def _validate(self, body: Any) -> dict[str, Any] | None:
         if not self._nullable and body is None:
             raise BadRequestProblem(detail="The request body must not be empty.")
-        return check(self._validator, body)
+        check(self._validator, body)
+        return None
 
 
 class FormValidator(FormDataValidator):  # type: ignore[misc]
@@ -85,7 +86,8 @@ class FormValidator(FormDataValidator):  # type: ignore[misc]
     def _validate(self, body: Any) -> dict[str, Any] | None:
         if not isinstance(body, dict):
             raise BadRequestProblem(detail="The form cannot be read.")
-        return check(self._validator, body)
+        check(self._validator, body)
+        return None
 
 
 BODY_VALIDATORS = MediaTypeDict(
