@@ -13,6 +13,8 @@ from sqlalchemy import Connection, inspect
 
 from bascule.store import Store
 
+SCRIPT_LOCATION = "bascule:migrations"
+
 
 class SchemaError(RuntimeError):
     """The database cannot be served as it is (the message says what to do)."""
@@ -33,7 +35,7 @@ class SchemaStatus:
 
 def _config(conn: Connection | None = None) -> Config:
     config = Config()
-    config.set_main_option("script_location", "bascule:migrations")
+    config.set_main_option("script_location", SCRIPT_LOCATION)
     config.attributes["connection"] = conn
     return config
 

@@ -1,0 +1,126 @@
+"""More than one process on one database: two `bascule serve`, workers, a database that goes away."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.conftest import ADMIN_PASSWORD, basic
+from tests.proxy import Proxy
+from tests.serving import serving
+
+ADMIN = basic("admin", ADMIN_PASSWORD)
+WITH_PASSWORD = {"BASCULE_ADMIN_PASSWORD": ADMIN_PASSWORD}
+
+
+def until(predicate, timeout: float) -> float:
+    """Poll ``predicate`` until true; the seconds it took (fails past ``timeout``)."""
+    start = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - start < timeout, f"not within {timeout} s"
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def two(database_url, tmp_path):
+    with (
+        serving(database_url, tmp_path, env=WITH_PASSWORD) as a,
+        serving(database_url, tmp_path, env=WITH_PASSWORD) as b,
+    ):
+        yield a, b
+
+
+def test_a_change_on_one_instance_is_enforced_by_the_other_within_a_second(two, database_url):
+    a, b = two
+    delays = []
+    for _ in range(3):
+        assert httpx.post(f"{a.url}/rest/v1/maintenance", headers=ADMIN).status_code == 201
+        delays.append(until(lambda: httpx.get(f"{b.url}/page").status_code == 503, timeout=1.0))
+        state = httpx.get(f"{b.url}/rest/v1/maintenance", headers=ADMIN).json()["data"]
+        assert state["user"] == "admin"
+        assert httpx.delete(f"{b.url}/rest/v1/maintenance", headers=ADMIN).status_code == 200
+        delays.append(until(lambda: httpx.get(f"{a.url}/page").status_code == 404, timeout=1.0))
+    backend = make_url(database_url).get_backend_name()
+    print(f"propagation on {backend}: max {max(delays) * 1000:.0f} ms over {len(delays)} changes")
+
+
+def test_sessions_are_shared_and_revoked_everywhere(two):
+    a, b = two
+    login = httpx.post(f"{a.url}/login", data={"username": "admin", "password": ADMIN_PASSWORD})
+    cookie = {"Cookie": f"JSESSIONID={login.cookies['JSESSIONID']}"}
+    assert httpx.get(f"{b.url}/rest/v1/maintenance", headers=cookie).status_code == 200
+    assert httpx.post(f"{a.url}/logout", headers=cookie).status_code == 200
+    until(lambda: httpx.get(f"{b.url}/rest/v1/maintenance", headers=cookie).status_code == 401, 1.0)
+
+
+def test_a_user_changed_on_one_instance_is_refused_by_the_other(two, database_url):
+    from bascule.auth import Auth
+    from bascule.store import Store
+
+    a, b = two
+    assert httpx.get(f"{b.url}/rest/v1/maintenance", headers=ADMIN).status_code == 200  # cached
+    store = Store(database_url)
+    try:
+        Auth(store).set_password("admin", "another-password")
+    finally:
+        store.close()
+    until(lambda: httpx.get(f"{b.url}/rest/v1/maintenance", headers=ADMIN).status_code == 401, 1.0)
+
+
+def test_twenty_concurrent_enables_over_two_instances_make_one_201(two):
+    a, b = two
+    urls = [f"{(a, b)[i % 2].url}/rest/v1/maintenance" for i in range(20)]
+    with httpx.Client(headers=ADMIN, timeout=30) as client:
+        client.get(urls[0]), client.get(urls[1])  # credentials verified once on each
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            statuses = sorted(pool.map(lambda url: client.post(url).status_code, urls))
+    assert statuses == [201] + [409] * 19
+
+
+def test_workers_all_enforce_a_change(database_url, tmp_path):
+    with serving(database_url, tmp_path, "--workers", "2", env=WITH_PASSWORD) as server:
+        with httpx.Client(timeout=10) as client:
+            assert (
+                client.post(f"{server.url}/rest/v1/maintenance", headers=ADMIN).status_code == 201
+            )
+            time.sleep(1.0)  # the bound
+            # fresh connections, so that both workers answer some of them
+            statuses = {httpx.get(f"{server.url}/page").status_code for _ in range(40)}
+        assert statuses == {503}
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_database_going_away_and_coming_back(database_url, tmp_path):
+    url = make_url(database_url)
+    proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
+    through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    try:
+        with serving(through, tmp_path, env=WITH_PASSWORD) as server:
+            api = f"{server.url}/rest/v1/maintenance"
+            assert httpx.post(api, headers=ADMIN).status_code == 201
+            proxy.cut()
+            until(lambda: httpx.get(f"{server.url}/rest/v1/admin/health").status_code == 503, 5.0)
+            health = httpx.get(f"{server.url}/rest/v1/admin/health").json()
+            assert health["error"] == {"code": 503, "message": "The database is unavailable."}
+            assert health["data"]["maintenance"] is True
+            # the last known state is still enforced, and still readable
+            assert httpx.get(f"{server.url}/page").status_code == 503
+            assert httpx.get(api, headers=ADMIN).json()["data"]["user"] == "admin"
+            # a write cannot happen: 503 in the envelope, nothing changed
+            refused = httpx.put(api, headers=ADMIN, json={"message": "lost?"}, timeout=30)
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == 503
+            proxy.restore()
+            until(lambda: httpx.get(f"{server.url}/rest/v1/admin/health").status_code == 200, 10.0)
+            assert httpx.put(api, headers=ADMIN, json={"message": "back"}).status_code == 201
+            log = httpx.get(api, headers=ADMIN).json()["data"]["log"]
+            assert [entry["message"] for entry in log][1:] == ["back"]
+            assert httpx.delete(api, headers=ADMIN).status_code == 200
+            until(lambda: httpx.get(f"{server.url}/page").status_code == 404, 1.0)
+    finally:
+        proxy.close()

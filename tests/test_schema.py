@@ -1,0 +1,117 @@
+"""Migrations: the schema made on an empty database, refused when outdated, upgraded under
+automatic maintenance."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+import bascule
+from bascule import schema
+from bascule.cli import main
+from bascule.schema import SchemaError, prepare, status
+from bascule.store import Store
+
+# A later migration, as a future version of Bascule would ship it. Its upgrade checks
+# that serving instances are held in automatic maintenance while it runs.
+STEP_0002 = '''"""Add a probe table.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    state = bind.execute(sa.text("SELECT user_name, user_triggered FROM maintenance_state")).one()
+    assert tuple(state) == ("schema-migration", False), state
+    messages = bind.execute(sa.text("SELECT message FROM maintenance_log ORDER BY id")).scalars()
+    assert any(m.startswith("Applying 0002: Add a probe table.") for m in messages)
+    op.create_table("probe", sa.Column("id", sa.Integer(), primary_key=True))
+'''
+
+
+@pytest.fixture
+def upgrade_bascule(tmp_path, monkeypatch):
+    """Call to turn Bascule into its next version, which has one more migration."""
+    scripts = tmp_path / "migrations"
+    shutil.copytree(Path(bascule.__file__).parent / "migrations", scripts)
+    (scripts / "versions" / "0002_probe.py").write_text(STEP_0002)
+    return lambda: monkeypatch.setattr(schema, "SCRIPT_LOCATION", str(scripts))
+
+
+def at_first_revision(database_url: str) -> None:
+    store = Store(database_url)
+    try:
+        prepare(store)
+    finally:
+        store.close()
+
+
+def test_an_empty_database_gets_the_schema(database_url):
+    store = Store(database_url)
+    try:
+        assert status(store).empty
+        prepare(store)
+        assert status(store).up_to_date
+        prepare(store)  # and again: nothing to do
+    finally:
+        store.close()
+
+
+def test_serve_refuses_an_outdated_schema_and_db_upgrade_fixes_it(database_url, upgrade_bascule):
+    at_first_revision(database_url)
+    upgrade_bascule()
+    runner = CliRunner()
+    env = {"BASCULE_DATABASE_URL": database_url, "BASCULE_ADMIN_PASSWORD": "admin-secret-1"}
+    refused = runner.invoke(main, ["serve"], env=env)
+    assert refused.exit_code == 1
+    assert "run `bascule db upgrade` first" in refused.output
+    assert "0001" in runner.invoke(main, ["db", "status"], env=env).output
+    upgraded = runner.invoke(main, ["db", "upgrade"], env=env, catch_exceptions=False)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "Upgraded the schema to 0002" in upgraded.output
+    store = Store(database_url)
+    try:
+        assert status(store).up_to_date
+        with store.read() as conn:
+            assert conn.execute(text("SELECT count(*) FROM probe")).scalar_one() == 0
+            # maintenance went off again once the migration succeeded
+            assert store.load_state(conn) is None
+    finally:
+        store.close()
+
+
+def test_a_schema_from_a_newer_bascule_is_refused(database_url):
+    at_first_revision(database_url)
+    store = Store(database_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        with pytest.raises(SchemaError, match="does not know"):
+            prepare(store)
+    finally:
+        store.close()
+
+
+def test_a_foreign_database_is_refused(database_url):
+    store = Store(database_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE their_table (id INTEGER PRIMARY KEY)"))
+        with pytest.raises(SchemaError, match="database of its own"):
+            prepare(store)
+    finally:
+        store.close()
