@@ -1,4 +1,4 @@
-"""More than one process on one database: two `bascule serve`, workers, a database that goes away."""
+"""More than one process on one database: two servers, workers, a database that goes away."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_a_user_changed_on_one_instance_is_refused_by_the_other(two, database_ur
     from bascule.auth import Auth
     from bascule.store import Store
 
-    a, b = two
+    _a, b = two
     assert httpx.get(f"{b.url}/rest/v1/maintenance", headers=ADMIN).status_code == 200  # cached
     store = Store(database_url)
     try:
