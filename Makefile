@@ -19,10 +19,15 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# The spec linters and the TypeScript client generator, exactly as package-lock.json pins them.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
 serve: $(VENV)/.installed
 	$(BIN)/bascule serve
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test node_modules/.installed
 	mkdir -p $(OUT)
 	$(BIN)/python -m pytest --junitxml=$(OUT)/junit.xml
 

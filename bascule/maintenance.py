@@ -201,7 +201,9 @@ class Maintenance:
         if progress is not None and not 0 <= progress <= 100:
             raise InvalidUpdate("progressPercentage must be between 0 and 100.")
         if message is not None and (
-            len(message) > MESSAGE_MAX_LENGTH or not MESSAGE_PATTERN.search(message)
+            len(message) > MESSAGE_MAX_LENGTH
+            or not MESSAGE_PATTERN.search(message)
+            or not _is_unicode(message)
         ):
             raise InvalidUpdate(
                 f"message must hold 1 to {MESSAGE_MAX_LENGTH} characters, at least one of "
@@ -303,6 +305,15 @@ def maintenance_window(
         raise
     with suppress(NotEnabled, NotYours):  # ended by an operator meanwhile
         maintenance.disable(actor)
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` is real Unicode text (JSON can smuggle in unpaired surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _printable(text: str) -> str:
