@@ -7,9 +7,11 @@ import importlib
 import inspect
 import json
 import logging
+import mimetypes
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import connexion
@@ -22,7 +24,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bascule import errors, spec
 from bascule.config import Settings
 from bascule.errors import MAX_BODY
-from bascule.gate import DOCS_PREFIX, MaintenanceGate, PathSet, bascule_paths, request_path
+from bascule.gate import (
+    DOCS_PREFIX,
+    MaintenanceGate,
+    Page,
+    PathSet,
+    bascule_paths,
+    console_files,
+    request_path,
+)
 from bascule.schema import prepare
 from bascule.service import Services
 from bascule.validation import BODY_VALIDATORS
@@ -60,6 +70,10 @@ class Dispatch:
             f"{DOCS_PREFIX}/openapi.json": (spec.as_json(), b"application/json"),
             f"{DOCS_PREFIX}/openapi.yaml": (spec.as_yaml(), b"application/yaml"),
         }
+        for path, file in console_files().items():
+            media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            charset = "; charset=utf-8" if media_type.startswith("text/") else ""
+            self.documents[path] = (file.read_bytes(), f"{media_type}{charset}".encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -121,11 +135,23 @@ def content_length(scope: Scope) -> int | None:
     return None
 
 
+# The console runs only its own files, and never inside another site's frame.
+SAFE_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'"),
+    (b"cache-control", b"no-cache"),
+]
+
+
 async def send_bytes(
     send: Send, status: int, body: bytes, content_type: bytes, *, head: bool = False
 ) -> None:
     """Send a whole response."""
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        *SAFE_HEADERS,
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
 
@@ -238,6 +264,8 @@ def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
 
 
 def _build(settings: Settings, services: Services) -> connexion.AsyncApp:
+    if settings.page_template:  # a wrong path fails now, not at the first refused request
+        Page(Path(settings.page_template), settings.retry_after)
     bootstrap(services)
     services.monitor.refresh()
 
@@ -270,6 +298,7 @@ def _build(settings: Settings, services: Services) -> connexion.AsyncApp:
         monitor=services.monitor,
         allow=own,
         retry_after=settings.retry_after,
+        page_template=settings.page_template,
     )
     app.add_middleware(
         Dispatch,

@@ -38,6 +38,11 @@ class Settings:
         "Seconds announced in the Retry-After header of refused requests.",
         default=120,
     )
+    page_template: str | None = _option(
+        "BASCULE_PAGE_TEMPLATE",
+        "An HTML file to show browsers instead of the built-in maintenance page.",
+        default=None,
+    )
     session_ttl: int = _option(
         "BASCULE_SESSION_TTL", "Lifetime of a login session, in seconds.", default=43200
     )

@@ -11,7 +11,10 @@ request. The monitor follows changes made by other processes in the background.
 
 from __future__ import annotations
 
+import datetime
+import html
 import re
+import string
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,12 +24,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bascule import spec
 
 if TYPE_CHECKING:
+    from bascule.maintenance import MaintenanceState
     from bascule.monitor import Monitor
 
 MAINTENANCE_BODY = b'{"data":null,"error":{"code":0,"message":"Maintenance mode is enabled."}}'
 WEBSOCKET_TRY_AGAIN_LATER = 1013
 
 DOCS_PREFIX = "/rest/v1"
+DEFAULT_PAGE = Path(__file__).with_name("templates") / "maintenance.html"
+# The operator console: its page at CONSOLE_PATH, its files at CONSOLE_PATH/<name>.
+CONSOLE_DIR = Path(__file__).with_name("console")
+CONSOLE_PATH = "/maintenance"
+DEFAULT_MESSAGE = "Maintenance is in progress."
 # A path segment made only of safe characters, never "." or "..".
 _SEGMENT = re.compile(rb"[A-Za-z0-9_\-][A-Za-z0-9._\-]*")
 
@@ -69,9 +78,18 @@ def request_path(scope: Scope) -> bytes:
 def bascule_paths() -> PathSet:
     """The paths Bascule answers itself, all of them open during maintenance."""
     exact = [*spec.served_paths(), f"{DOCS_PREFIX}/openapi.json", f"{DOCS_PREFIX}/openapi.yaml"]
-    exact.append(f"{DOCS_PREFIX}/ui")
+    exact += [f"{DOCS_PREFIX}/ui", *console_files()]
     prefixes = [f"{base}/auth/" for base in spec.API_BASES] + [f"{DOCS_PREFIX}/ui/"]
     return PathSet(exact, prefixes)
+
+
+def console_files() -> dict[str, Path]:
+    """The console's files by the path they are served at (its page at CONSOLE_PATH)."""
+    files = {CONSOLE_PATH: CONSOLE_DIR / "index.html"}
+    files.update(
+        {f"{CONSOLE_PATH}/{f.name}": f for f in sorted(CONSOLE_DIR.iterdir()) if f.is_file()}
+    )
+    return files
 
 
 class MaintenanceGate:
@@ -87,12 +105,15 @@ class MaintenanceGate:
         allow_prefixes: Iterable[str] = (),
         retry_after: int = 120,
         poll_interval: float = 0.25,
+        page_template: str | Path | None = None,
     ) -> None:
+        page = Page(Path(page_template) if page_template else DEFAULT_PAGE, retry_after)
         if monitor is None:
             monitor = _follow(database_url, poll_interval)
         self.app = app
         self.monitor = monitor
         self.allowed = allow if isinstance(allow, PathSet) else PathSet(allow, allow_prefixes)
+        self.page = page
         self._headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(MAINTENANCE_BODY)).encode()),
@@ -120,10 +141,82 @@ class MaintenanceGate:
         self.monitor.store.close()
 
     async def refuse(self, scope: Scope, send: Send) -> None:
-        """Send the 503 maintenance answer."""
+        """Send the 503 maintenance answer: a page for browsers, the envelope for the rest."""
         head = scope.get("method") == "HEAD"
-        await send({"type": "http.response.start", "status": 503, "headers": self._headers})
-        await send({"type": "http.response.body", "body": b"" if head else MAINTENANCE_BODY})
+        headers, body = self._headers, MAINTENANCE_BODY
+        if prefers_html(scope):
+            state = self.monitor.state
+            body = self.page.render(state) if state is not None else body
+            headers = [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *self._headers[2:],
+            ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def prefers_html(scope: Scope) -> bool:
+    """Whether the request's Accept header ranks text/html above JSON (as browsers' do).
+
+    ``*/*`` alone, no Accept, or JSON ranked as high all mean an API client.
+    """
+    accept = next((v for k, v in scope.get("headers", ()) if k == b"accept"), b"")
+    if b"html" not in accept:
+        return False
+    html_q = json_q = 0.0
+    for item in accept.decode("latin-1").split(","):
+        media, *params = item.strip().split(";")
+        q = 1.0
+        for param in params:
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.strip().lower()
+        if media in ("text/html", "application/xhtml+xml"):
+            html_q = max(html_q, q)
+        elif media == "application/json" or media.endswith("+json"):
+            json_q = max(json_q, q)
+    return html_q > 0 and html_q > json_q
+
+
+class Page:
+    """The maintenance page for browsers: a template, rendered once per state."""
+
+    def __init__(self, template: Path, retry_after: int) -> None:
+        try:
+            self.template = string.Template(template.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"cannot read the page template {template}: {exc.strerror}") from None
+        self.retry_after = retry_after
+        self._cache: tuple[object, bytes] | None = None
+
+    def render(self, state: MaintenanceState) -> bytes:
+        """The page for ``state`` (rendered again only when the state changes)."""
+        cached = self._cache
+        if cached is not None and cached[0] is state:
+            return cached[1]
+        since = datetime.datetime.fromtimestamp(state.started_at / 1000, tz=datetime.UTC)
+        progress = state.progress_percent
+        minutes = max(1, round(self.retry_after / 60))
+        values = {
+            "message": state.log[-1].message if state.log else DEFAULT_MESSAGE,
+            "progress": str(progress or 0),
+            "progress_text": f"{progress}%" if progress is not None else "unknown",
+            "since_iso": since.isoformat(timespec="seconds"),
+            "since_text": since.strftime("%Y-%m-%d %H:%M UTC"),
+            "retry_after": str(self.retry_after),
+            "retry_after_text": f"{minutes} minute{'s' if minutes > 1 else ''}",
+            "poll_seconds": str(max(1, min(5, self.retry_after))),
+        }
+        body = self.template.safe_substitute(
+            {name: html.escape(value) for name, value in values.items()}
+        ).encode()
+        self._cache = (state, body)
+        return body
 
 
 def _follow(database_url: str | None, poll_interval: float) -> Monitor:

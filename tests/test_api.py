@@ -501,3 +501,13 @@ def test_a_stronger_hash_setting_upgrades_the_hash_without_logging_out(client, a
         stored = app.services.store.get_user(conn, "admin").password_hash
     assert "t=4" in stored
     ok(client.get("/rest/v1/maintenance"), 200)  # the session survived
+
+
+def test_the_console_is_served_and_stays_open_during_maintenance(client):
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    page = client.get("/maintenance")
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/maintenance/nothing.js").status_code == 503  # not one of its files

@@ -227,3 +227,94 @@ def test_standalone_gate_refuses_to_start_blind(tmp_path):
         MaintenanceGate(Recorder(), f"sqlite:///{tmp_path}/other.db")
     with pytest.raises(ValueError, match="cannot read"):
         MaintenanceGate(Recorder(), "postgresql://nobody@127.0.0.1:9/none")
+
+
+# -- the page for browsers --------------------------------------------------------------------
+
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
+
+
+def call_accepting(app, accept: str | None, path: str = "/shop"):
+    scope_headers = [(b"accept", accept.encode())] if accept is not None else []
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": scope_headers,
+    }
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "html"),
+    [
+        (BROWSER, True),
+        ("text/html", True),
+        ("application/xhtml+xml", True),
+        (None, False),
+        ("*/*", False),
+        ("application/json", False),
+        ("application/json, text/html", False),
+        ("text/html;q=0.5, application/json", False),
+        ("application/json;q=0.1, text/html", True),
+        ("text/html;q=0", False),
+        ("application/problem+json, text/html;q=0.9", False),
+    ],
+)
+def test_browsers_get_a_page_and_api_clients_the_envelope(gate, maintenance, monitor, accept, html):
+    switch_on(maintenance, monitor)
+    status, headers, body = call_accepting(gate, accept)
+    assert status == 503
+    assert headers[b"retry-after"] == b"30"
+    if html:
+        assert headers[b"content-type"] == b"text/html; charset=utf-8"
+        assert body.startswith(b"<!doctype html>")
+        assert int(headers[b"content-length"]) == len(body)
+    else:
+        assert headers[b"content-type"] == b"application/json"
+        assert json.loads(body)["error"]["code"] == 0
+
+
+def test_the_page_shows_message_progress_and_start_escaped(gate, maintenance, monitor):
+    actor = Actor.operator("root")
+    maintenance.enable(actor)
+    maintenance.update(actor, message="Moving <databases> & files", progress=42)
+    monitor.refresh()
+    _, _, body = call_accepting(gate, BROWSER)
+    page = body.decode()
+    assert "Moving &lt;databases&gt; &amp; files" in page
+    assert 'value="42"' in page and "42%" in page
+    started = monitor.state.started_at / 1000
+    assert time.strftime("%Y-%m-%dT%H:%M", time.gmtime(started)) in page
+    assert "about 1 minute" in page  # Retry-After 30 s, rounded up to a minute
+    assert "http://" not in page and "https://" not in page  # no external asset
+    # rendered once per state: the same bytes while nothing changes
+    assert call_accepting(gate, BROWSER)[2] is body
+    maintenance.update(actor, progress=43)
+    monitor.refresh()
+    assert 'value="43"' in call_accepting(gate, BROWSER)[2].decode()
+
+
+def test_a_custom_page_template(tmp_path, maintenance, monitor):
+    template = tmp_path / "page.html"
+    template.write_text("<p>$message ($progress_text) back in $retry_after s $unknown</p>")
+    gate = MaintenanceGate(Recorder(), monitor=monitor, retry_after=60, page_template=template)
+    switch_on(maintenance, monitor)
+    _, _, body = call_accepting(gate, "text/html")
+    assert body == b"<p>Maintenance operation started. (1%) back in 60 s $unknown</p>"
+
+
+def test_a_missing_page_template_is_refused_at_once(monitor):
+    with pytest.raises(ValueError, match="cannot read the page template"):
+        MaintenanceGate(Recorder(), monitor=monitor, page_template="/no/such/page.html")
