@@ -4,7 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: serve test lint
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: serve test lint system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +26,21 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
+# Debian packages the tests need: Chromium for the browser tests, a Java runtime for
+# OpenAPI Generator. Installed only when missing.
+system-packages:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 serve: $(VENV)/.installed
 	$(BIN)/bascule serve
 
-test: $(VENV)/.installed-test node_modules/.installed
+test: system-packages $(VENV)/.installed-test node_modules/.installed
 	mkdir -p $(OUT)
 	$(BIN)/python -m pytest --junitxml=$(OUT)/junit.xml
 
