@@ -93,7 +93,11 @@ def console_files() -> dict[str, Path]:
 
 
 class MaintenanceGate:
-    """ASGI middleware: while maintenance is on, answer 503 to every request not allowed."""
+    """ASGI middleware: while maintenance is on, answer 503 to every request not allowed.
+
+    Built from a database URL, it follows that database from a thread of its own;
+    given a monitor, whoever made the monitor starts and stops it.
+    """
 
     def __init__(
         self,
@@ -122,11 +126,9 @@ class MaintenanceGate:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
+        if self.monitor.state is None or scope["type"] == "lifespan":
             await self.app(scope, receive, send)
-            return
-        self.monitor.start()
-        if self.monitor.state is None or request_path(scope) in self.allowed:
+        elif request_path(scope) in self.allowed:
             await self.app(scope, receive, send)
         elif scope["type"] == "http":
             await self.refuse(scope, send)
@@ -251,4 +253,5 @@ def _follow(database_url: str | None, poll_interval: float) -> Monitor:
         )
     monitor = Monitor(store, poll_interval=poll_interval)
     monitor.refresh()
+    monitor.start()
     return monitor

@@ -166,7 +166,7 @@ class Maintenance:
     def log_page(self, offset: int, limit: int) -> tuple[int, list[LogEntry]]:
         """The total size of the log and one page of it, oldest first."""
         with self.store.read() as conn:
-            state = self.store.load_state(conn)
+            state = self.store.load_state(conn, with_log=False)
             if state is None:
                 raise NotEnabled()
             return state.log_size, list(self.store.log_page(conn, offset, limit))
@@ -186,7 +186,7 @@ class Maintenance:
         from bascule.store import AlreadyExists
 
         with self.store.write("state") as conn:
-            if self.store.load_state(conn) is not None:
+            if self.store.load_state(conn, with_log=False) is not None:
                 raise AlreadyEnabled()
             try:
                 self.store.insert_state(conn, state)
@@ -211,11 +211,10 @@ class Maintenance:
             )
         if message is None and progress is None:
             with self.store.read() as conn:
-                _require_owner(actor, self.store.load_state(conn), "update")
+                _require_owner(actor, self.store.load_state(conn, with_log=False), "update")
             return
         with self.store.write("state") as conn:
-            state = self.store.load_state(conn)
-            _require_owner(actor, state, "update")
+            _require_owner(actor, self.store.load_state(conn, with_log=False), "update")
             if progress is not None:
                 self.store.set_progress(conn, progress)
             if message is not None:
@@ -226,7 +225,7 @@ class Maintenance:
         """Switch maintenance off."""
         _require_rights(actor)
         with self.store.write("state") as conn:
-            _require_owner(actor, self.store.load_state(conn), "disable")
+            _require_owner(actor, self.store.load_state(conn, with_log=False), "disable")
             self.store.delete_state(conn)
         self._changed()
 

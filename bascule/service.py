@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -12,7 +13,7 @@ from starlette.types import Scope
 
 from bascule.auth import Auth
 from bascule.config import Settings
-from bascule.maintenance import Maintenance
+from bascule.maintenance import Maintenance, MaintenanceState
 from bascule.monitor import Monitor
 from bascule.store import Store
 
@@ -35,6 +36,16 @@ class Services:
         self.monitor.listeners["sessions"].append(self.auth.forget_sessions)
         self.maintenance = Maintenance(self.store, self.monitor)
         self._argon2: anyio.CapacityLimiter | None = None
+        self._state_document: tuple[MaintenanceState | None, bytes] | None = None
+
+    def state_document(self) -> bytes:
+        """The JSON answer to a state read, serialised once per state."""
+        state = self.monitor.state
+        cached = self._state_document
+        if cached is None or cached[0] is not state:
+            document = {"data": state.as_json() if state else None, "error": None}
+            cached = self._state_document = (state, json.dumps(document).encode())
+        return cached[1]
 
     async def hashing(self, call: Callable[..., T], *args: Any) -> T:
         """Run a call that may check a password with Argon2, in a worker thread.

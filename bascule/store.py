@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -67,6 +68,8 @@ maintenance_state = Table(
     Column("user_triggered", Boolean, nullable=False),
     Column("progress_percent", Integer, nullable=True),
     Column("started_at", BigInteger, nullable=False),
+    # Kept with the state so that no read ever counts the log.
+    Column("log_size", Integer, nullable=False),
 )
 
 maintenance_log = Table(
@@ -203,6 +206,10 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        # SQLite's busy handler waits by sleeping; writers of one process queue here instead.
+        self._writers: AbstractContextManager[Any] = (
+            nullcontext() if self.is_postgres else threading.Lock()
+        )
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -227,7 +234,7 @@ class Store:
         the transaction reads next cannot change under it; other processes see the
         new version and reload.
         """
-        with self.engine.connect() as conn:
+        with self._writers, self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 if kind is not None:
@@ -252,23 +259,24 @@ class Store:
     # -- maintenance state -----------------------------------------------------------------
 
     @staticmethod
-    def load_state(conn: Connection) -> MaintenanceState | None:
-        """The maintenance state with its latest log entries."""
+    def load_state(conn: Connection, *, with_log: bool = True) -> MaintenanceState | None:
+        """The maintenance state with its latest log entries (none when not ``with_log``)."""
         row = conn.execute(
             select(maintenance_state).where(maintenance_state.c.id == STATE_ID)
         ).first()
         if row is None:
             return None
-        count = conn.execute(select(func.count()).select_from(maintenance_log)).scalar_one()
-        query = select(maintenance_log).order_by(maintenance_log.c.id.desc()).limit(LOG_TAIL)
-        tail = conn.execute(query).all()
+        tail: Sequence[Any] = ()
+        if with_log:
+            query = select(maintenance_log).order_by(maintenance_log.c.id.desc()).limit(LOG_TAIL)
+            tail = conn.execute(query).all()
         return MaintenanceState(
             user=row.user_name,
             user_triggered=row.user_triggered,
             progress_percent=row.progress_percent,
             started_at=row.started_at,
             log=tuple(_log_entry(r) for r in reversed(tail)),
-            log_size=int(count),
+            log_size=int(row.log_size),
         )
 
     @staticmethod
@@ -291,6 +299,7 @@ class Store:
                         user_triggered=state.user_triggered,
                         progress_percent=state.progress_percent,
                         started_at=state.started_at,
+                        log_size=0,
                     )
                 )
         except IntegrityError:
@@ -315,6 +324,11 @@ class Store:
             insert(maintenance_log).values(
                 date=entry.date, user_name=entry.user, message=entry.message
             )
+        )
+        conn.execute(
+            update(maintenance_state)
+            .where(maintenance_state.c.id == STATE_ID)
+            .values(log_size=maintenance_state.c.log_size + 1)
         )
 
     @staticmethod

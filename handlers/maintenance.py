@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.responses import Response
+
 from bascule.errors import envelope
 from bascule.service import current
 
 Answer = tuple[dict[str, Any], int]
 
 
-async def get_maintenance_state() -> Answer:
-    """GET /maintenance: served from memory, no database query."""
-    state = current().monitor.state
-    return envelope(state.as_json() if state else None), 200
+async def get_maintenance_state() -> Response:
+    """GET /maintenance: served from memory, serialised once per state."""
+    return Response(current().state_document(), media_type="application/json")
 
 
 def enable_maintenance(token_info: dict[str, Any]) -> Answer:

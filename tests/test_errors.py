@@ -77,10 +77,10 @@ def test_error_shape(client, app, monkeypatch, method, path, kwargs, setup, stat
     elif setup == "crash":
         import handlers.maintenance
 
-        def crash(_state):
+        def crash():
             raise RuntimeError("secret internals")
 
-        monkeypatch.setattr(handlers.maintenance, "envelope", crash)
+        monkeypatch.setattr(handlers.maintenance, "current", crash)
         client = app.test_client(raise_server_exceptions=False)
     response = getattr(client, method)(path, **kwargs)
     assert response.status_code == status, response.text

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("user_triggered", sa.Boolean(), nullable=False),
         sa.Column("progress_percent", sa.Integer(), nullable=True),
         sa.Column("started_at", sa.BigInteger(), nullable=False),
+        sa.Column("log_size", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_maintenance_state")),
     )
     op.create_table(
