@@ -126,7 +126,11 @@ class MaintenanceGate:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.monitor.state is None or scope["type"] == "lifespan" or request_path(scope) in self.allowed:
+        if (
+            self.monitor.state is None
+            or scope["type"] == "lifespan"
+            or request_path(scope) in self.allowed
+        ):
             await self.app(scope, receive, send)
         elif scope["type"] == "http":
             await self.refuse(scope, send)
