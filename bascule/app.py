@@ -27,10 +27,8 @@ from bascule.gate import (
     DOCS_PREFIX,
     MaintenanceGate,
     Page,
-    PathSet,
     bascule_paths,
     console_files,
-    request_path,
 )
 from bascule.schema import prepare
 from bascule.service import Services
@@ -62,23 +60,20 @@ class BasculeApp(connexion.AsyncApp):  # type: ignore[misc]
 
 
 class Dispatch:
-    """In front of connexion: Bascule's own paths go to the API, every other path to the
-    mounted application (or a 404 in the envelope when there is none).
+    """In front of connexion, behind the gate, for Bascule's own paths (the gate sends every
+    other path to the mounted application, or to ``not_found``).
 
-    On the way it attaches the services to the request, serves the contract file,
+    It attaches the services to the request, serves the contract file,
     refuses bodies over MAX_BODY bytes (connexion reads only bodies with a
     Content-Length), reads a body sent without Content-Type as the operation's
     declared type (as connexion's validation does), and runs the mounted
     application's lifespan beside Bascule's.
     """
 
-    def __init__(
-        self, app: ASGIApp, *, services: Services, mounted: ASGIApp | None, own: PathSet
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, services: Services, mounted: ASGIApp | None) -> None:
         self.app = app
         self.services = services
         self.mounted = mounted
-        self.own = own
         self.documents = {
             f"{DOCS_PREFIX}/openapi.json": (spec.as_json(), b"application/json"),
             f"{DOCS_PREFIX}/openapi.yaml": (spec.as_yaml(), b"application/yaml"),
@@ -91,13 +86,6 @@ class Dispatch:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.lifespan(scope, receive, send)
-            return
-        if request_path(scope) not in self.own:
-            if self.mounted is not None:
-                await self.mounted(scope, receive, send)
-            elif scope["type"] == "http":
-                message = f"No such path: {scope['path']}"
-                await send_json(send, 404, errors.error_envelope(errors.Code.NOT_FOUND, message))
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -135,6 +123,13 @@ class Dispatch:
             return message
 
         await self.app(scope, relay, send)
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """Where paths that are not Bascule's go when no application is mounted: 404."""
+    if scope["type"] == "http":
+        message = f"No such path: {scope['path']}"
+        await send_json(send, 404, errors.error_envelope(errors.Code.NOT_FOUND, message))
 
 
 def content_length(scope: Scope) -> int | None:
@@ -304,14 +299,13 @@ def _build(settings: Settings, services: Services) -> BasculeApp:
         )
     errors.install(app)
     mounted = load_app(settings.app) if settings.app else None
-    own = bascule_paths()
-    dispatch = Dispatch(app.middleware, services=services, mounted=mounted, own=own)
     app.front = MaintenanceGate(
-        dispatch,
+        Dispatch(app.middleware, services=services, mounted=mounted),
         monitor=services.monitor,
-        allow=own,
+        allow=bascule_paths(),
         retry_after=settings.retry_after,
         page_template=settings.page_template,
+        elsewhere=mounted or not_found,
     )
     app.services = services
     return app

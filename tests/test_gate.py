@@ -78,14 +78,20 @@ class Recorder:
         await send({"type": "http.response.body", "body": b"downstream"})
 
 
-def call(app, raw_path: str, method: str = "GET", scope_type: str = "http"):
+def call(
+    app,
+    raw_path: str,
+    method: str = "GET",
+    scope_type: str = "http",
+    raw_path_with_query: bool = False,
+):
     """Send one request through an ASGI app; the messages it sent back."""
     path = raw_path.split("?", 1)[0]
     scope = {
         "type": scope_type,
         "method": method,
         "path": unquote(path),
-        "raw_path": path.encode(),
+        "raw_path": (raw_path if raw_path_with_query else path).encode(),
         "query_string": raw_path.partition("?")[2].encode(),
         "headers": [],
     }
@@ -164,6 +170,29 @@ def test_bypass_attempts_are_refused(gate, maintenance, monitor, path):
 def test_query_string_does_not_open_a_path(gate, maintenance, monitor):
     switch_on(maintenance, monitor)
     assert call(gate, "/x?/rest/v1/maintenance")[0]["status"] == 503
+
+
+def test_a_raw_path_that_keeps_the_query_is_matched_without_it(gate, maintenance, monitor):
+    # Some servers put the query string in raw_path too.
+    switch_on(maintenance, monitor)
+    scope_path = "/rest/v1/maintenance?x=/shop"
+    assert call(gate, scope_path, raw_path_with_query=True)[0]["status"] == 200
+    assert call(gate, "/shop?/rest/v1/maintenance", raw_path_with_query=True)[0]["status"] == 503
+
+
+def test_paths_not_allowed_go_elsewhere_while_off(monitor, maintenance):
+    own, other = Recorder(), Recorder()
+    gate = MaintenanceGate(own, monitor=monitor, allow=bascule_paths(), elsewhere=other)
+    assert call(gate, "/rest/v1/maintenance")[0]["status"] == 200
+    assert call(gate, "/shop")[0]["status"] == 200
+    assert [s["raw_path"] for s in own.seen] == [b"/rest/v1/maintenance"]
+    assert [s["raw_path"] for s in other.seen] == [b"/shop"]
+    switch_on(maintenance, monitor)
+    assert call(gate, "/shop")[0]["status"] == 503
+    assert call(gate, "/rest/v1/maintenance")[0]["status"] == 200
+    assert len(other.seen) == 1 and len(own.seen) == 2
+    call(gate, "/", scope_type="lifespan")
+    assert own.seen[-1]["type"] == "lifespan" and len(other.seen) == 1
 
 
 def test_head_gets_no_body(gate, maintenance, monitor):
