@@ -6,7 +6,7 @@ OUT ?= out
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test lint system-packages
+.PHONY: serve test lint bench system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,3 +48,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The benchmark (bench/README.md): about 20 minutes, writes bench/RESULTS.md. wrk, from
+# Debian's packages, drives the load when it can be installed; else bench/loadgen.py.
+bench: $(VENV)/.installed
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends wrk; } || \
+		echo "wrk could not be installed: bench/loadgen.py drives the load"
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -72,3 +72,11 @@ def test_every_operation_is_documented():
             method,
             path,
         )
+
+
+def test_every_make_command_in_the_readme_is_a_target():
+    makefile = (ROOT / "Makefile").read_text()
+    used = set(re.findall(r"^make ([a-z-]+)", README, re.M))
+    assert {"serve", "test", "lint", "bench"} <= used
+    for target in used:
+        assert re.search(rf"^{target}:", makefile, re.M), target
