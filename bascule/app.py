@@ -305,7 +305,7 @@ def _build(settings: Settings, services: Services) -> BasculeApp:
         allow=bascule_paths(),
         retry_after=settings.retry_after,
         page_template=settings.page_template,
-        elsewhere=mounted or not_found,
+        elsewhere=mounted if mounted is not None else not_found,
     )
     app.services = services
     return app

@@ -120,7 +120,8 @@ class MaintenanceGate:
             monitor = _follow(database_url, poll_interval)
         self.app = app
         # Where requests for paths not allowed go while maintenance is off (``app`` unless
-        # told): routing here spares every such request a second look at its path.
+        # told; the lifespan always goes to ``app``): routing here spares every such
+        # request a second look at its path.
         self.elsewhere = app if elsewhere is None else elsewhere
         self.monitor = monitor
         self.allowed = allow if isinstance(allow, PathSet) else PathSet(allow, allow_prefixes)

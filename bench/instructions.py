@@ -1,0 +1,249 @@
+"""Instructions per request, counted by valgrind: the gate's cost without the machine's noise.
+
+    .venv/bin/python bench/instructions.py [gate-refusing gate-open api-basic api-cookie]
+
+For each target it starts the server under ``valgrind --tool=callgrind`` twice, sends
+``--small`` keep-alive requests to the first and ``--large`` to the second (after
+the same warm-up and, for the cookie, the same login), stops them, and divides the
+difference of the two instruction totals by the difference of the request counts:
+start-up and shut-down cancel out. The count is the same on a busy machine as on a
+quiet one, so the ratio of two targets is exact up to a few hundred instructions.
+Bascule runs on SQLite with ``BASCULE_POLL_INTERVAL=1000``: valgrind slows the server
+about fifty times, and the monitor's polls, driven by the clock, would otherwise count
+fifty times too; every run has the same hash seed. Appends a table to
+bench/INSTRUCTIONS.md. Needs valgrind (Debian's package); talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import http.client
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.apps import USERS  # noqa: E402
+from bench.run import free_port  # noqa: E402
+
+PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
+BASCULE = [PYTHON, "-m", "bascule.cli", "serve"]
+APPS = [PYTHON, str(ROOT / "bench" / "apps.py")]
+BASIC = "Basic " + base64.b64encode(f"admin:{USERS['admin']}".encode()).decode()
+STATE = "/rest/v1/maintenance"
+
+# name: [(label, argv, maintenance on, path, auth, status)], baseline first.
+PAIRS = {
+    "gate-refusing": [
+        ("bare ASGI 503", [*APPS, "refuse"], False, "/shop", None, 503),
+        ("Bascule gate 503", BASCULE, True, "/shop", None, 503),
+    ],
+    "gate-open": [
+        ("raw ASGI app alone", [*APPS, "downstream"], False, "/shop", None, 200),
+        (
+            "raw ASGI app behind Bascule",
+            [*BASCULE, "--app", "bench.apps:downstream"],
+            False,
+            "/shop",
+            None,
+            200,
+        ),
+    ],
+    "api-basic": [
+        ("connexion baseline (Basic)", [*APPS, "connexion"], False, STATE, "basic", 200),
+        ("Bascule (Basic)", BASCULE, False, STATE, "basic", 200),
+    ],
+    "api-cookie": [
+        ("connexion baseline (Basic)", [*APPS, "connexion"], False, STATE, "basic", 200),
+        ("Bascule (session cookie)", BASCULE, False, STATE, "cookie", 200),
+    ],
+}
+
+
+def wait_port(port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+def drive(port: int, count: int, path: str, auth: str | None, status: int) -> None:
+    """``count`` keep-alive GETs, each checked; the cookie is obtained by one login first."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    headers = {}
+    if auth == "basic":
+        headers["Authorization"] = BASIC
+    elif auth == "cookie":
+        form = urlencode({"username": "admin", "password": USERS["admin"]})
+        conn.request("POST", "/login", form, {"Content-Type": "application/x-www-form-urlencoded"})
+        answer = conn.getresponse()
+        answer.read()
+        headers["Cookie"] = (answer.getheader("set-cookie") or "").split(";", 1)[0]
+    for _ in range(count):
+        conn.request("GET", path, headers=headers)
+        answer = conn.getresponse()
+        answer.read()
+        if answer.status != status:
+            raise SystemExit(f"GET {path} answered {answer.status}, not {status}")
+
+
+def instructions(
+    argv: list[str],
+    env: dict[str, str],
+    work: Path,
+    path: str,
+    auth: str | None,
+    status: int,
+    requests: int,
+    warmup: int,
+) -> int:
+    """Total instructions of one server's life, serving ``warmup + requests`` requests."""
+    port = free_port()
+    out = work / f"callgrind.{port}.out"
+    proc = subprocess.Popen(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            *argv,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port, time.monotonic() + 300)
+        drive(port, warmup + requests, path, auth, status)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=300)
+    totals = [
+        int(line.split()[1])
+        for file in work.glob(f"callgrind.{port}.out*")
+        for line in file.read_text(errors="replace").splitlines()
+        if line.startswith("totals:")
+    ]
+    return sum(totals)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bench/instructions.py", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("pairs", nargs="*", default=list(PAIRS), help=", ".join(PAIRS))
+    parser.add_argument("--small", type=int, default=500, help="requests of the first run")
+    parser.add_argument("--large", type=int, default=3500, help="requests of the second run")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "INSTRUCTIONS.md")
+    opts = parser.parse_args(argv)
+    unknown = set(opts.pairs) - set(PAIRS)
+    if unknown:
+        parser.error(f"unknown pairs: {', '.join(sorted(unknown))}")
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bascule-instructions-") as tmp:
+        work = Path(tmp)
+        for name in opts.pairs:
+            per_request = []
+            for label, server, enabled, path, auth, status in PAIRS[name]:
+                env = {
+                    **os.environ,
+                    "BASCULE_ACCESS_LOG": "false",
+                    "BASCULE_VALIDATE_RESPONSES": "false",
+                    "BASCULE_POLL_INTERVAL": "1000",
+                    "BASCULE_ADMIN_PASSWORD": USERS["admin"],
+                    "PYTHONHASHSEED": "0",  # the same dict layouts in every run
+                    "BASCULE_DATABASE_URL": f"sqlite:///{work}/{name}-{len(per_request)}.db",
+                }
+                if server[: len(BASCULE)] == BASCULE:
+                    # Create the database and the admin once, outside the counted runs.
+                    subprocess.run(
+                        [PYTHON, "-m", "bascule.cli", "db", "upgrade"],
+                        cwd=ROOT,
+                        env=env,
+                        check=True,
+                        capture_output=True,
+                    )
+                    subprocess.run(
+                        [
+                            PYTHON,
+                            "-m",
+                            "bascule.cli",
+                            "users",
+                            "add",
+                            "admin",
+                            "--role",
+                            "ADMIN",
+                            "--password-stdin",
+                        ],
+                        cwd=ROOT,
+                        env=env,
+                        input=USERS["admin"],
+                        text=True,
+                        check=True,
+                        capture_output=True,
+                    )
+                    if enabled:
+                        subprocess.run(
+                            [PYTHON, "-m", "bascule.cli", "maintenance", "on"],
+                            cwd=ROOT,
+                            env=env,
+                            check=True,
+                            capture_output=True,
+                        )
+                counts = [
+                    instructions(server, env, work, path, auth, status, n, warmup=100)
+                    for n in (opts.small, opts.large)
+                ]
+                per_request.append((label, (counts[1] - counts[0]) / (opts.large - opts.small)))
+                print(
+                    f"{name}: {label}: {per_request[-1][1]:,.0f} instructions per request",
+                    flush=True,
+                )
+            (base_label, base), (label, value) = per_request
+            rows.append(
+                f"| {name} | {base_label}: {base:,.0f} | {label}: {value:,.0f} "
+                f"| {base / value:.3f}x |"
+            )
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    text = (
+        ""
+        if opts.out.exists()
+        else (
+            "# Instructions per request\n\nGenerated by `bench/instructions.py` (see its "
+            "docstring); newest last.\n"
+        )
+    )
+    text += (
+        f"\n## {now}: `{' '.join(['bench/instructions.py', *sys.argv[1:]])}`\n\n"
+        f"{opts.large - opts.small:,} requests counted per target (runs of {opts.small:,} "
+        f"and {opts.large:,}); Python {sys.version.split()[0]}.\n\n"
+        "| pair | baseline | Bascule | ratio (baseline / Bascule instructions) |\n"
+        "|---|---:|---:|---:|\n" + "\n".join(rows) + "\n"
+    )
+    with opts.out.open("a", encoding="utf-8") as f:
+        f.write(text)
+    print(f"wrote {opts.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
