@@ -13,6 +13,7 @@ from starlette.types import Scope
 
 from bascule.auth import Auth
 from bascule.config import Settings
+from bascule.errors import envelope
 from bascule.maintenance import Maintenance, MaintenanceState
 from bascule.monitor import Monitor
 from bascule.store import Store
@@ -43,7 +44,7 @@ class Services:
         state = self.monitor.state
         cached = self._state_document
         if cached is None or cached[0] is not state:
-            document = {"data": state.as_json() if state else None, "error": None}
+            document = envelope(state.as_json() if state else None)
             cached = self._state_document = (state, json.dumps(document).encode())
         return cached[1]
 

@@ -17,7 +17,6 @@ bench/INSTRUCTIONS.md. Needs valgrind (Debian's package); talks to 127.0.0.1 onl
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime
 import http.client
 import os
@@ -28,19 +27,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.apps import USERS  # noqa: E402
-from bench.run import free_port  # noqa: E402
+from bench.run import BASIC, STATE_PATH, free_port, login  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
 BASCULE = [PYTHON, "-m", "bascule.cli", "serve"]
 APPS = [PYTHON, str(ROOT / "bench" / "apps.py")]
-BASIC = "Basic " + base64.b64encode(f"admin:{USERS['admin']}".encode()).decode()
-STATE = "/rest/v1/maintenance"
 
 # name: [(label, argv, maintenance on, path, auth, status)], baseline first.
 PAIRS = {
@@ -60,14 +56,27 @@ PAIRS = {
         ),
     ],
     "api-basic": [
-        ("connexion baseline (Basic)", [*APPS, "connexion"], False, STATE, "basic", 200),
-        ("Bascule (Basic)", BASCULE, False, STATE, "basic", 200),
+        ("connexion baseline (Basic)", [*APPS, "connexion"], False, STATE_PATH, "basic", 200),
+        ("Bascule (Basic)", BASCULE, False, STATE_PATH, "basic", 200),
     ],
     "api-cookie": [
-        ("connexion baseline (Basic)", [*APPS, "connexion"], False, STATE, "basic", 200),
-        ("Bascule (session cookie)", BASCULE, False, STATE, "cookie", 200),
+        ("connexion baseline (Basic)", [*APPS, "connexion"], False, STATE_PATH, "basic", 200),
+        ("Bascule (session cookie)", BASCULE, False, STATE_PATH, "cookie", 200),
     ],
 }
+
+
+def bascule_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
+    """Run one ``bascule`` command on the database that ``env`` names."""
+    subprocess.run(
+        [PYTHON, "-m", "bascule.cli", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
 
 
 def wait_port(port: int, deadline: float) -> None:
@@ -87,11 +96,7 @@ def drive(port: int, count: int, path: str, auth: str | None, status: int) -> No
     if auth == "basic":
         headers["Authorization"] = BASIC
     elif auth == "cookie":
-        form = urlencode({"username": "admin", "password": USERS["admin"]})
-        conn.request("POST", "/login", form, {"Content-Type": "application/x-www-form-urlencoded"})
-        answer = conn.getresponse()
-        answer.read()
-        headers["Cookie"] = (answer.getheader("set-cookie") or "").split(";", 1)[0]
+        headers["Cookie"] = f"JSESSIONID={login(port)}"
     for _ in range(count):
         conn.request("GET", path, headers=headers)
         answer = conn.getresponse()
@@ -175,40 +180,19 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 if server[: len(BASCULE)] == BASCULE:
                     # Create the database and the admin once, outside the counted runs.
-                    subprocess.run(
-                        [PYTHON, "-m", "bascule.cli", "db", "upgrade"],
-                        cwd=ROOT,
-                        env=env,
-                        check=True,
-                        capture_output=True,
-                    )
-                    subprocess.run(
-                        [
-                            PYTHON,
-                            "-m",
-                            "bascule.cli",
-                            "users",
-                            "add",
-                            "admin",
-                            "--role",
-                            "ADMIN",
-                            "--password-stdin",
-                        ],
-                        cwd=ROOT,
-                        env=env,
-                        input=USERS["admin"],
-                        text=True,
-                        check=True,
-                        capture_output=True,
+                    bascule_cli(env, "db", "upgrade")
+                    bascule_cli(
+                        env,
+                        "users",
+                        "add",
+                        "admin",
+                        "--role",
+                        "ADMIN",
+                        "--password-stdin",
+                        stdin=USERS["admin"],
                     )
                     if enabled:
-                        subprocess.run(
-                            [PYTHON, "-m", "bascule.cli", "maintenance", "on"],
-                            cwd=ROOT,
-                            env=env,
-                            check=True,
-                            capture_output=True,
-                        )
+                        bascule_cli(env, "maintenance", "on")
                 counts = [
                     instructions(server, env, work, path, auth, status, n, warmup=100)
                     for n in (opts.small, opts.large)

@@ -42,6 +42,7 @@ from bench.run import (  # noqa: E402
     Bench,
     Server,
     Target,
+    login,
     parse_args,
     say,
 )
@@ -208,7 +209,7 @@ def make_targets(bench: Bench, scenario: str) -> list[Target]:
         server = bench.bascule("p-bascule", bench.sqlite_url(f"{scenario}-a"))
         headers = auth
         if scenario == "api-cookie":
-            headers = {"Cookie": f"JSESSIONID={bench.login(server)}"}
+            headers = {"Cookie": f"JSESSIONID={login(server.port)}"}
         bare = bench.baseline("p-connexion", "connexion")
         return [
             Target(f"Bascule GET state ({scenario})", server, STATE_PATH, 200, headers=headers),

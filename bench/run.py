@@ -144,6 +144,19 @@ def request(
         conn.close()
 
 
+def login(port: int) -> str:
+    """Log the admin in on the server at ``port``: the JSESSIONID cookie's value."""
+    form = urlencode({"username": ADMIN, "password": ADMIN_PASSWORD})
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, resp_headers, body = request(port, "POST", "/login", headers, form)
+    if status != 200:
+        raise RuntimeError(f"login on port {port}: {status} {body[:200]!r}")
+    for name, value in resp_headers:
+        if name.lower() == "set-cookie" and value.startswith("JSESSIONID="):
+            return value.split(";", 1)[0].split("=", 1)[1]
+    raise RuntimeError(f"login on port {port}: no JSESSIONID cookie")
+
+
 # -- servers ------------------------------------------------------------------------------
 
 
@@ -413,17 +426,6 @@ class Bench:
         status, _, body = request(server.port, "DELETE", STATE_PATH, {"Authorization": BASIC})
         if status != 200:
             raise RuntimeError(f"disabling maintenance on {server.name}: {status} {body[:200]!r}")
-
-    def login(self, server: Server) -> str:
-        form = urlencode({"username": ADMIN, "password": ADMIN_PASSWORD})
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        status, resp_headers, body = request(server.port, "POST", "/login", headers, form)
-        if status != 200:
-            raise RuntimeError(f"login on {server.name}: {status} {body[:200]!r}")
-        for name, value in resp_headers:
-            if name.lower() == "set-cookie" and value.startswith("JSESSIONID="):
-                return value.split(";", 1)[0].split("=", 1)[1]
-        raise RuntimeError(f"login on {server.name}: no JSESSIONID cookie")
 
     def state(self, server: Server) -> dict[str, Any]:
         status, _, body = request(server.port, "GET", STATE_PATH, {"Authorization": BASIC})
@@ -706,7 +708,7 @@ class Bench:
         for server in (bare, prod):
             server.rss_at_rest = server.rss()
         auth = {"Authorization": BASIC}
-        cookie = {"Cookie": f"JSESSIONID={self.login(prod)}"}
+        cookie = {"Cookie": f"JSESSIONID={login(prod.port)}"}
         targets = [
             Target("connexion baseline (Basic)", bare, STATE_PATH, 200, headers=auth),
             Target("Bascule (Basic)", prod, STATE_PATH, 200, headers=auth),
