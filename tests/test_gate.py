@@ -290,6 +290,7 @@ def call_accepting(app, accept: str | None, path: str = "/shop"):
     [
         (BROWSER, True),
         ("text/html", True),
+        ("Text/HTML", True),  # media types are case-insensitive
         ("application/xhtml+xml", True),
         (None, False),
         ("*/*", False),
