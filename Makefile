@@ -27,11 +27,12 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # Debian packages the tests need: Chromium for the browser tests, a Java runtime for
-# OpenAPI Generator. Installed only when missing.
+# OpenAPI Generator, valgrind for the instruction counts. Installed only when missing.
 system-packages:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v callgrind_annotate >/dev/null || missing="$$missing valgrind"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \

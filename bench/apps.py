@@ -12,6 +12,8 @@ KIND is one of:
 ``refuse``       a bare ASGI callable answering the gate's 503 bytes and headers;
 ``downstream``   a small raw ASGI application (the one mounted behind the gate);
 ``starlette``    a small Starlette application with one route (mounted behind the gate);
+``layer``        ``downstream`` behind an empty ASGI middleware (a class whose ``__call__``
+                 awaits the application): what any layer in front of an application costs;
 ``connexion``    a bare connexion AsyncApp on a copy of openapi.yaml: same paths, same
                  servers, same security schemes; every operation answers a constant
                  envelope; HTTP Basic is a dictionary lookup; response validation off.
@@ -74,6 +76,16 @@ async def downstream(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     await send({"type": "http.response.start", "status": 200, "headers": DOWNSTREAM_HEADERS})
     await send({"type": "http.response.body", "body": DOWNSTREAM_BODY})
+
+
+class EmptyLayer:
+    """The least an ASGI middleware can be: a class that awaits the application."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
 
 
 def _starlette_app() -> Any:
@@ -171,6 +183,7 @@ KINDS = {
     "refuse": lambda: refuse,
     "downstream": lambda: downstream,
     "starlette": lambda: starlette_app,
+    "layer": lambda: EmptyLayer(downstream),
     "connexion": connexion_app,
 }
 

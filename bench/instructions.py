@@ -1,6 +1,6 @@
 """Instructions per request, counted by valgrind: the gate's cost without the machine's noise.
 
-    .venv/bin/python bench/instructions.py [gate-refusing gate-open api-basic api-cookie]
+    .venv/bin/python bench/instructions.py [gate-refusing gate-open layer api-basic api-cookie]
 
 For each target it starts the server under ``valgrind --tool=callgrind`` twice, sends
 ``--small`` keep-alive requests to the first and ``--large`` to the second (after
@@ -11,7 +11,10 @@ quiet one, so the ratio of two targets is exact up to a few hundred instructions
 Bascule runs on SQLite with ``BASCULE_POLL_INTERVAL=1000``: valgrind slows the server
 about fifty times, and the monitor's polls, driven by the clock, would otherwise count
 fifty times too; every run has the same hash seed. Appends a table to
-bench/INSTRUCTIONS.md. Needs valgrind (Debian's package); talks to 127.0.0.1 only.
+bench/INSTRUCTIONS.md, and for each pair the ``--functions`` C functions (of the
+interpreter, the event loop, the parser) whose instructions per request differ most
+between its two sides, counted the same way from ``callgrind_annotate``: where the
+difference is spent. Needs valgrind (Debian's package); talks to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ import argparse
 import datetime
 import http.client
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +59,10 @@ PAIRS = {
             None,
             200,
         ),
+    ],
+    "layer": [
+        ("raw ASGI app alone", [*APPS, "downstream"], False, "/shop", None, 200),
+        ("raw ASGI app behind an empty layer", [*APPS, "layer"], False, "/shop", None, 200),
     ],
     "api-basic": [
         ("connexion baseline (Basic)", [*APPS, "connexion"], False, STATE_PATH, "basic", 200),
@@ -114,8 +123,9 @@ def instructions(
     status: int,
     requests: int,
     warmup: int,
-) -> int:
-    """Total instructions of one server's life, serving ``warmup + requests`` requests."""
+) -> tuple[int, Counter[str]]:
+    """Instructions of one server's life serving ``warmup + requests`` requests: in all,
+    and by function."""
     port = free_port()
     out = work / f"callgrind.{port}.out"
     proc = subprocess.Popen(
@@ -140,13 +150,65 @@ def instructions(
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=300)
+    files = sorted(work.glob(f"callgrind.{port}.out*"))
     totals = [
         int(line.split()[1])
-        for file in work.glob(f"callgrind.{port}.out*")
+        for file in files
         for line in file.read_text(errors="replace").splitlines()
         if line.startswith("totals:")
     ]
-    return sum(totals)
+    return sum(totals), function_costs(files)
+
+
+# "1,234 (12.3%)  /build/Python-3.11.7/Python/ceval.c:_PyEval_EvalFrameDefault'2 [/lib/...]"
+_RECURSION = re.compile(r"'\d+$")
+_ANNOTATED = re.compile(r"\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S[^\[]*?)\s*(?:\[.*\])?$")
+
+
+def function_costs(files: list[Path]) -> Counter[str]:
+    """Instructions spent in each function itself, as ``file.c:function``.
+
+    Recursion levels (callgrind's ``'2``) are merged: a layer more in front of an
+    application runs the same functions one level deeper.
+    """
+    costs: Counter[str] = Counter()
+    for file in files:
+        annotated = subprocess.run(
+            ["callgrind_annotate", "--inclusive=no", "--threshold=100", str(file)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for line in annotated.splitlines():
+            match = _ANNOTATED.match(line)
+            if match and ":" in match[2]:
+                where, _, function = match[2].partition(":")
+                function = _RECURSION.sub("", function)
+                costs[f"{where.rsplit('/', 1)[-1]}:{function}"] += int(match[1].replace(",", ""))
+    return costs
+
+
+def per_request(
+    small: tuple[int, Counter[str]], large: tuple[int, Counter[str]], n: int
+) -> tuple[float, dict[str, float]]:
+    """Per request: the total, and each function's share (large run minus small run)."""
+    functions = {
+        name: (large[1][name] - small[1][name]) / n for name in large[1].keys() | small[1].keys()
+    }
+    return (large[0] - small[0]) / n, functions
+
+
+def breakdown(base: dict[str, float], other: dict[str, float], top: int) -> list[str]:
+    """Table rows of the ``top`` functions whose instructions per request differ most."""
+    names = sorted(
+        base.keys() | other.keys(),
+        key=lambda name: (-abs(other.get(name, 0.0) - base.get(name, 0.0)), name),
+    )
+    return [
+        f"| `{name}` | {base.get(name, 0.0):,.0f} | {other.get(name, 0.0):,.0f} "
+        f"| {other.get(name, 0.0) - base.get(name, 0.0):+,.0f} |"
+        for name in names[:top]
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pairs", nargs="*", default=list(PAIRS), help=", ".join(PAIRS))
     parser.add_argument("--small", type=int, default=500, help="requests of the first run")
     parser.add_argument("--large", type=int, default=3500, help="requests of the second run")
+    parser.add_argument(
+        "--functions", type=int, default=12, help="functions shown per pair (0: none)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "INSTRUCTIONS.md")
     opts = parser.parse_args(argv)
     unknown = set(opts.pairs) - set(PAIRS)
@@ -163,11 +228,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown pairs: {', '.join(sorted(unknown))}")
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    rows = []
+    rows: list[str] = []
+    details: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bascule-instructions-") as tmp:
         work = Path(tmp)
         for name in opts.pairs:
-            per_request = []
+            sides: list[tuple[str, float, dict[str, float]]] = []
             for label, server, enabled, path, auth, status in PAIRS[name]:
                 env = {
                     **os.environ,
@@ -176,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                     "BASCULE_POLL_INTERVAL": "1000",
                     "BASCULE_ADMIN_PASSWORD": USERS["admin"],
                     "PYTHONHASHSEED": "0",  # the same dict layouts in every run
-                    "BASCULE_DATABASE_URL": f"sqlite:///{work}/{name}-{len(per_request)}.db",
+                    "BASCULE_DATABASE_URL": f"sqlite:///{work}/{name}-{len(sides)}.db",
                 }
                 if server[: len(BASCULE)] == BASCULE:
                     # Create the database and the admin once, outside the counted runs.
@@ -193,20 +259,26 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     if enabled:
                         bascule_cli(env, "maintenance", "on")
-                counts = [
+                small, large = [
                     instructions(server, env, work, path, auth, status, n, warmup=100)
                     for n in (opts.small, opts.large)
                 ]
-                per_request.append((label, (counts[1] - counts[0]) / (opts.large - opts.small)))
-                print(
-                    f"{name}: {label}: {per_request[-1][1]:,.0f} instructions per request",
-                    flush=True,
-                )
-            (base_label, base), (label, value) = per_request
+                total, functions = per_request(small, large, opts.large - opts.small)
+                sides.append((label, total, functions))
+                print(f"{name}: {label}: {total:,.0f} instructions per request", flush=True)
+            (base_label, base, base_functions), (label, value, functions) = sides
             rows.append(
                 f"| {name} | {base_label}: {base:,.0f} | {label}: {value:,.0f} "
                 f"| {base / value:.3f}x |"
             )
+            if opts.functions > 0:
+                details.append(
+                    f"\n{name}: the {opts.functions} functions whose instructions per request "
+                    f"differ most ({value - base:+,.0f} in all).\n\n"
+                    f"| function | {base_label} | {label} | difference |\n|---|---:|---:|---:|\n"
+                    + "\n".join(breakdown(base_functions, functions, opts.functions))
+                    + "\n"
+                )
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     text = (
         ""
@@ -220,8 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\n## {now}: `{' '.join(['bench/instructions.py', *sys.argv[1:]])}`\n\n"
         f"{opts.large - opts.small:,} requests counted per target (runs of {opts.small:,} "
         f"and {opts.large:,}); Python {sys.version.split()[0]}.\n\n"
-        "| pair | baseline | Bascule | ratio (baseline / Bascule instructions) |\n"
-        "|---|---:|---:|---:|\n" + "\n".join(rows) + "\n"
+        "| pair | baseline | measured | ratio (baseline / measured instructions) |\n"
+        "|---|---:|---:|---:|\n" + "\n".join(rows) + "\n" + "".join(details)
     )
     with opts.out.open("a", encoding="utf-8") as f:
         f.write(text)

@@ -1,8 +1,10 @@
-"""The benchmark keeps working: a short run of every scenario, on SQLite, asserts its report.
+"""The benchmark keeps working: a short run of every scenario, on SQLite, asserts its report;
+the instruction counts of the gate, under valgrind, assert theirs.
 
 Nothing here measures speed (the figures of a run this short mean nothing); it checks
 that `bench/run.py` starts its servers, that every baseline answers what Bascule answers,
-that every scenario reports a ratio, and that nothing it drove answered unexpectedly.
+that every scenario reports a ratio, and that nothing it drove answered unexpectedly;
+and that `bench/instructions.py` counts, compares and breaks down what it says it does.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).parent.parent
 
@@ -66,3 +70,39 @@ def test_a_short_benchmark_run_reports_every_scenario(tmp_path):
     # Every request the load generator sent got the status its scenario expects.
     counts = re.findall(r"\| (\d+) \|$", report, re.M)
     assert counts and all(c == "0" for c in counts), report
+
+
+def test_instruction_counts_report_the_gate_and_where_its_cost_goes(tmp_path):
+    out = tmp_path / "INSTRUCTIONS.md"
+    counted = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "instructions.py"),
+            "gate-refusing",
+            *("--functions", "5", "--out", str(out)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert counted.returncode == 0, counted.stdout[-3000:] + counted.stderr[-3000:]
+    report = out.read_text()
+    row = re.search(
+        r"^\| gate-refusing \| bare ASGI 503: ([\d,]+) \| Bascule gate 503: ([\d,]+) "
+        r"\| (\d\.\d{3})x \|$",
+        report,
+        re.M,
+    )
+    assert row, report
+    bare, gate = (int(n.replace(",", "")) for n in row.groups()[:2])
+    # A request costs tens of thousands of instructions; the gate adds to it, a little.
+    assert 20_000 < bare < gate < bare * 1.25, report
+    assert float(row[3]) == pytest.approx(bare / gate, abs=0.001)
+    # Where the difference goes: five functions of the interpreter, each with both sides.
+    table = report.split("functions whose instructions per request differ most", 1)[1]
+    functions = re.findall(
+        r"^\| `([^`]+:\w+)` \| (-?[\d,]+) \| (-?[\d,]+) \| ([+-][\d,]+) \|$", table, re.M
+    )
+    assert len(functions) == 5, table
+    assert "ceval.c:_PyEval_EvalFrameDefault" in {f[0] for f in functions}, table
