@@ -127,6 +127,7 @@ def instructions(
     """Instructions of one server's life serving ``warmup + requests`` requests: in all,
     and by function."""
     port = free_port()
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=work))  # this run's files only
     out = work / f"callgrind.{port}.out"
     proc = subprocess.Popen(
         [
@@ -174,7 +175,11 @@ def function_costs(files: list[Path]) -> Counter[str]:
     costs: Counter[str] = Counter()
     for file in files:
         annotated = subprocess.run(
-            ["callgrind_annotate", "--inclusive=no", "--threshold=100", str(file)],
+            [
+                "callgrind_annotate",
+                *("--inclusive=no", "--threshold=100", "--auto=no", "--show-percs=yes"),
+                str(file),
+            ],
             capture_output=True,
             text=True,
             check=True,
@@ -204,11 +209,11 @@ def breakdown(base: dict[str, float], other: dict[str, float], top: int) -> list
         base.keys() | other.keys(),
         key=lambda name: (-abs(other.get(name, 0.0) - base.get(name, 0.0)), name),
     )
-    return [
-        f"| `{name}` | {base.get(name, 0.0):,.0f} | {other.get(name, 0.0):,.0f} "
-        f"| {other.get(name, 0.0) - base.get(name, 0.0):+,.0f} |"
-        for name in names[:top]
-    ]
+    rows = []
+    for name in names[:top]:
+        before, after = round(base.get(name, 0.0)), round(other.get(name, 0.0))
+        rows.append(f"| `{name}` | {before:,} | {after:,} | {after - before:+,} |")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(opts.pairs) - set(PAIRS)
     if unknown:
         parser.error(f"unknown pairs: {', '.join(sorted(unknown))}")
-    if not shutil.which("valgrind"):
+    if not (shutil.which("valgrind") and shutil.which("callgrind_annotate")):
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    # Stopped from outside (a timeout, kill): stop the server under valgrind all the same.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rows: list[str] = []
     details: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bascule-instructions-") as tmp:
@@ -274,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             if opts.functions > 0:
                 details.append(
                     f"\n{name}: the {opts.functions} functions whose instructions per request "
-                    f"differ most ({value - base:+,.0f} in all).\n\n"
+                    f"differ most ({round(value) - round(base):+,} in all).\n\n"
                     f"| function | {base_label} | {label} | difference |\n|---|---:|---:|---:|\n"
                     + "\n".join(breakdown(base_functions, functions, opts.functions))
                     + "\n"

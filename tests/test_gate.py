@@ -195,6 +195,36 @@ def test_paths_not_allowed_go_elsewhere_while_off(monitor, maintenance):
     assert own.seen[-1]["type"] == "lifespan" and len(other.seen) == 1
 
 
+@pytest.mark.parametrize(
+    ("allow", "prefixes", "open_paths", "refused"),
+    [
+        # No prefix at all, as in the two-line usage.
+        (["/health"], [], ["/health"], ["/health/", "/health/x", "/healthz", "/", "/shop"]),
+        # Prefixes that share nothing but "/".
+        (
+            ["/"],
+            ["/static/", "/assets/"],
+            ["/", "/static/app.css", "/assets/img/logo.png", "/static/"],
+            ["/static", "/static/../x", "/static//x", "/assets/%2e%2e/x", "/shop", "//static/x"],
+        ),
+        # Prefixes that share a longer head, and an exact path inside it.
+        (
+            ["/api/v1/ping"],
+            ["/api/v1/auth/", "/api/v2/auth/"],
+            ["/api/v1/ping", "/api/v1/auth/login", "/api/v2/auth/x"],
+            ["/api/v1/pin", "/api/v3/auth/x", "/api/", "/api", "/a"],
+        ),
+    ],
+)
+def test_allow_lists_of_every_shape(monitor, maintenance, allow, prefixes, open_paths, refused):
+    app = Recorder()
+    gate = MaintenanceGate(app, monitor=monitor, allow=allow, allow_prefixes=prefixes)
+    switch_on(maintenance, monitor)
+    assert {p: call(gate, p)[0]["status"] for p in open_paths} == dict.fromkeys(open_paths, 200)
+    assert {p: call(gate, p)[0]["status"] for p in refused} == dict.fromkeys(refused, 503)
+    assert [s["raw_path"] for s in app.seen] == [p.encode() for p in open_paths]
+
+
 def test_head_gets_no_body(gate, maintenance, monitor):
     switch_on(maintenance, monitor)
     start, body = call(gate, "/anything", method="HEAD")
@@ -299,6 +329,7 @@ def call_accepting(app, accept: str | None, path: str = "/shop"):
         ("text/html;q=0.5, application/json", False),
         ("application/json;q=0.1, text/html", True),
         ("text/html;q=0", False),
+        ("text/html;Q=0", False),  # parameter names too
         ("application/problem+json, text/html;q=0.9", False),
     ],
 )
