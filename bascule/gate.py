@@ -128,6 +128,8 @@ class MaintenanceGate:
         # request a second look at its path.
         self.elsewhere = app if elsewhere is None else elsewhere
         self.monitor = monitor
+        if isinstance(allow, PathSet) and allow_prefixes:
+            raise ValueError("allow_prefixes goes with a list of paths; a PathSet has its own")
         self._allowed = allow if isinstance(allow, PathSet) else PathSet(allow, allow_prefixes)
         # The hot path's view of the allowed paths: the exact ones, and the bytes every
         # prefix starts with (a slice compared costs less than ``startswith`` with a

@@ -225,6 +225,11 @@ def test_allow_lists_of_every_shape(monitor, maintenance, allow, prefixes, open_
     assert [s["raw_path"] for s in app.seen] == [p.encode() for p in open_paths]
 
 
+def test_prefixes_beside_a_path_set_are_refused_rather_than_ignored(monitor):
+    with pytest.raises(ValueError, match="allow_prefixes"):
+        MaintenanceGate(Recorder(), monitor=monitor, allow=bascule_paths(), allow_prefixes=["/x/"])
+
+
 def test_head_gets_no_body(gate, maintenance, monitor):
     switch_on(maintenance, monitor)
     start, body = call(gate, "/anything", method="HEAD")
