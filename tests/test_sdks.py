@@ -197,7 +197,7 @@ def hey_api_typescript(tmp_path_factory: pytest.TempPathFactory) -> Path:
     npm_ci = f"run `npm ci` in {ROOT}"
     generate = tool(NODE_BIN / "openapi-ts", npm_ci)
     tsc = tool(NODE_BIN / "tsc", npm_ci)
-    program("node", "install Node.js 20 or later")
+    program("node", "install Node.js 20.19 or later")
     run(
         "@hey-api/openapi-ts",
         [
@@ -280,5 +280,5 @@ def test_openapi_generator_python(openapi_generator_python: Path, live_server: S
 
 
 def test_hey_api_typescript(hey_api_typescript: Path, live_server: Server, tmp_path):
-    node = program("node", "install Node.js 20 or later")
+    node = program("node", "install Node.js 20.19 or later")
     run_scenario([node, str(hey_api_typescript)], live_server, tmp_path)
