@@ -57,6 +57,12 @@ class PathSet:
         for prefix in self.prefixes:
             if not prefix.endswith(b"/"):
                 raise ValueError(f"a prefix must end with '/': {prefix!r}")
+        # What every prefix starts with, for a first look cheaper than ``startswith`` with
+        # a tuple: ``path[head_span] == head``. With no prefix, no head (nothing equals
+        # None); prefixes that share no more than "/" let nearly every path past it.
+        common = cast(bytes, os.path.commonprefix(self.prefixes))  # noqa: RUF071 (bytes, not paths)
+        self.head: bytes | None = common if self.prefixes else None
+        self.head_span = slice(0, len(common))
 
     def __contains__(self, path: bytes) -> bool:
         if path in self.exact:
@@ -131,15 +137,9 @@ class MaintenanceGate:
         if isinstance(allow, PathSet) and allow_prefixes:
             raise ValueError("allow_prefixes goes with a list of paths; a PathSet has its own")
         self._allowed = allow if isinstance(allow, PathSet) else PathSet(allow, allow_prefixes)
-        # The hot path's view of the allowed paths: the exact ones, and the bytes every
-        # prefix starts with (a slice compared costs less than ``startswith`` with a
-        # tuple). With no prefix, no head: nothing is equal to None. Prefixes that share
-        # no more than "/" make every path look prefixed: one Python call more per request.
+        # The hot path reads these without going through the PathSet (fewer lookups).
         self._exact = self._allowed.exact
-        prefixes = list(self._allowed.prefixes)
-        common = cast(bytes, os.path.commonprefix(prefixes))  # noqa: RUF071 (bytes, not paths)
-        self._head: bytes | None = common if prefixes else None
-        self._head_span = slice(0, len(self._head or b""))
+        self._head, self._head_span = self._allowed.head, self._allowed.head_span
         self.page = page
         self._headers = [
             (b"content-type", b"application/json"),
