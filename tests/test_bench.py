@@ -19,28 +19,33 @@ import pytest
 ROOT = Path(__file__).parent.parent
 
 
-def test_a_short_benchmark_run_reports_every_scenario(tmp_path):
-    out = tmp_path / "RESULTS.md"
-    bench = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "run.py"),
-            *("--duration", "0.5", "--repeats", "1", "--warmup", "0.2"),
-            *("--connections", "4", "--updates", "150", "--flips", "2"),
-            *("--loadgen", "python", "--no-pin", "--postgres-url", "", "--out", str(out)),
-        ],
+def bench_script(name: str, *args: str, minutes: int) -> None:
+    """Run one of bench/'s scripts to its end; it stops the servers it started on SIGTERM."""
+    script = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / name), *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        output, _ = bench.communicate(timeout=600)
+        output, _ = script.communicate(timeout=minutes * 60)
     except subprocess.TimeoutExpired:
-        bench.terminate()  # the benchmark stops its servers on SIGTERM
-        output, _ = bench.communicate(timeout=60)
-        raise AssertionError("the benchmark took over 10 minutes:\n" + output[-3000:]) from None
-    assert bench.returncode == 0, output[-3000:]
+        script.terminate()
+        output, _ = script.communicate(timeout=60)
+        raise AssertionError(f"{name} took over {minutes} minutes:\n{output[-3000:]}") from None
+    assert script.returncode == 0, output[-3000:]
+
+
+def test_a_short_benchmark_run_reports_every_scenario(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    bench_script(
+        "run.py",
+        *("--duration", "0.5", "--repeats", "1", "--warmup", "0.2"),
+        *("--connections", "4", "--updates", "150", "--flips", "2"),
+        *("--loadgen", "python", "--no-pin", "--postgres-url", "", "--out", str(out)),
+        minutes=10,
+    )
     report = out.read_text()
     assert "## Warnings" not in report, report
     assert "Same status, headers (but Date) and body on both sides: yes" in report
@@ -74,25 +79,9 @@ def test_a_short_benchmark_run_reports_every_scenario(tmp_path):
 
 def test_instruction_counts_report_the_gate_and_where_its_cost_goes(tmp_path):
     out = tmp_path / "INSTRUCTIONS.md"
-    counting = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "instructions.py"),
-            "gate-refusing",
-            *("--functions", "5", "--out", str(out)),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    bench_script(
+        "instructions.py", "gate-refusing", "--functions", "5", "--out", str(out), minutes=15
     )
-    try:
-        output, _ = counting.communicate(timeout=900)
-    except subprocess.TimeoutExpired:
-        counting.terminate()  # it stops the server under valgrind on SIGTERM
-        output, _ = counting.communicate(timeout=60)
-        raise AssertionError("the counts took over 15 minutes:\n" + output[-3000:]) from None
-    assert counting.returncode == 0, output[-3000:]
     report = out.read_text()
     row = re.search(
         r"^\| gate-refusing \| bare ASGI 503: ([\d,]+) \| Bascule gate 503: ([\d,]+) "
