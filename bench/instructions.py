@@ -29,7 +29,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -37,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.apps import USERS  # noqa: E402
-from bench.run import BASIC, STATE_PATH, free_port, login  # noqa: E402
+from bench.run import BASIC, STATE_PATH, Server, free_port, login  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
 BASCULE = [PYTHON, "-m", "bascule.cli", "serve"]
@@ -88,16 +87,6 @@ def bascule_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> No
     )
 
 
-def wait_port(port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"nothing listens on port {port}")
-
-
 def drive(port: int, count: int, path: str, auth: str | None, status: int) -> None:
     """``count`` keep-alive GETs, each checked; the cookie is obtained by one login first."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
@@ -129,28 +118,15 @@ def instructions(
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="run-", dir=work))  # this run's files only
     out = work / f"callgrind.{port}.out"
-    proc = subprocess.Popen(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out}",
-            *argv,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+    listen = ["--host", "127.0.0.1", "--port", str(port)]
+    server = Server(f"callgrind-{port}", [*valgrind, *argv, *listen], env, work / "server.log")
+    server.start()
     try:
-        wait_port(port, time.monotonic() + 300)
+        server.wait_ready(timeout=300)  # valgrind slows the start about fifty times
         drive(port, warmup + requests, path, auth, status)
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=300)
+        server.stop(grace=300)  # callgrind writes its counts at exit
     files = sorted(work.glob(f"callgrind.{port}.out*"))
     totals = [
         int(line.split()[1])

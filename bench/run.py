@@ -216,11 +216,12 @@ class Server:
     def cpu_seconds(self) -> float:
         return proc_cpu_seconds(self.pid)
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 10) -> None:
+        """Ctrl-C, and ``grace`` seconds to shut down cleanly; then SIGTERM, then SIGKILL."""
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
-        for sig, wait in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(sig)
             try:
