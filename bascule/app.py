@@ -52,11 +52,11 @@ class BasculeApp(connexion.AsyncApp):  # type: ignore[misc]
     for the mounted application, then costs no more than the gate itself.
     """
 
-    front: ASGIApp
+    front: MaintenanceGate
     services: Services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.front(scope, receive, send)
+        await self.front.route(scope, receive, send)
 
 
 class Dispatch:

@@ -127,9 +127,9 @@ def serve(**options: Any) -> None:
             finally:
                 services.close()
             os.environ.update(settings.to_env())
-            app: Any = "bascule.asgi:app"
+            app: Any = "bascule.asgi:route"
         else:
-            app = create_app(settings).front  # the gate, in front of everything: no extra hop
+            app = create_app(settings).front.route  # the gate, in front of everything
     except (ValueError, SchemaError, UserError, ImportError, AttributeError) as exc:
         raise click.ClickException(str(exc)) from None
     except SQLAlchemyError as exc:
@@ -142,6 +142,7 @@ def serve(**options: Any) -> None:
         access_log=settings.access_log,
         server_header=False,
         lifespan="on",
+        interface="asgi3",  # the gate's route is a plain call that returns the answer
     )
 
 

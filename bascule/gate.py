@@ -16,7 +16,7 @@ import html
 import os
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -149,36 +149,48 @@ class MaintenanceGate:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.route(scope, receive, send)
+
+    def route(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """The awaitable that answers the request: the application's, or the refusal.
+
+        The gate as an ASGI 3 callable of its own, for a server told so (uvicorn's
+        ``interface="asgi3"``, as ``bascule serve`` does): a plain call that hands the
+        server the answer's coroutine, instead of a coroutine of the gate's own that
+        awaits it and that every await of the application passes through.
+        """
         # The hot path of every request of the application behind. Kept flat on purpose:
         # each Python call here costs about 1% of a bare application's request.
         if scope["type"] == "lifespan":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         path = scope.get("raw_path")
         if path is None or 63 in path:  # 63: QUERY_MARK, a literal here (no global lookup)
             path = request_path(scope)
         if path in self._exact or (path[self._head_span] == self._head and path in self._allowed):
-            await self.app(scope, receive, send)
-        elif self.monitor.state is None:
-            await self.elsewhere(scope, receive, send)
-        elif scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"accept":
-                    if prefers_html(value):
-                        await self.refuse_with_page(scope, send)
-                        return
-                    break
-            await send({"type": "http.response.start", "status": 503, "headers": self._headers})
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": b"" if scope["method"] == "HEAD" else MAINTENANCE_BODY,
-                }
-            )
-        elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": WEBSOCKET_TRY_AGAIN_LATER})
-        else:
-            await self.elsewhere(scope, receive, send)
+            return self.app(scope, receive, send)
+        if self.monitor.state is None:
+            return self.elsewhere(scope, receive, send)
+        if scope["type"] == "http":
+            return self.refuse(scope, send)
+        if scope["type"] == "websocket":
+            return send({"type": "websocket.close", "code": WEBSOCKET_TRY_AGAIN_LATER})
+        return self.elsewhere(scope, receive, send)
+
+    async def refuse(self, scope: Scope, send: Send) -> None:
+        """Answer 503: the maintenance page to a browser, the envelope to anyone else."""
+        for name, value in scope["headers"]:
+            if name == b"accept":
+                if prefers_html(value):
+                    await self.refuse_with_page(scope, send)
+                    return
+                break
+        await send({"type": "http.response.start", "status": 503, "headers": self._headers})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"" if scope["method"] == "HEAD" else MAINTENANCE_BODY,
+            }
+        )
 
     @property
     def allowed(self) -> PathSet:

@@ -44,15 +44,22 @@ class Server:
 
 @contextmanager
 def serving(
-    database_url: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None
+    database_url: str,
+    tmp_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    uvicorn: str | None = None,
+    ready: str = "/rest/v1/admin/health",
 ) -> Iterator[Server]:
-    """Run ``bascule serve`` until the block ends; fail with its output if it does not start."""
+    """Run ``bascule serve`` until the block ends; fail with its output if it does not start
+    (answer 200 at ``ready``). With ``uvicorn``, run ``uvicorn ARGS... UVICORN`` instead."""
     port = free_port()
     log = tmp_path / f"serve-{port}.log"
     full_env = clean_env(BASCULE_DATABASE_URL=database_url, **(env or {}))
+    command = [sys.executable, "-m", "uvicorn"] if uvicorn else [*BASCULE, "serve"]
     with log.open("w") as out:
         process = subprocess.Popen(
-            [*BASCULE, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+            [*command, "--host", "127.0.0.1", "--port", str(port), *args, *filter(None, [uvicorn])],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=full_env,
@@ -64,14 +71,14 @@ def serving(
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"bascule serve exited early:\n{server.output()}")
+                raise AssertionError(f"{command[-1]} exited early:\n{server.output()}")
             try:
-                if httpx.get(f"{server.url}/rest/v1/admin/health", timeout=2).status_code == 200:
+                if httpx.get(f"{server.url}{ready}", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"bascule serve did not start:\n{server.output()}")
+                raise AssertionError(f"{command[-1]} did not start:\n{server.output()}")
             time.sleep(0.1)
         yield server
     finally:

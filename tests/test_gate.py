@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from urllib.parse import unquote
 
@@ -61,6 +62,18 @@ BYPASS_ATTEMPTS = [
 ]
 
 
+# How call() enters a gate: set for each test by the entry_point fixture.
+ENTRY_POINT = "__call__"
+
+
+@pytest.fixture(autouse=True, params=["__call__", "route"])
+def entry_point(request, monkeypatch):
+    """Every test twice: through the gate as an ASGI application, and through its
+    ``route``, the plain call returning the answer's awaitable (what ``bascule serve``
+    hands uvicorn)."""
+    monkeypatch.setattr(sys.modules[__name__], "ENTRY_POINT", request.param)
+
+
 class Recorder:
     """A downstream ASGI app that answers 200 and remembers what it saw."""
 
@@ -84,8 +97,9 @@ def call(
     method: str = "GET",
     scope_type: str = "http",
     raw_path_with_query: bool = False,
+    headers: list[tuple[bytes, bytes]] | None = None,
 ):
-    """Send one request through an ASGI app; the messages it sent back."""
+    """Send one request through an ASGI app (a gate: by ENTRY_POINT); the messages it sent back."""
     path = raw_path.split("?", 1)[0]
     scope = {
         "type": scope_type,
@@ -93,7 +107,7 @@ def call(
         "path": unquote(path),
         "raw_path": (raw_path if raw_path_with_query else path).encode(),
         "query_string": raw_path.partition("?")[2].encode(),
-        "headers": [],
+        "headers": headers or [],
     }
     sent: list[dict] = []
 
@@ -105,7 +119,12 @@ def call(
     async def send(message):
         sent.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    target = getattr(app, ENTRY_POINT) if isinstance(app, MaintenanceGate) else app
+
+    async def request():
+        await target(scope, receive, send)
+
+    asyncio.run(request())
     return sent
 
 
@@ -299,25 +318,10 @@ BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;
 
 
 def call_accepting(app, accept: str | None, path: str = "/shop"):
-    scope_headers = [(b"accept", accept.encode())] if accept is not None else []
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": scope_headers,
-    }
-    sent: list[dict] = []
-
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message):
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
+    """One GET with that Accept header (none for None): status, headers and body."""
+    headers = [(b"accept", accept.encode())] if accept is not None else []
+    start, body = call(app, path, headers=headers)
+    return start["status"], dict(start["headers"]), body["body"]
 
 
 @pytest.mark.parametrize(

@@ -157,6 +157,29 @@ def test_a_mounted_app_behind_the_gate(database_url, tmp_path, source, target, g
         assert (tmp_path / "lifespan.log").read_text().split() == ["startup", "shutdown"]
 
 
+GATED_APP = f"""
+import os
+
+from bascule import MaintenanceGate
+{ASGI_APP}
+app = MaintenanceGate(app, os.environ["BASCULE_DATABASE_URL"], allow=["/healthz"])
+"""
+
+
+def test_the_gate_around_any_app_served_by_uvicorn_as_the_readme_says(database_url, tmp_path):
+    assert bascule("db", "upgrade", database_url=database_url).returncode == 0
+    (tmp_path / "shop.py").write_text(GATED_APP)
+    args = ("--interface", "asgi3")
+    with serving(database_url, tmp_path, *args, uvicorn="shop:app.route", ready="/page") as server:
+        assert bascule("maintenance", "on", database_url=database_url).returncode == 0
+        wait_for(lambda: httpx.get(f"{server.url}/page").status_code == 503)
+        assert httpx.get(f"{server.url}/page").json()["error"]["code"] == 0
+        assert httpx.get(f"{server.url}/healthz").text == "asgi says hello"
+        assert raw_request(server.url, "/healthz/../page") == 503
+        assert bascule("maintenance", "off", database_url=database_url).returncode == 0
+        wait_for(lambda: httpx.get(f"{server.url}/page").text == "asgi says hello")
+
+
 def test_serve_refuses_a_bad_app(database_url, tmp_path):
     result = bascule(
         "serve", "--app", "no_such_module:app", database_url=database_url, cwd=tmp_path
