@@ -1,8 +1,9 @@
 """This process's copy of the maintenance state, kept fresh in the background.
 
 The gate and the read operations use the copy, so they never query the database.
-A daemon thread compares the store's version counters at a bounded rate (and, on
-PostgreSQL, wakes up at once on a notification) and reloads what changed.
+A daemon thread reloads what changed: on PostgreSQL, woken at once by a notification;
+on SQLite, when ``PRAGMA data_version``, looked at every ``poll_interval``, says that
+another connection committed; on both, every SAFETY_INTERVAL besides.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from bascule.store import CONNECT_TIMEOUT, NOTIFY_CHANNEL, Kind, Store
 
 log = logging.getLogger(__name__)
 
-# On PostgreSQL, notifications wake the monitor at once; it also re-reads the versions
-# this often, in case a notification was lost with a connection.
+# Notifications (PostgreSQL) and the commit counter (SQLite) tell the monitor when to
+# look; it also re-reads the versions this often, in case a notification was lost with
+# a connection or the database went away without a word.
 SAFETY_INTERVAL = 1.0
 
 
@@ -95,8 +97,22 @@ class Monitor:
                 self._stop.wait(self.poll_interval)
 
     def _poll(self) -> None:
-        while not self._stop.wait(self.poll_interval):
-            self.refresh()
+        try:
+            with self.store.commit_counter() as probe:
+                seen = probe()
+
+                def committed() -> bool:
+                    nonlocal seen
+                    if self._stop.wait(self.poll_interval):
+                        return False
+                    now, before = probe(), seen
+                    seen = now
+                    return now is None or now != before
+
+                self._follow(committed)
+        except SQLAlchemyError:  # the probe's own connection could not be opened
+            self.refresh()  # records that the database is unreachable
+            self._stop.wait(self.poll_interval)
 
     def _listen(self) -> None:
         import psycopg
@@ -111,14 +127,19 @@ class Monitor:
             return
         with conn:
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            self.refresh()  # what changed while nobody listened
-            last = time.monotonic()
-            while not self._stop.is_set():
-                try:
-                    woken = any(True for _ in conn.notifies(timeout=self.poll_interval))
-                except psycopg.OperationalError:
-                    self.refresh()
-                    return
-                if woken or time.monotonic() - last >= SAFETY_INTERVAL:
-                    self.refresh()
-                    last = time.monotonic()
+            try:
+                self._follow(lambda: any(True for _ in conn.notifies(timeout=self.poll_interval)))
+            except psycopg.OperationalError:
+                self.refresh()
+
+    def _follow(self, signalled: Callable[[], bool]) -> None:
+        """Reload at once, then whenever ``signalled()`` (which waits up to poll_interval)
+        says something changed, while the database cannot be read, and at least every
+        SAFETY_INTERVAL in any case (a lost notification, a database gone quietly)."""
+        self.refresh()  # what changed while nobody looked
+        last = time.monotonic()
+        while not self._stop.is_set():
+            woken = signalled()
+            if woken or self.error is not None or time.monotonic() - last >= SAFETY_INTERVAL:
+                self.refresh()
+                last = time.monotonic()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -214,6 +215,28 @@ class Store:
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
+
+    @contextmanager
+    def commit_counter(self) -> Iterator[Callable[[], int | None]]:
+        """SQLite: a probe whose value changes whenever another connection commits.
+
+        ``PRAGMA data_version`` on a connection of its own: one statement, where reading
+        the version counters takes a transaction and a query. The probe answers None
+        when the database cannot be read.
+        """
+        conn = self.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+
+            def probe() -> int | None:
+                try:  # fetchall: the statement is reset, no read transaction stays open
+                    return int(cursor.execute("PRAGMA data_version").fetchall()[0][0])
+                except sqlite3.Error:
+                    return None
+
+            yield probe
+        finally:
+            conn.close()
 
     def listen_url(self) -> str:
         """A libpq URL of the PostgreSQL database, for a connection that LISTENs."""

@@ -1,6 +1,8 @@
 """Instructions per request, counted by valgrind: the gate's cost without the machine's noise.
 
-    .venv/bin/python bench/instructions.py [gate-refusing gate-open layer api-basic api-cookie]
+    .venv/bin/python bench/instructions.py [PAIR...]
+
+PAIR: gate-refusing, gate-open, gate-open-starlette, layer, api-basic, api-cookie.
 
 For each target it starts the server under ``valgrind --tool=callgrind`` twice, sends
 ``--small`` keep-alive requests to the first and ``--large`` to the second (after
@@ -42,6 +44,12 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() els
 BASCULE = [PYTHON, "-m", "bascule.cli", "serve"]
 APPS = [PYTHON, str(ROOT / "bench" / "apps.py")]
 
+
+def mounted(label: str, app: str) -> tuple[str, list[str], bool, str, None, int]:
+    """Bascule with ``app`` mounted behind the gate, open: ``GET /shop`` answered 200."""
+    return (label, [*BASCULE, "--app", app], False, "/shop", None, 200)
+
+
 # name: [(label, argv, maintenance on, path, auth, status)], baseline first.
 PAIRS = {
     "gate-refusing": [
@@ -50,14 +58,11 @@ PAIRS = {
     ],
     "gate-open": [
         ("raw ASGI app alone", [*APPS, "downstream"], False, "/shop", None, 200),
-        (
-            "raw ASGI app behind Bascule",
-            [*BASCULE, "--app", "bench.apps:downstream"],
-            False,
-            "/shop",
-            None,
-            200,
-        ),
+        mounted("raw ASGI app behind Bascule", "bench.apps:downstream"),
+    ],
+    "gate-open-starlette": [
+        ("Starlette app alone", [*APPS, "starlette"], False, "/shop", None, 200),
+        mounted("Starlette app behind Bascule", "bench.apps:starlette_app"),
     ],
     "layer": [
         ("raw ASGI app alone", [*APPS, "downstream"], False, "/shop", None, 200),

@@ -1,0 +1,78 @@
+"""The monitor: this process's copy of the state, following changes made elsewhere."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+import bascule.monitor
+from bascule.auth import Auth, token_hash
+from bascule.maintenance import Actor, Maintenance
+from bascule.monitor import Monitor
+from bascule.store import Store
+
+
+def wait_for(predicate, timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def elsewhere(store, database_url):
+    """Another store on the same database: connections of their own, as another process has."""
+    other = Store(database_url)
+    yield other
+    other.close()
+
+
+@pytest.fixture
+def monitor(store):
+    monitor = Monitor(store, poll_interval=0.02)
+    yield monitor
+    monitor.stop()
+
+
+def test_changes_made_elsewhere_are_followed(monitor, elsewhere):
+    heard: Counter[str] = Counter()
+    monitor.listeners["users"].append(lambda: heard.update(["users"]))
+    monitor.listeners["sessions"].append(lambda: heard.update(["sessions"]))
+    monitor.start()
+    wait_for(lambda: monitor._versions is not None)  # its first look is done
+
+    Maintenance(elsewhere).enable(Actor.operator("root"))
+    wait_for(lambda: monitor.state is not None)
+    assert monitor.state.user == "root"
+
+    auth = Auth(elsewhere)
+    auth.add_user("carol", "a long enough password", [])
+    wait_for(lambda: heard["users"] == 1)
+    session = auth.login("carol", "a long enough password")  # a new session: nothing to drop
+    auth.logout(token_hash(session.token))  # a revoked one: every process drops its copy
+    wait_for(lambda: heard["sessions"] == 1)
+
+    Maintenance(elsewhere).disable(Actor.operator("root"))
+    wait_for(lambda: monitor.state is None)
+    assert heard == {"users": 1, "sessions": 1}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_on_sqlite_a_full_look_only_after_a_commit(monitor, elsewhere, monkeypatch):
+    """Between changes the monitor runs one PRAGMA per poll, not a transaction and a query."""
+    monkeypatch.setattr(bascule.monitor, "SAFETY_INTERVAL", 60.0)
+    looks = Counter[str]()
+    versions = monitor.store.versions
+    monkeypatch.setattr(monitor.store, "versions", lambda: looks.update(["versions"]) or versions())
+    monitor.start()
+    wait_for(lambda: looks["versions"] == 1)  # its first look
+
+    time.sleep(0.5)  # about 25 polls with nothing committed
+    assert looks["versions"] == 1
+
+    Maintenance(elsewhere).enable(Actor.operator("root"))
+    wait_for(lambda: monitor.state is not None)
+    time.sleep(0.2)
+    assert looks["versions"] == 2
