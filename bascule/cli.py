@@ -120,7 +120,7 @@ def serve(**options: Any) -> None:
     try:
         settings = Settings.from_env(**options)
         if settings.workers > 1:
-            # Workers import bascule.asgi:app and read the settings from the environment.
+            # Workers import bascule.asgi:route and read the settings from the environment.
             services = Services(settings)
             try:
                 bootstrap(services)

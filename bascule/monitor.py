@@ -101,13 +101,13 @@ class Monitor:
             with self.store.commit_counter() as probe:
                 seen = probe()
 
-                def committed() -> bool:
+                def committed() -> bool | None:
                     nonlocal seen
                     if self._stop.wait(self.poll_interval):
                         return False
                     now, before = probe(), seen
                     seen = now
-                    return now is None or now != before
+                    return None if now is None else now != before
 
                 self._follow(committed)
         except SQLAlchemyError:  # the probe's own connection could not be opened
@@ -125,21 +125,36 @@ class Monitor:
             self.refresh()  # records that the database is unreachable
             self._stop.wait(self.poll_interval)
             return
+
+        def notified() -> bool | None:
+            try:
+                return any(True for _ in conn.notifies(timeout=self.poll_interval))
+            except psycopg.OperationalError:
+                return None
+
         with conn:
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            try:
-                self._follow(lambda: any(True for _ in conn.notifies(timeout=self.poll_interval)))
-            except psycopg.OperationalError:
-                self.refresh()
+            self._follow(notified)
 
-    def _follow(self, signalled: Callable[[], bool]) -> None:
+    def _follow(self, signalled: Callable[[], bool | None]) -> None:
         """Reload at once, then whenever ``signalled()`` (which waits up to poll_interval)
-        says something changed, while the database cannot be read, and at least every
-        SAFETY_INTERVAL in any case (a lost notification, a database gone quietly)."""
+        says something changed, while the database cannot be read, and at the first
+        signal after each SAFETY_INTERVAL in any case (a lost notification, a database
+        gone quietly). Return when ``signalled()`` can no longer tell (None): the caller
+        starts over with a new connection."""
         self.refresh()  # what changed while nobody looked
         last = time.monotonic()
-        while not self._stop.is_set():
+        while True:
             woken = signalled()
-            if woken or self.error is not None or time.monotonic() - last >= SAFETY_INTERVAL:
+            if self._stop.is_set():
+                return
+            if (
+                woken is None
+                or woken
+                or self.error is not None
+                or time.monotonic() - last >= SAFETY_INTERVAL
+            ):
                 self.refresh()
                 last = time.monotonic()
+            if woken is None:
+                return

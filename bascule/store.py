@@ -224,9 +224,10 @@ class Store:
         the version counters takes a transaction and a query. The probe answers None
         when the database cannot be read.
         """
-        conn = self.engine.raw_connection()
-        try:
-            cursor = conn.cursor()
+        with self.engine.connect() as conn:  # opening fails with SQLAlchemy's errors
+            driver = conn.connection.driver_connection
+            assert driver is not None  # a connection just checked out of the pool
+            cursor = driver.cursor()
 
             def probe() -> int | None:
                 try:  # fetchall: the statement is reset, no read transaction stays open
@@ -235,8 +236,6 @@ class Store:
                     return None
 
             yield probe
-        finally:
-            conn.close()
 
     def listen_url(self) -> str:
         """A libpq URL of the PostgreSQL database, for a connection that LISTENs."""

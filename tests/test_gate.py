@@ -156,6 +156,14 @@ def test_everything_passes_while_off(gate):
         assert call(gate, path)[0]["status"] == 200, path
 
 
+def test_route_hands_the_server_the_applications_own_coroutine(gate):
+    # What bascule serve gives uvicorn: no coroutine of the gate's between the two.
+    scope = {"type": "http", "method": "GET", "path": "/shop", "raw_path": b"/shop", "headers": []}
+    answer = gate.route(scope, None, None)
+    assert answer.cr_code is Recorder.__call__.__code__
+    answer.close()
+
+
 def test_refusal_is_the_maintenance_envelope(gate, maintenance, monitor):
     switch_on(maintenance, monitor)
     start, body = call(gate, "/anything")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from contextlib import contextmanager
 
 import pytest
 
@@ -36,7 +37,8 @@ def monitor(store):
     monitor.stop()
 
 
-def test_changes_made_elsewhere_are_followed(monitor, elsewhere):
+def test_changes_made_elsewhere_are_followed(monitor, elsewhere, monkeypatch):
+    monkeypatch.setattr(bascule.monitor, "SAFETY_INTERVAL", 60.0)  # no re-read but the signalled
     heard: Counter[str] = Counter()
     monitor.listeners["users"].append(lambda: heard.update(["users"]))
     monitor.listeners["sessions"].append(lambda: heard.update(["sessions"]))
@@ -64,15 +66,26 @@ def test_on_sqlite_a_full_look_only_after_a_commit(monitor, elsewhere, monkeypat
     """Between changes the monitor runs one PRAGMA per poll, not a transaction and a query."""
     monkeypatch.setattr(bascule.monitor, "SAFETY_INTERVAL", 60.0)
     looks = Counter[str]()
-    versions = monitor.store.versions
-    monkeypatch.setattr(monitor.store, "versions", lambda: looks.update(["versions"]) or versions())
+    store = monitor.store
+    versions, commit_counter = store.versions, store.commit_counter
+
+    @contextmanager
+    def counted_commits():
+        with commit_counter() as probe:
+            yield lambda: looks.update(["probe"]) or probe()
+
+    monkeypatch.setattr(store, "versions", lambda: looks.update(["versions"]) or versions())
+    monkeypatch.setattr(store, "commit_counter", counted_commits)
     monitor.start()
     wait_for(lambda: looks["versions"] == 1)  # its first look
 
     time.sleep(0.5)  # about 25 polls with nothing committed
     assert looks["versions"] == 1
+    assert looks["probe"] >= 3  # it did poll
 
-    Maintenance(elsewhere).enable(Actor.operator("root"))
+    Maintenance(elsewhere).enable(Actor.operator("root"))  # another connection
     wait_for(lambda: monitor.state is not None)
+    Maintenance(store).disable(Actor.operator("root"))  # a connection of the same pool
+    wait_for(lambda: monitor.state is None)
     time.sleep(0.2)
-    assert looks["versions"] == 2
+    assert looks["versions"] == 3
