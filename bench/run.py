@@ -278,11 +278,15 @@ class Bench:
         self.loadavg_start = loadavg()
         cpus = sorted(os.sched_getaffinity(0))
         self.taskset = shutil.which("taskset") if not opts.no_pin else None
+        if opts.server_cpu is not None and opts.server_cpu not in cpus:
+            raise SystemExit(f"--server-cpu {opts.server_cpu}: not one of this process's {cpus}")
         if self.taskset and len(cpus) >= 2:
-            self.server_cpu: int | None = cpus[0]
-            self.load_cpu: int | None = cpus[1]
+            server_cpu = cpus[0] if opts.server_cpu is None else opts.server_cpu
+            load_cpu = next(cpu for cpu in cpus if cpu != server_cpu)
+            self.server_cpu: int | None = server_cpu
+            self.load_cpu: int | None = load_cpu
             with contextlib.suppress(OSError):  # the benchmark itself stays off the servers' CPU
-                os.sched_setaffinity(0, {cpus[1]})
+                os.sched_setaffinity(0, {load_cpu})
         else:
             self.server_cpu = self.load_cpu = None
         wrk = shutil.which("wrk")
@@ -1190,6 +1194,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "created and dropped ('' to skip PostgreSQL)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    parser.add_argument(
+        "--server-cpu",
+        type=int,
+        help="the CPU the servers are pinned on (default: the first this process may use); "
+        "the load generator runs on another",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md", help="the report")
     parser.add_argument(
         "--keep", action="store_true", help="keep the work directory (server logs, SQLite files)"
