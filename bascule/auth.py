@@ -182,8 +182,10 @@ class Auth:
         if principal is not None:
             return principal
         generation = self._credentials.generation()
-        with self.store.read() as conn:
-            user = self.store.get_user(conn, name)
+        user = None
+        if NAME_PATTERN.fullmatch(name):  # no other name is a user's; PostgreSQL refuses NUL
+            with self.store.read() as conn:
+                user = self.store.get_user(conn, name)
         if not self._verify_hash(user.password_hash if user else None, password):
             return None
         assert user is not None
@@ -206,7 +208,7 @@ class Auth:
             password_hash = self._dummy_hash
         try:
             self.hasher.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
+        except (VerificationError, InvalidHashError, UnicodeEncodeError):  # (lone surrogates)
             return False
         return known
 

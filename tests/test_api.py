@@ -151,7 +151,12 @@ def test_no_challenge_for_browser_scripts(client):
 
 @pytest.mark.parametrize(
     "headers",
-    [basic("admin", "wrong-password"), basic("nobody", "whatever-1"), basic("admin", "")],
+    [
+        basic("admin", "wrong-password"),
+        basic("nobody", "whatever-1"),
+        basic("admin", ""),
+        basic("ad\x00min", "whatever-1"),
+    ],
 )
 def test_wrong_credentials_get_401_code_101(client, headers):
     error(
@@ -284,6 +289,15 @@ def test_login_failure(client):
     error(response, 401, 101, "Authentication failed, check username and password.")
     assert "set-cookie" not in response.headers
     error(client.get("/rest/v1/maintenance"), 401, 100)
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [("ad\x00min", "nope-nope"), ("admin", "nope\x00nope"), ("ad min", "nope-nope")],
+)
+def test_login_with_characters_no_user_has_is_a_plain_failure(client, user, password):
+    response = login(client, user=user, password=password)
+    error(response, 401, 101, "Authentication failed, check username and password.")
 
 
 def test_login_with_missing_fields(client):
