@@ -50,6 +50,17 @@ def mounted(label: str, app: str) -> tuple[str, list[str], bool, str, None, int]
     return (label, [*BASCULE, "--app", app], False, "/shop", None, 200)
 
 
+# Baselines of two pairs each.
+RAW_APP_ALONE = ("raw ASGI app alone", [*APPS, "downstream"], False, "/shop", None, 200)
+CONNEXION_BASIC = (
+    "connexion baseline (Basic)",
+    [*APPS, "connexion"],
+    False,
+    STATE_PATH,
+    "basic",
+    200,
+)
+
 # name: [(label, argv, maintenance on, path, auth, status)], baseline first.
 PAIRS = {
     "gate-refusing": [
@@ -57,7 +68,7 @@ PAIRS = {
         ("Bascule gate 503", BASCULE, True, "/shop", None, 503),
     ],
     "gate-open": [
-        ("raw ASGI app alone", [*APPS, "downstream"], False, "/shop", None, 200),
+        RAW_APP_ALONE,
         mounted("raw ASGI app behind Bascule", "bench.apps:downstream"),
     ],
     "gate-open-starlette": [
@@ -65,15 +76,15 @@ PAIRS = {
         mounted("Starlette app behind Bascule", "bench.apps:starlette_app"),
     ],
     "layer": [
-        ("raw ASGI app alone", [*APPS, "downstream"], False, "/shop", None, 200),
+        RAW_APP_ALONE,
         ("raw ASGI app behind an empty layer", [*APPS, "layer"], False, "/shop", None, 200),
     ],
     "api-basic": [
-        ("connexion baseline (Basic)", [*APPS, "connexion"], False, STATE_PATH, "basic", 200),
+        CONNEXION_BASIC,
         ("Bascule (Basic)", BASCULE, False, STATE_PATH, "basic", 200),
     ],
     "api-cookie": [
-        ("connexion baseline (Basic)", [*APPS, "connexion"], False, STATE_PATH, "basic", 200),
+        CONNEXION_BASIC,
         ("Bascule (session cookie)", BASCULE, False, STATE_PATH, "cookie", 200),
     ],
 }
