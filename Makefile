@@ -50,7 +50,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# The benchmark (bench/README.md): about 20 minutes, writes bench/RESULTS.md. wrk, from
+# The benchmark (bench/README.md): about 25 minutes, writes bench/RESULTS.md. wrk, from
 # Debian's packages, drives the load when it can be installed; else bench/loadgen.py.
 bench: $(VENV)/.installed
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && \

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import connexion
 from asgiref.wsgi import WsgiToAsgi
@@ -29,6 +30,8 @@ from bascule.gate import (
     Page,
     bascule_paths,
     console_files,
+    refuse_websocket,
+    route_path,
 )
 from bascule.schema import prepare
 from bascule.service import Services
@@ -63,11 +66,12 @@ class Dispatch:
     """In front of connexion, behind the gate, for Bascule's own paths (the gate sends every
     other path to the mounted application, or to ``not_found``).
 
-    It attaches the services to the request, serves the contract file,
-    refuses bodies over MAX_BODY bytes (connexion reads only bodies with a
-    Content-Length), reads a body sent without Content-Type as the operation's
-    declared type (as connexion's validation does), and runs the mounted
-    application's lifespan beside Bascule's.
+    It attaches the services to the request, serves the contract file, refuses
+    a browser's cross-origin requests that would change something, refuses bodies
+    over MAX_BODY bytes, reads a body sent without Content-Length (chunked) before
+    connexion, which reads only bodies with one, reads a body sent without
+    Content-Type as the operation's declared type (as connexion's validation does),
+    and runs the mounted application's lifespan beside Bascule's.
     """
 
     def __init__(self, app: ASGIApp, *, services: Services, mounted: ASGIApp | None) -> None:
@@ -90,17 +94,29 @@ class Dispatch:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        document = self.documents.get(scope["path"])
+        path = route_path(scope, scope["path"])
+        document = self.documents.get(path)
         if document is not None and scope["method"] in ("GET", "HEAD"):
             await send_bytes(send, 200, document[0], document[1], head=scope["method"] == "HEAD")
             return
-        media_types = spec.request_media_types(scope["path"], scope["method"])
+        if scope["method"] not in SAFE_METHODS and cross_origin(scope["headers"]):
+            refused = errors.error_envelope(errors.Code.UNAUTHORIZED, errors.CROSS_ORIGIN)
+            await send_json(send, 403, refused)
+            return
+        media_types = spec.request_media_types(path, scope["method"])
         if media_types:
             length = content_length(scope)
-            if length is not None and length > MAX_BODY:
+            body = None
+            if length is None:
+                body = await read_body(receive, MAX_BODY)
+            if (length or 0) > MAX_BODY or (body is not None and len(body) > MAX_BODY):
                 too_large = errors.error_envelope(errors.Code.BAD_PARAMETER, errors.TOO_LARGE)
                 await send_json(send, 413, too_large)
                 return
+            if body is not None:
+                declared = (b"content-length", str(len(body)).encode())
+                scope = {**scope, "headers": [*scope["headers"], declared]}
+                receive = replay(body, receive)
             if not any(name == b"content-type" for name, _ in scope["headers"]):
                 content_type = (b"content-type", media_types[0].encode())
                 scope = {**scope, "headers": [*scope["headers"], content_type]}
@@ -125,11 +141,71 @@ class Dispatch:
         await self.app(scope, relay, send)
 
 
+# A WebSocket closed for a path that does not exist: HTTP's 404 in the application range.
+WEBSOCKET_NOT_FOUND = 4404
+
+
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """Where paths that are not Bascule's go when no application is mounted: 404."""
+    message = f"No such path: {scope['path']}"
+    document = errors.error_envelope(errors.Code.NOT_FOUND, message)
     if scope["type"] == "http":
-        message = f"No such path: {scope['path']}"
-        await send_json(send, 404, errors.error_envelope(errors.Code.NOT_FOUND, message))
+        await send_json(send, 404, document)
+    elif scope["type"] == "websocket":
+        body = json.dumps(document).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await refuse_websocket(scope, receive, send, 404, headers, body, WEBSOCKET_NOT_FOUND)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def cross_origin(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a browser says that a page of another origin sent this request.
+
+    ``Sec-Fetch-Site`` when the browser sends it (every current one does), else
+    ``Origin`` against ``Host``; a client that is not a browser sends neither.
+    """
+    fetch_site = origin = host = None
+    for name, value in headers:
+        if name == b"sec-fetch-site":
+            fetch_site = value
+        elif name == b"origin":
+            origin = value
+        elif name == b"host":
+            host = value
+    if fetch_site is not None:
+        return fetch_site not in (b"same-origin", b"none")
+    if origin is None:
+        return False
+    origin_host = urlsplit(origin.decode("latin-1")).netloc.lower()
+    return host is None or origin_host != host.decode("latin-1").lower()
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body, or its first ``limit + 1`` bytes when it is longer."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        message = await receive()
+        if message["type"] != "http.request":  # the client left
+            break
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)[: limit + 1]
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` whole, then whatever the server sends next."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive_again() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return receive_again
 
 
 def content_length(scope: Scope) -> int | None:
@@ -276,10 +352,12 @@ def _build(settings: Settings, services: Services) -> BasculeApp:
         Page(Path(settings.page_template), settings.retry_after)
     bootstrap(services)
     services.monitor.refresh()
+    # Now, not at the lifespan's start: a server that runs no lifespan (daphne, uvicorn's
+    # --lifespan off) must still see what other processes change.
+    services.monitor.start()
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
-        services.monitor.start()
         try:
             yield
         finally:

@@ -60,6 +60,13 @@ class AuthenticationFailed(Exception):
     message = "Authentication failed, check username and password."
 
 
+class SessionEnded(Exception):
+    """A session cookie that is no longer valid: unknown, revoked or expired."""
+
+    # 403, not 401: Alien4Cloud's clients log in again when a call answers 403.
+    status_code = 403
+
+
 class UserError(ValueError):
     """A user-management request that cannot be carried out (the message says why)."""
 

@@ -293,10 +293,7 @@ def maintenance_on(
     """Switch maintenance on."""
     actor = _actor(process, user)
     with opened(database_url) as store:
-        maintenance = Maintenance(store)
-        maintenance.enable(actor)
-        if message is not None or progress is not None:
-            maintenance.update(actor, message=message, progress=progress)
+        Maintenance(store).enable(actor, message=message, progress=progress)
     click.echo("Maintenance is on" + (" (automatic)" if process else ""))
 
 

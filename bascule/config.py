@@ -48,7 +48,9 @@ class Settings:
     )
     cookie_secure: bool = _option(
         "BASCULE_COOKIE_SECURE",
-        "Mark the session cookie Secure (set it when clients reach Bascule over HTTPS).",
+        "Mark the session cookie Secure even on requests that came over plain HTTP (it is"
+        " marked Secure on every HTTPS request anyway): set it when a proxy in front"
+        " terminates HTTPS without saying so.",
         default=False,
     )
     poll_interval: float = _option(

@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from bascule import spec
-from bascule.auth import AuthenticationFailed
+from bascule.auth import AuthenticationFailed, SessionEnded
 from bascule.maintenance import (
     AlreadyEnabled,
     Forbidden,
@@ -53,6 +53,7 @@ DOMAIN_ERRORS: dict[type[MaintenanceError], tuple[int, Code]] = {
 DATABASE_UNAVAILABLE = "The database is unavailable."
 MAX_BODY = 65536
 TOO_LARGE = f"The request body is larger than {MAX_BODY} bytes."
+CROSS_ORIGIN = "Cross-origin request refused: a page of another site may not change anything here."
 
 
 # The errors that mean the database cannot be reached (others are bugs: 500).
@@ -90,15 +91,15 @@ def _unauthorized(
     return error_response(401, code, message)
 
 
+def _authentication_required(request: ConnexionRequest) -> str:
+    return f"Authentication required for this request : {request.url.path}"
+
+
 def on_problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
     """Connexion's validation and security problems."""
     if exc.status == 401:
-        path = request.url.path
-        return _unauthorized(
-            request,
-            Code.AUTHENTICATION_REQUIRED,
-            f"Authentication required for this request : {path}",
-        )
+        message = _authentication_required(request)
+        return _unauthorized(request, Code.AUTHENTICATION_REQUIRED, message)
     if exc.status == 403:
         return error_response(403, Code.UNAUTHORIZED, "Current user has no sufficient rights.")
     if 400 <= exc.status < 500:
@@ -142,6 +143,11 @@ def on_authentication_failed(
     return _unauthorized(request, Code.AUTHENTICATION_FAILED, exc.message, challenge=tried_basic)
 
 
+def on_session_ended(request: ConnexionRequest, _exc: SessionEnded) -> ConnexionResponse:
+    """A session cookie no longer valid, and nothing else: log in again (403, code 100)."""
+    return error_response(403, Code.AUTHENTICATION_REQUIRED, _authentication_required(request))
+
+
 def on_database(request: ConnexionRequest, exc: SQLAlchemyError) -> ConnexionResponse:
     """The database does not answer: nothing was changed."""
     if not isinstance(exc, UNREACHABLE):
@@ -162,5 +168,6 @@ def install(app: AsyncApp) -> None:
     app.add_error_handler(HTTPException, on_http)
     app.add_error_handler(MaintenanceError, on_domain)
     app.add_error_handler(AuthenticationFailed, on_authentication_failed)
+    app.add_error_handler(SessionEnded, on_session_ended)
     app.add_error_handler(SQLAlchemyError, on_database)
     app.add_error_handler(Exception, on_unexpected)

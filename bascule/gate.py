@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import datetime
 import html
+import json
 import os
 import re
 import string
 from collections.abc import Awaitable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, AnyStr, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -86,6 +87,18 @@ def request_path(scope: Scope) -> bytes:
         path: str = scope["path"]
         return path.encode("utf-8", "surrogateescape")
     return raw.partition(b"?")[0] if QUERY_MARK in raw else raw  # some servers keep the query
+
+
+def route_path(scope: Scope, path: AnyStr) -> AnyStr:
+    """``path`` without the server's ``root_path`` (the prefix a proxy in front removed)."""
+    root: str = scope.get("root_path") or ""
+    if not root:
+        return path
+    if isinstance(path, str):
+        tail = path.removeprefix(root)
+        return tail if len(tail) < len(path) and tail[:1] == "/" else path
+    raw_tail = path.removeprefix(root.encode("utf-8", "surrogateescape"))
+    return raw_tail if len(raw_tail) < len(path) and raw_tail[:1] == b"/" else path
 
 
 def bascule_paths() -> PathSet:
@@ -168,12 +181,22 @@ class MaintenanceGate:
             path = request_path(scope)
         if path in self._exact or (path[self._head_span] == self._head and path in self._allowed):
             return self.app(scope, receive, send)
+        if scope.get("root_path") and route_path(scope, path) in self._allowed:
+            return self.app(scope, receive, send)
         if self.monitor.state is None:
             return self.elsewhere(scope, receive, send)
         if scope["type"] == "http":
             return self.refuse(scope, send)
         if scope["type"] == "websocket":
-            return send({"type": "websocket.close", "code": WEBSOCKET_TRY_AGAIN_LATER})
+            return refuse_websocket(
+                scope,
+                receive,
+                send,
+                503,
+                self._headers,
+                MAINTENANCE_BODY,
+                WEBSOCKET_TRY_AGAIN_LATER,
+            )
         return self.elsewhere(scope, receive, send)
 
     async def refuse(self, scope: Scope, send: Send) -> None:
@@ -216,6 +239,33 @@ class MaintenanceGate:
         await send(
             {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
         )
+
+
+async def refuse_websocket(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    close_code: int,
+) -> None:
+    """Refuse a WebSocket handshake with an HTTP answer, where the server can send one.
+
+    Through the ASGI denial-response extension (uvicorn has it) the client reads
+    ``status``, ``headers`` and ``body``; elsewhere the connection is accepted and
+    closed at once with ``close_code``, since closing before accepting reaches the
+    client as a bare 403.
+    """
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    if (await receive())["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    reason = json.loads(body)["error"]["message"]
+    await send({"type": "websocket.close", "code": close_code, "reason": reason})
 
 
 def prefers_html(accept: bytes) -> bool:

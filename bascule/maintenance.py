@@ -171,17 +171,27 @@ class Maintenance:
                 raise NotEnabled()
             return state.log_size, list(self.store.log_page(conn, offset, limit))
 
-    def enable(self, actor: Actor) -> MaintenanceState:
-        """Switch maintenance on; automatic when the actor is a process."""
+    def enable(
+        self, actor: Actor, message: str | None = None, progress: int | None = None
+    ) -> MaintenanceState:
+        """Switch maintenance on; automatic when the actor is a process.
+
+        A first ``message`` and ``progress`` are checked before anything changes and
+        recorded in the same transaction: maintenance never goes on without them.
+        """
         _require_rights(actor)
+        _check_update(message, progress)
         now = self.clock()
+        log = [LogEntry(now, actor.name, STARTED_MESSAGE)]
+        if message is not None:
+            log.append(LogEntry(now, actor.name, message))
         state = MaintenanceState(
             user=actor.name,
             user_triggered=actor.kind is not ActorKind.PROCESS,
-            progress_percent=1,
+            progress_percent=1 if progress is None else progress,
             started_at=now,
-            log=(LogEntry(now, actor.name, STARTED_MESSAGE),),
-            log_size=1,
+            log=tuple(log),
+            log_size=len(log),
         )
         from bascule.store import AlreadyExists
 
@@ -198,17 +208,7 @@ class Maintenance:
     def update(self, actor: Actor, message: str | None = None, progress: int | None = None) -> None:
         """Post a message to the log and/or set the progress (None changes nothing)."""
         _require_rights(actor)
-        if progress is not None and not 0 <= progress <= 100:
-            raise InvalidUpdate("progressPercentage must be between 0 and 100.")
-        if message is not None and (
-            len(message) > MESSAGE_MAX_LENGTH
-            or not MESSAGE_PATTERN.search(message)
-            or not _is_unicode(message)
-        ):
-            raise InvalidUpdate(
-                f"message must hold 1 to {MESSAGE_MAX_LENGTH} characters, at least one of "
-                "them not a space, no NUL character and no unpaired surrogate."
-            )
+        _check_update(message, progress)
         if message is None and progress is None:
             with self.store.read() as conn:
                 _require_owner(actor, self.store.load_state(conn, with_log=False), "update")
@@ -239,6 +239,21 @@ def _require_rights(actor: Actor) -> None:
         raise Forbidden()
 
 
+def _check_update(message: str | None, progress: int | None) -> None:
+    """Raise InvalidUpdate unless ``message`` and ``progress`` are valid (None is)."""
+    if progress is not None and not 0 <= progress <= 100:
+        raise InvalidUpdate("progressPercentage must be between 0 and 100.")
+    if message is not None and (
+        len(message) > MESSAGE_MAX_LENGTH
+        or not MESSAGE_PATTERN.search(message)
+        or not _is_unicode(message)
+    ):
+        raise InvalidUpdate(
+            f"message must hold 1 to {MESSAGE_MAX_LENGTH} characters, at least one of "
+            "them not a space, no NUL character and no unpaired surrogate."
+        )
+
+
 def _require_owner(actor: Actor, state: MaintenanceState | None, verb: str) -> None:
     """Raise unless ``actor`` may ``verb`` the maintenance ``state``."""
     if state is None:
@@ -253,9 +268,7 @@ def _require_owner(actor: Actor, state: MaintenanceState | None, verb: str) -> N
     if actor.kind is ActorKind.PROCESS and actor.name == state.user:
         return
     if actor.kind is ActorKind.API_USER:
-        raise NotYours(
-            f"Maintenance mode has not been enabled by a user, you are not allowed to {verb} it."
-        )
+        raise NotYours(f"Automatic maintenance cannot be {verb}d through rest api.")
     raise NotYours(
         f"Maintenance mode has been enabled by the process '{state.user}': "
         f"act as that process (--process {state.user}) to {verb} it."
@@ -288,10 +301,8 @@ def maintenance_window(
     why and maintenance stays on (so an operator looks before traffic resumes),
     unless ``always_off`` is true.
     """
-    maintenance.enable(actor)
+    maintenance.enable(actor, message=message)
     handle = AutomaticMaintenance(maintenance, actor)
-    if message:
-        handle.update(message=message)
     try:
         yield handle
     except BaseException as exc:

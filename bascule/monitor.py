@@ -9,8 +9,10 @@ another connection committed; on both, every SAFETY_INTERVAL besides.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -40,6 +42,7 @@ class Monitor:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._fork_hook = False
 
     def refresh(self) -> bool:
         """Reload what changed since the last look; True when something did."""
@@ -69,7 +72,11 @@ class Monitor:
         return bool(changed)
 
     def start(self) -> None:
-        """Start following changes in the background (once; later calls do nothing)."""
+        """Start following changes in the background (once; later calls do nothing).
+
+        A process forked from this one (a pre-loading server's workers) follows
+        them too, with a thread and connections of its own.
+        """
         if self._thread is not None:
             return
         with self._lock:
@@ -79,6 +86,19 @@ class Monitor:
                     target=self._run, name="bascule-monitor", daemon=True
                 )
                 self._thread.start()
+                if not self._fork_hook:
+                    self._fork_hook = True
+                    this = weakref.ref(self)
+                    os.register_at_fork(after_in_child=lambda: _restart_in_child(this))
+
+    def _restart_in_child(self) -> None:
+        # The parent's thread does not exist here, its lock may have been held by it,
+        # and its connections belong to the parent.
+        self._lock = threading.Lock()
+        running, self._thread = self._thread is not None and not self._stop.is_set(), None
+        self.store.engine.dispose(close=False)
+        if running:
+            self.start()
 
     def stop(self) -> None:
         """Stop the background thread and wait for it."""
@@ -158,3 +178,10 @@ class Monitor:
                 last = time.monotonic()
             if woken is None:
                 return
+
+
+def _restart_in_child(monitor: weakref.ref[Monitor]) -> None:
+    """After a fork: the child's own copy of a running monitor starts following again."""
+    live = monitor()
+    if live is not None:
+        live._restart_in_child()

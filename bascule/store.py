@@ -164,10 +164,14 @@ def engine_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """Create the engine; SQLite gets WAL, foreign keys and explicit BEGIN modes."""
+    """Create the engine; SQLite gets WAL, foreign keys and explicit BEGIN modes.
+
+    Errors never show a statement's parameters: a logged error would carry password
+    and session hashes.
+    """
     url = engine_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -193,6 +197,7 @@ def make_engine(url: str) -> Engine:
         pool_size=5,
         max_overflow=10,
         connect_args={"connect_timeout": CONNECT_TIMEOUT},
+        hide_parameters=True,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from connexion.datastructures import MediaTypeDict
-from connexion.exceptions import BadRequestProblem
+from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
 from connexion.validators import VALIDATOR_MAP, FormDataValidator, JSONRequestBodyValidator
 from jsonschema import ValidationError
 from starlette.formparsers import MultiPartException
@@ -62,6 +62,10 @@ class JSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
             return await super()._parse(stream, scope)
         except UnicodeDecodeError:
             raise BadRequestProblem(detail="The request body is not valid UTF-8.") from None
+        except LookupError:  # a charset Python does not know, in the Content-Type
+            raise UnsupportedMediaTypeProblem(
+                detail="The charset of the Content-Type is unknown: send UTF-8."
+            ) from None
         except BadRequestProblem as exc:
             raise BadRequestProblem(
                 detail=f"The request body is not valid JSON: {exc.detail}"

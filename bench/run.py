@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import concurrent.futures
 import contextlib
 import datetime
 import http.client
@@ -274,6 +275,7 @@ class Bench:
         self.warnings: list[str] = []
         self.memory: list[tuple[str, int | None, int | None, int | None]] = []
         self.retried = 0
+        self.paired_runs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
         self.started = datetime.datetime.now(datetime.UTC)
         self.loadavg_start = loadavg()
         cpus = sorted(os.sched_getaffinity(0))
@@ -571,6 +573,83 @@ class Bench:
         self.sections.append(self.group_table(title, targets, results, before))
         return results
 
+    def paired(self, title: str, pairs: list[tuple[Target, Target]]) -> dict[str, list[float]]:
+        """Each pair's two servers loaded at the same time, by two load generators at once.
+
+        Both servers are pinned on the one CPU of the servers, so they share its time
+        and whatever speed it has from second to second: the ratio of their rates in
+        one run is the inverse ratio of their costs per request, however the machine's
+        speed drifts between runs (what interleaved runs cannot tell apart). The ratio
+        of each run is kept; the median of those is the result.
+        """
+        opts = self.opts
+        before = loadavg()
+        say(
+            f"\n== {title}, same CPU, paired: {len(pairs)} pairs x {opts.repeats} runs x "
+            f"{opts.duration} s (load generator: {self.loadgen} x 2, load average {before})"
+        )
+        ratios: dict[str, list[float]] = {b.label: [] for _, b in pairs}
+        runs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
+            b.label: [] for _, b in pairs
+        }
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            for rep in range(opts.repeats):
+                for a, b in pairs:
+                    ra, rb = pool.map(lambda t: self.drive(t, opts.duration), (a, b))
+                    ratio = rb["rps"] / ra["rps"] if ra["rps"] else float("nan")
+                    ratios[b.label].append(ratio)
+                    runs[b.label].append((ra, rb))
+                    say(
+                        f"  [{rep + 1}/{opts.repeats}] {b.label:<40} {rb['rps']:>8,.0f} req/s"
+                        f" / {a.label}: {ra['rps']:>8,.0f} = {ratio:.3f}"
+                        f"  CPU {rb['cpu_util']:4.0%} / {ra['cpu_util']:4.0%}"
+                        f"  steal {rb['steal']:4.0%}"
+                    )
+        lines = [
+            f"### {title}: the same CPU, paired",
+            "",
+            f"Load average before / after: {before} / {loadavg()}. Each pair's two servers "
+            "share the servers' CPU and are loaded at the same time, by one load generator "
+            "each; the ratio is that of their rates in the same run.",
+            "",
+            "| Bascule | baseline | median ratio | min-max ratio | Bascule median req/s "
+            "| baseline median req/s | CPU share (Bascule / baseline) | steal "
+            "| non-matching answers |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for a, b in pairs:
+            pairs_run = runs[b.label]
+            bad = sum(r["bad"] + r["socket_errors"] + r["timeouts"] for pr in pairs_run for r in pr)
+            lines.append(
+                f"| {b.label} | {a.label} | {median(ratios[b.label]):.3f}x "
+                f"| {min(ratios[b.label]):.3f}-{max(ratios[b.label]):.3f} "
+                f"| {fmt_rate(median([rb['rps'] for _, rb in pairs_run]))} "
+                f"| {fmt_rate(median([ra['rps'] for ra, _ in pairs_run]))} "
+                f"| {median([rb['cpu_util'] for _, rb in pairs_run]):.0%} / "
+                f"{median([ra['cpu_util'] for ra, _ in pairs_run]):.0%} "
+                f"| {median([rb['steal'] for _, rb in pairs_run]):.1%} | {bad} |"
+            )
+        self.sections.append("\n".join(lines))
+        self.paired_runs.update(runs)
+        return ratios
+
+    def compare_paired(
+        self, ratios: dict[str, list[float]], scenario: str, b: str, a: str, goal: float
+    ) -> None:
+        values = ratios[b]
+        value = median(values)
+        rates = self.paired_runs[b]
+        self.rows.append(
+            Row(
+                f"{scenario} (same CPU, paired)",
+                f">= {goal}x",
+                f"{fmt_rate(median([ra['rps'] for ra, _ in rates]))} ({a}, sharing the CPU)",
+                f"{fmt_rate(median([rb['rps'] for _, rb in rates]))} ({b}, sharing the CPU)",
+                f"{fmt_ratio(value)} (runs {min(values):.2f}-{max(values):.2f})",
+                value >= goal,
+            )
+        )
+
     def group_table(
         self,
         title: str,
@@ -671,6 +750,9 @@ class Bench:
             f"({sb}, {len(body_b)} bytes)."
         )
         self.compare(results, "1. Gate refusing, GET /shop", b.label, a.label, 0.9)
+        if self.opts.paired:
+            ratios = self.paired("Scenario 1: the gate refusing", [(a, b)])
+            self.compare_paired(ratios, "1. Gate refusing, GET /shop", b.label, a.label, 0.9)
         self.memory.append(
             ("Bascule, scenario 1 (gate refusing)", None, bascule.rss(), bascule.hwm())
         )
@@ -703,6 +785,13 @@ class Bench:
         self.compare(
             results, "2b. Gate open, Starlette app", targets[3].label, targets[2].label, 0.95
         )
+        if self.opts.paired:
+            pairs = [(targets[0], targets[1]), (targets[2], targets[3])]
+            ratios = self.paired("Scenario 2: the gate letting through", pairs)
+            for (alone, gated), name in zip(
+                pairs, ("2a. Gate open, raw ASGI app", "2b. Gate open, Starlette app"), strict=True
+            ):
+                self.compare_paired(ratios, name, gated.label, alone.label, 0.95)
 
     def scenario_3(self) -> None:
         """The API: GET the state with Basic and with the cookie, vs bare connexion."""
@@ -748,6 +837,11 @@ class Bench:
         self.compare(
             results, "3l. Access log on (vs off)", targets[4].label, targets[1].label, None
         )
+        if self.opts.paired:
+            pairs = [(targets[0], targets[1]), (targets[0], targets[2])]
+            ratios = self.paired("Scenario 3/4: GET /rest/v1/maintenance", pairs)
+            self.compare_paired(ratios, "3. GET state, HTTP Basic", targets[1].label, base, 0.9)
+            self.compare_paired(ratios, "4. GET state, session cookie", targets[2].label, base, 0.9)
         # Scenario 7: memory of one worker, at rest and after the runs.
         for name, server in (
             ("Bascule (scenario 3/4 worker)", prod),
@@ -1194,6 +1288,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "created and dropped ('' to skip PostgreSQL)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    parser.add_argument(
+        "--no-paired",
+        dest="paired",
+        action="store_false",
+        help="skip the paired runs of scenarios 1-4 (each Bascule server and its baseline "
+        "loaded at the same time, sharing the servers' CPU)",
+    )
     parser.add_argument(
         "--server-cpu",
         type=int,

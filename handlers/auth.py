@@ -5,10 +5,13 @@ from __future__ import annotations
 from http.cookies import SimpleCookie
 from typing import Any
 
-from bascule.auth import Principal
+from connexion import context
+
+from bascule.auth import Principal, token_hash
 from bascule.errors import envelope
 from bascule.service import current
 from bascule.spec import SESSION_COOKIE
+from handlers.security import session_principal
 
 Answer = tuple[dict[str, Any], int, dict[str, str]]
 
@@ -34,7 +37,9 @@ def session_cookie(value: str, max_age: int) -> str:
     morsel["max-age"] = max_age
     morsel["httponly"] = True
     morsel["samesite"] = "Lax"
-    morsel["secure"] = current().settings.cookie_secure
+    # Secure whenever the client came over HTTPS (as the server sees it, or as a proxy
+    # trusted by uvicorn's --forwarded-allow-ips says), or when the settings ask.
+    morsel["secure"] = current().settings.cookie_secure or context.scope.get("scheme") == "https"
     return morsel.OutputString()
 
 
@@ -46,14 +51,24 @@ async def login(body: dict[str, Any]) -> Answer:
     return envelope(user_status(session.principal)), 200, {"Set-Cookie": cookie}
 
 
-def logout(token_info: dict[str, Any] | None = None) -> Answer:
-    """POST /logout: revoke the session, if any, and clear the cookie."""
-    session = (token_info or {}).get("session")
-    if session:
-        current().auth.logout(session)
+def logout() -> Answer:
+    """POST /logout: revoke the session cookie sent, if any, and clear it.
+
+    Revoked by its hash whether or not it is still valid, so that a database that
+    does not answer is a 503, not a logout that revoked nothing.
+    """
+    token = context.request.cookies.get(SESSION_COOKIE)
+    if token:
+        current().auth.logout(token_hash(token))
     return envelope(), 200, {"Set-Cookie": session_cookie("", 0)}
 
 
 async def get_auth_status(token_info: dict[str, Any] | None = None) -> tuple[dict[str, Any], int]:
     """GET /auth/status."""
-    return envelope(user_status((token_info or {}).get("principal"))), 200
+    principal = (token_info or {}).get("principal")
+    token = context.request.cookies.get(SESSION_COOKIE)
+    if principal is None and token:
+        # Anonymous although a cookie came: ask again, so that a database that does
+        # not answer is a 503 rather than "not logged in".
+        principal = await session_principal(context.scope, token)
+    return envelope(user_status(principal)), 200

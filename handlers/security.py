@@ -1,7 +1,8 @@
 """The security functions named in openapi.yaml (``x-basicInfoFunc``, ``x-apikeyInfoFunc``).
 
 Each returns the caller's claims, or raises AuthenticationFailed (wrong
-credentials). Argon2 runs in a worker thread, and only on a cache miss.
+credentials) or SessionEnded (a session cookie no longer valid). Argon2 runs in a
+worker thread, and only on a cache miss.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from bascule.auth import AuthenticationFailed, Principal, token_hash
+from bascule.auth import AuthenticationFailed, Principal, SessionEnded
 from bascule.service import from_scope
 
 
-def claims(principal: Principal, session: str | None = None) -> dict[str, Any]:
+def claims(principal: Principal) -> dict[str, Any]:
     """What connexion hands to the handlers as ``token_info``."""
-    return {"sub": principal.name, "principal": principal, "session": session}
+    return {"sub": principal.name, "principal": principal}
 
 
 def _utf8(text: str) -> str:
@@ -42,10 +43,18 @@ async def basic_auth(username: str, password: str, request: Request) -> dict[str
 
 async def session_auth(
     api_key: str, request: Request, required_scopes: Any = None
-) -> dict[str, Any] | None:
-    """Check the session cookie; None (401) when the session is unknown, revoked or expired."""
-    auth = from_scope(request.scope).auth
-    principal = auth.cached_session(api_key)
+) -> dict[str, Any]:
+    """Check the session cookie; SessionEnded when it is unknown, revoked or expired."""
+    principal = await session_principal(request.scope, api_key)
     if principal is None:
-        principal = await run_in_threadpool(auth.check_session, api_key)
-    return None if principal is None else claims(principal, token_hash(api_key))
+        raise SessionEnded()
+    return claims(principal)
+
+
+async def session_principal(scope: Any, token: str) -> Principal | None:
+    """The principal of a live session, from the cache or else the database (which may raise)."""
+    auth = from_scope(scope).auth
+    principal = auth.cached_session(token)
+    if principal is None:
+        principal = await run_in_threadpool(auth.check_session, token)
+    return principal

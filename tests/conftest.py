@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,23 @@ VIEWER = basic("viewer", VIEWER_PASSWORD)
 
 
 PG_ENV = "BASCULE_TEST_DATABASE_URL"
+# Used when PG_ENV is unset, if a server answers there (as on the machines CI runs on).
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@functools.cache
+def postgres_server() -> str | None:
+    """The PostgreSQL server to test on: PG_ENV, or else the local one if it answers."""
+    configured = os.environ.get(PG_ENV)
+    if configured:
+        return configured
+    import psycopg
+
+    try:
+        psycopg.connect(LOCAL_POSTGRES, connect_timeout=2).close()
+    except psycopg.Error:
+        return None
+    return LOCAL_POSTGRES
 
 
 @contextmanager
@@ -55,9 +73,12 @@ def database_url(request, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/bascule.db"
         return
-    server_url = os.environ.get(PG_ENV)
+    server_url = postgres_server()
     if not server_url:
-        pytest.skip(f"set {PG_ENV}=postgresql://USER@HOST:PORT/DB to run the PostgreSQL tests")
+        pytest.skip(
+            f"no PostgreSQL server answers at {LOCAL_POSTGRES}: set "
+            f"{PG_ENV}=postgresql://USER@HOST:PORT/DB to run the PostgreSQL tests"
+        )
     with fresh_postgres_database(server_url) as url:
         yield url
 

@@ -118,7 +118,7 @@ def test_automatic_maintenance_is_refused_through_the_api(client, app, method, v
         response,
         409,
         505,
-        f"Maintenance mode has not been enabled by a user, you are not allowed to {verb} it.",
+        f"Automatic maintenance cannot be {verb}d through rest api.",
     )
     state = ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)
     assert state["userTriggered"] is False
@@ -279,6 +279,13 @@ def test_login_sets_a_session_cookie_that_authenticates(client, settings):
     assert ok(client.get("/rest/v1/maintenance"), 200)["user"] == "admin"
 
 
+def test_the_session_cookie_is_secure_on_https(app):
+    with app.test_client(base_url="https://testserver") as client:
+        cookie = login(client).headers["set-cookie"]
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert "secure" in attributes
+
+
 @pytest.mark.parametrize("path", ["/login", "/rest/v1/login", "/rest/latest/login", "/rest/login"])
 def test_login_answers_on_every_prefix(client, path):
     assert ok(login(client, path=path), 200)["isLogged"] is True
@@ -312,7 +319,7 @@ def test_logout_revokes_the_session(client, app):
     ok(response, 200)
     assert "max-age=0" in response.headers["set-cookie"].lower()
     client.cookies.clear()
-    error(client.get("/rest/v1/maintenance", headers={"Cookie": f"JSESSIONID={token}"}), 401, 100)
+    error(client.get("/rest/v1/maintenance", headers={"Cookie": f"JSESSIONID={token}"}), 403, 100)
     # revoked in the database too, not only in this process's cache
     assert app.services.auth.check_session(token) is None
 
@@ -326,11 +333,39 @@ def test_expired_session(client, app):
     token = client.cookies["JSESSIONID"]
     clock = app.services.auth.clock
     app.services.auth.clock = lambda: clock() + app.services.settings.session_ttl * 1000 + 1
-    error(client.get("/rest/v1/maintenance", headers={"Cookie": f"JSESSIONID={token}"}), 401, 100)
+    error(
+        client.get("/rest/v1/maintenance", headers={"Cookie": f"JSESSIONID={token}"}),
+        403,
+        100,
+        "Authentication required for this request : /rest/v1/maintenance",
+    )
 
 
-def test_forged_session_cookie(client):
-    error(client.get("/rest/v1/maintenance", headers={"Cookie": "JSESSIONID=forged"}), 401, 100)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/rest/v1/maintenance"),
+        ("get", "/rest/latest/maintenance/log"),
+        ("post", "/rest/maintenance"),
+        ("delete", "/rest/v1/maintenance"),
+    ],
+)
+def test_a_session_that_ended_is_a_403_for_clients_to_log_in_again(client, method, path):
+    # Alien4Cloud's own clients log in again when a call answers 403, and only then.
+    cookie = {"Cookie": "JSESSIONID=forged"}
+    error(getattr(client, method)(path, headers=cookie), 403, 100)
+    error(getattr(client, method)(path), 401, 100)  # no credentials at all: 401
+    assert client.get("/rest/v1/maintenance").status_code == 401
+    assert client.get("/rest/v1/maintenance", headers=ADMIN).json()["data"] is None  # nothing done
+
+
+def test_valid_basic_credentials_beside_a_dead_session_cookie_are_enough(client):
+    ok(client.get("/rest/v1/maintenance", headers={"Cookie": "JSESSIONID=x", **ADMIN}), 200)
+
+
+def test_auth_status_with_a_dead_session_cookie_is_anonymous(client):
+    status = ok(client.get("/rest/v1/auth/status", headers={"Cookie": "JSESSIONID=x"}), 200)
+    assert status["isLogged"] is False
 
 
 def test_viewer_session_reads_but_cannot_change(client):
@@ -348,7 +383,7 @@ def test_password_change_revokes_sessions_and_cached_credentials(client, app):
     error(client.get("/rest/v1/maintenance", headers=ADMIN), 401, 101)
     error(
         client.get("/rest/v1/maintenance", headers={"Cookie": f"JSESSIONID={client_cookie}"}),
-        401,
+        403,
         100,
     )
     ok(client.get("/rest/v1/maintenance", headers=basic("admin", "a-new-password")), 200)
@@ -404,6 +439,57 @@ def test_health_when_the_database_is_gone(client, app):
     assert body["data"]["status"] == "DOWN"
 
 
+def test_logout_and_auth_status_tell_when_the_database_is_gone(client, app):
+    # A session this process has not seen: only the database can tell.
+    token = app.services.auth.login("admin", ADMIN_PASSWORD).token
+    app.services.auth.forget_sessions()
+    break_database(app.services.store)
+    cookie = {"Cookie": f"JSESSIONID={token}"}
+    error(client.post("/logout", headers=cookie), 503, 503, "The database is unavailable.")
+    error(client.get("/rest/v1/auth/status", headers=cookie), 503, 503)
+
+
+def test_logout_revokes_the_cookie_sent_whatever_the_credentials(client, app):
+    token = app.services.auth.login("admin", ADMIN_PASSWORD).token
+    ok(client.post("/logout", headers={"Cookie": f"JSESSIONID={token}", **VIEWER}), 200)
+    assert app.services.auth.check_session(token) is None
+
+
+CROSS_SITE = [
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site", "Origin": "http://testserver:8080"},
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},
+]
+SAME_SITE = [
+    {"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"},
+    {"Sec-Fetch-Site": "none"},
+    {"Origin": "http://TestServer"},
+    {},
+]
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE)
+def test_a_browser_page_of_another_site_cannot_change_anything(client, headers):
+    refused = "Cross-origin request refused: a page of another site may not change anything here."
+    error(client.post("/rest/v1/maintenance", headers={**ADMIN, **headers}), 403, 102, refused)
+    assert ok(client.get("/rest/v1/maintenance", headers={**ADMIN, **headers}), 200) is None
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    update = {"message": "from elsewhere"}
+    error(client.put("/rest/v1/maintenance", json=update, headers={**ADMIN, **headers}), 403, 102)
+    error(client.delete("/rest/v1/maintenance", headers={**ADMIN, **headers}), 403, 102)
+    form = {"username": "admin", "password": ADMIN_PASSWORD}
+    error(client.post("/login", data=form, headers=headers), 403, 102)
+    error(client.post("/logout", headers=headers), 403, 102)
+    assert ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)["logSize"] == 1
+
+
+@pytest.mark.parametrize("headers", SAME_SITE)
+def test_the_same_site_and_clients_that_are_not_browsers_may(client, headers):
+    ok(client.post("/rest/v1/maintenance", headers={**ADMIN, **headers}), 201)
+    ok(client.delete("/rest/v1/maintenance", headers={**ADMIN, **headers}), 200)
+
+
 def test_the_spec_and_its_ui_are_served(client):
     spec = client.get("/rest/v1/openapi.json")
     assert spec.status_code == 200
@@ -440,14 +526,38 @@ def test_bodies_are_limited_to_64_kib(client):
         yield huge[:40000]
         yield huge[40000:]
 
-    # without a Content-Length, the body is never read at all
+    # without a Content-Length (chunked), the same limit
     response = client.put(
         "/rest/v1/maintenance",
         content=chunks(),
         headers={**ADMIN, "Content-Type": "application/json"},
     )
-    error(response, 400, 501)
+    error(response, 413, 501, "The request body is larger than 65536 bytes.")
     assert len(client.get("/rest/v1/maintenance", headers=ADMIN).json()["data"]["log"]) == 1
+
+
+def test_an_unknown_charset_is_refused(client):
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    headers = {**ADMIN, "Content-Type": "application/json;charset=nope"}
+    response = client.put("/rest/v1/maintenance", content=b'{"message": "m"}', headers=headers)
+    error(response, 415, 501, "The charset of the Content-Type is unknown: send UTF-8.")
+    assert ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)["logSize"] == 1
+
+
+def test_a_chunked_body_is_read_like_any_other(client):
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+
+    def chunks():
+        yield b'{"message": "Copy'
+        yield b'ing files", "progressPercentage": 30}'
+
+    headers = {**ADMIN, "Content-Type": "application/json"}
+    ok(client.put("/rest/v1/maintenance", content=chunks(), headers=headers), 201)
+    state = ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)
+    assert (state["log"][-1]["message"], state["progressPercent"]) == ("Copying files", 30)
+    form = iter([b"username=admin&", f"password={ADMIN_PASSWORD}".encode()])
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    ok(client.post("/login", content=form, headers=headers), 200)
 
 
 @pytest.mark.parametrize("raw", [rb'{"message": "\ud800"}', rb'{"message": "a\u0000b"}'])

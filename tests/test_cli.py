@@ -112,6 +112,8 @@ def test_maintenance_errors(run):
     assert "not enabled" in run("maintenance", "off", code=1).output
     assert "--message, --progress" in run("maintenance", "update", code=2).output
     assert "0<=x<=100" in run("maintenance", "on", "--progress", "101", code=2).output
+    assert "message must hold" in run("maintenance", "on", "--message", " ", code=1).output
+    assert state(run) is None
     run("maintenance", "on")
     assert "already exist" in run("maintenance", "on", code=1).output
 
@@ -153,6 +155,17 @@ def test_run_a_missing_command(run):
     result = run("run", "--process", "deploy", "--", "/no/such/command", code=1)
     assert "cannot run" in result.output
     assert state(run)["log"][-1]["message"].startswith("Failed")
+
+
+def test_run_with_an_invalid_message_runs_nothing(run, tmp_path):
+    marker = tmp_path / "ran"
+    command = python(f"open({str(marker)!r}, 'w').close()")
+    assert (
+        "message must hold"
+        in run("run", "--process", "deploy", "--message", " ", "--", *command, code=1).output
+    )
+    assert not marker.exists()
+    assert state(run) is None
 
 
 def test_run_refuses_when_maintenance_is_on(run):

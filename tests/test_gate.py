@@ -98,6 +98,7 @@ def call(
     scope_type: str = "http",
     raw_path_with_query: bool = False,
     headers: list[tuple[bytes, bytes]] | None = None,
+    **more_scope,
 ):
     """Send one request through an ASGI app (a gate: by ENTRY_POINT); the messages it sent back."""
     path = raw_path.split("?", 1)[0]
@@ -108,12 +109,15 @@ def call(
         "raw_path": (raw_path if raw_path_with_query else path).encode(),
         "query_string": raw_path.partition("?")[2].encode(),
         "headers": headers or [],
+        **more_scope,
     }
     sent: list[dict] = []
 
     async def receive():
         if scope_type == "lifespan":
             return {"type": "lifespan.startup"}
+        if scope_type == "websocket":
+            return {"type": "websocket.connect"}
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message):
@@ -264,10 +268,42 @@ def test_head_gets_no_body(gate, maintenance, monitor):
     assert body["body"] == b""
 
 
-def test_websockets_are_closed_with_try_again_later(gate, maintenance, monitor):
+def test_websockets_get_the_503_where_the_server_can_send_it(gate, maintenance, monitor):
     switch_on(maintenance, monitor)
-    (message,) = call(gate, "/ws", scope_type="websocket")
-    assert message == {"type": "websocket.close", "code": 1013}
+    extensions = {"websocket.http.response": {}}
+    start, body = call(gate, "/ws", scope_type="websocket", extensions=extensions)
+    assert start["type"] == "websocket.http.response.start"
+    assert start["status"] == 503
+    assert dict(start["headers"])[b"retry-after"] == b"30"
+    assert body["type"] == "websocket.http.response.body"
+    assert json.loads(body["body"])["error"] == {
+        "code": 0,
+        "message": "Maintenance mode is enabled.",
+    }
+    assert gate.app.seen == []
+
+
+def test_websockets_are_closed_with_try_again_later_elsewhere(gate, maintenance, monitor):
+    switch_on(maintenance, monitor)
+    accept, close = call(gate, "/ws", scope_type="websocket")
+    assert accept == {"type": "websocket.accept"}
+    assert close == {
+        "type": "websocket.close",
+        "code": 1013,
+        "reason": "Maintenance mode is enabled.",
+    }
+    assert gate.app.seen == []
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/rest/v1/maintenance", "/rest/v1/auth/status"])
+def test_paths_are_matched_after_the_servers_root_path(monitor, maintenance, path):
+    allow, prefixes = ["/healthz", "/rest/v1/maintenance"], ["/rest/v1/auth/"]
+    gate = MaintenanceGate(Recorder(), monitor=monitor, allow=allow, allow_prefixes=prefixes)
+    switch_on(maintenance, monitor)
+    assert call(gate, f"/svc{path}", root_path="/svc")[0]["status"] == 200
+    assert call(gate, f"/svcx{path}", root_path="/svc")[0]["status"] == 503
+    assert call(gate, f"/svc/svc{path}", root_path="/svc")[0]["status"] == 503
+    assert call(gate, f"/svc{path}/../x", root_path="/svc")[0]["status"] == 503
 
 
 def test_lifespan_passes_through(gate, maintenance, monitor):

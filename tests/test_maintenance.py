@@ -48,6 +48,22 @@ def test_enable_records_user_progress_and_first_log_entry(maintenance):
     assert state.log_size == 1
 
 
+def test_enable_with_a_first_message_and_progress(maintenance):
+    maintenance.enable(DEPLOY, message="Migrating", progress=5)
+    state = maintenance.state()
+    assert (state.user_triggered, state.progress_percent, state.log_size) == (False, 5, 2)
+    assert [e.message for e in state.log] == [STARTED_MESSAGE, "Migrating"]
+
+
+@pytest.mark.parametrize(
+    ("message", "progress"), [("   ", None), ("x" * (MESSAGE_MAX_LENGTH + 1), None), (None, 101)]
+)
+def test_enable_with_an_invalid_first_update_changes_nothing(maintenance, message, progress):
+    with pytest.raises(InvalidUpdate):
+        maintenance.enable(ADMIN_USER, message=message, progress=progress)
+    assert maintenance.state() is None
+
+
 def test_enable_twice_is_refused(maintenance):
     maintenance.enable(ADMIN_USER)
     with pytest.raises(AlreadyEnabled):
@@ -131,9 +147,9 @@ def test_automatic_maintenance_cannot_be_changed_by_api_users(maintenance):
     state = maintenance.state()
     assert state.user == "deploy"
     assert state.user_triggered is False
-    with pytest.raises(NotYours, match="not allowed to update it"):
+    with pytest.raises(NotYours, match="cannot be updated through rest api"):
         maintenance.update(ADMIN_USER, message="x")
-    with pytest.raises(NotYours, match="not allowed to disable it"):
+    with pytest.raises(NotYours, match="cannot be disabled through rest api"):
         maintenance.disable(ADMIN_USER)
     with pytest.raises(NotYours, match="--process deploy"):
         maintenance.disable(Actor.operator("root"))
@@ -227,6 +243,14 @@ def test_window_stays_on_with_a_log_entry_after_failure(maintenance):
     state = maintenance.state()
     assert state is not None
     assert state.log[-1].message == "Failed: disk full"
+
+
+def test_window_with_an_invalid_message_runs_nothing(maintenance):
+    ran = []
+    with pytest.raises(InvalidUpdate), maintenance_window(maintenance, DEPLOY, message=" "):
+        ran.append(True)
+    assert ran == []
+    assert maintenance.state() is None
 
 
 def test_window_always_off(maintenance):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -89,3 +90,26 @@ def test_on_sqlite_a_full_look_only_after_a_commit(monitor, elsewhere, monkeypat
     wait_for(lambda: monitor.state is None)
     time.sleep(0.2)
     assert looks["versions"] == 3
+
+
+def test_a_forked_process_follows_changes_with_a_thread_of_its_own(monitor, elsewhere):
+    # What a pre-loading server does: build the app (and its monitor), then fork workers.
+    monitor.start()
+    wait_for(lambda: monitor._versions is not None)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what its copy of the monitor sees, then leave at once
+        try:
+            deadline = time.monotonic() + 10
+            while monitor.state is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            alive = monitor._thread is not None and monitor._thread.is_alive()
+            os.write(write, f"{monitor.state is not None} {alive}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    Maintenance(elsewhere).enable(Actor.operator("root"))
+    with os.fdopen(read, "rb") as answer:
+        seen = answer.read().decode()
+    os.waitpid(pid, 0)
+    assert seen == "True True"

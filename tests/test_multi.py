@@ -55,7 +55,7 @@ def test_sessions_are_shared_and_revoked_everywhere(two):
     cookie = {"Cookie": f"JSESSIONID={login.cookies['JSESSIONID']}"}
     assert httpx.get(f"{b.url}/rest/v1/maintenance", headers=cookie).status_code == 200
     assert httpx.post(f"{a.url}/logout", headers=cookie).status_code == 200
-    until(lambda: httpx.get(f"{b.url}/rest/v1/maintenance", headers=cookie).status_code == 401, 1.0)
+    until(lambda: httpx.get(f"{b.url}/rest/v1/maintenance", headers=cookie).status_code == 403, 1.0)
 
 
 def test_a_user_changed_on_one_instance_is_refused_by_the_other(two, database_url):

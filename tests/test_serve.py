@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import textwrap
@@ -9,6 +10,8 @@ import time
 
 import httpx
 import pytest
+import websockets.exceptions
+import websockets.sync.client
 
 from tests.conftest import ADMIN_PASSWORD, basic
 from tests.serving import BASCULE, clean_env, raw_request, serving, stop
@@ -178,6 +181,45 @@ def test_the_gate_around_any_app_served_by_uvicorn_as_the_readme_says(database_u
         assert raw_request(server.url, "/healthz/../page") == 503
         assert bascule("maintenance", "off", database_url=database_url).returncode == 0
         wait_for(lambda: httpx.get(f"{server.url}/page").text == "asgi says hello")
+
+
+def refused_handshake(url: str) -> tuple[int, dict[str, str], bytes]:
+    """Open a WebSocket that the server refuses: its HTTP status, headers and body."""
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        websockets.sync.client.connect(url, open_timeout=10).close()
+    response = refused.value.response
+    return response.status_code, dict(response.headers), response.body
+
+
+def test_websocket_handshakes_get_the_503_and_unknown_ones_the_404(database_url, tmp_path):
+    with serving(database_url, tmp_path, env=WITH_PASSWORD) as server:
+        ws_url = server.url.replace("http://", "ws://")
+        status, _, body = refused_handshake(f"{ws_url}/live")
+        assert (status, json.loads(body)["error"]["code"]) == (404, 504)
+        assert httpx.post(f"{server.url}/rest/v1/maintenance", headers=ADMIN).status_code == 201
+        status, headers, body = refused_handshake(f"{ws_url}/live")
+        assert (status, headers["retry-after"]) == (503, "120")
+        assert json.loads(body)["error"] == {"code": 0, "message": "Maintenance mode is enabled."}
+
+
+def test_behind_a_proxy_that_strips_a_prefix(database_url, tmp_path):
+    # uvicorn --root-path /svc: the proxy took /svc off, uvicorn puts it back in the path.
+    assert bascule("db", "upgrade", database_url=database_url).returncode == 0
+    (tmp_path / "shop.py").write_text(GATED_APP)
+    args = ("--interface", "asgi3", "--root-path", "/svc")
+    with serving(database_url, tmp_path, *args, uvicorn="shop:app.route", ready="/page") as server:
+        assert (
+            bascule("maintenance", "on", "--user", "ops", database_url=database_url).returncode == 0
+        )
+        wait_for(lambda: httpx.get(f"{server.url}/page").status_code == 503)
+        assert httpx.get(f"{server.url}/healthz").text == "asgi says hello"
+    env = {**WITH_PASSWORD, "BASCULE_ACCESS_LOG": "false"}
+    target = "bascule.asgi:app"
+    with serving(database_url, tmp_path, "--root-path", "/svc", uvicorn=target, env=env) as server:
+        state = httpx.get(f"{server.url}/rest/v1/maintenance", headers=ADMIN)
+        assert (state.status_code, state.json()["data"]["user"]) == (200, "ops")
+        assert httpx.get(f"{server.url}/rest/v1/openapi.json").status_code == 200
+        assert httpx.delete(f"{server.url}/rest/v1/maintenance", headers=ADMIN).status_code == 200
 
 
 def test_serve_refuses_a_bad_app(database_url, tmp_path):

@@ -150,9 +150,10 @@
     }
   }
 
-  /** Report a failed call; a 401 means the session ended: sign in again. */
+  /** Report a failed call; authentication required (a 401, or a 403 with code 100 for a
+   * session that ended) means: sign in again. */
   function failed(error) {
-    if (error instanceof ApiError && error.status === 401) {
+    if (error instanceof ApiError && (error.status === 401 || error.code === 100)) {
       sessionEnded();
       return;
     }
