@@ -109,6 +109,8 @@ class Dispatch:
             body = None
             if length is None:
                 body = await read_body(receive, MAX_BODY)
+                if body is None:  # the client left before the end of its body: no answer
+                    return
             if (length or 0) > MAX_BODY or (body is not None and len(body) > MAX_BODY):
                 too_large = errors.error_envelope(errors.Code.BAD_PARAMETER, errors.TOO_LARGE)
                 await send_json(send, 413, too_large)
@@ -163,33 +165,38 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def cross_origin(headers: list[tuple[bytes, bytes]]) -> bool:
     """Whether a browser says that a page of another origin sent this request.
 
-    ``Sec-Fetch-Site`` when the browser sends it (every current one does), else
-    ``Origin`` against ``Host``; a client that is not a browser sends neither.
+    ``Sec-Fetch-Site`` when the browser sends it (current ones do, to HTTPS and
+    localhost), else ``Origin`` against ``Host`` or a proxy's ``X-Forwarded-Host``
+    (a page cannot set either on a request to another site); a client that is not
+    a browser sends neither ``Sec-Fetch-Site`` nor ``Origin``.
     """
-    fetch_site = origin = host = None
+    fetch_site = origin = None
+    hosts = set()
     for name, value in headers:
         if name == b"sec-fetch-site":
             fetch_site = value
         elif name == b"origin":
             origin = value
         elif name == b"host":
-            host = value
+            hosts.add(value.decode("latin-1").strip().lower())
+        elif name == b"x-forwarded-host":
+            hosts.add(value.decode("latin-1").split(",")[0].strip().lower())
     if fetch_site is not None:
         return fetch_site not in (b"same-origin", b"none")
     if origin is None:
         return False
-    origin_host = urlsplit(origin.decode("latin-1")).netloc.lower()
-    return host is None or origin_host != host.decode("latin-1").lower()
+    return urlsplit(origin.decode("latin-1")).netloc.lower() not in hosts
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body, or its first ``limit + 1`` bytes when it is longer."""
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or its first ``limit + 1`` bytes when it is longer;
+    None when the client left before sending all of it."""
     chunks: list[bytes] = []
     size = 0
     while size <= limit:
         message = await receive()
-        if message["type"] != "http.request":  # the client left
-            break
+        if message["type"] != "http.request":  # http.disconnect
+            return None
         chunk = message.get("body", b"")
         chunks.append(chunk)
         size += len(chunk)

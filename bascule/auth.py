@@ -256,7 +256,14 @@ class Auth:
         return principal if expires_at > self.clock() else None
 
     def logout(self, digest: str) -> None:
-        """Revoke the session with this token hash, in every process."""
+        """Revoke the session with this token hash, in every process.
+
+        A hash that names no session changes nothing: no write, no cache dropped
+        anywhere (anyone may send any cookie to /logout).
+        """
+        with self.store.read() as conn:
+            if self.store.get_session(conn, digest) is None:
+                return
         with self.store.write("sessions") as conn:
             self.store.delete_session(conn, digest)
         self.forget_sessions()

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 MAINTENANCE_BODY = b'{"data":null,"error":{"code":0,"message":"Maintenance mode is enabled."}}'
 WEBSOCKET_TRY_AGAIN_LATER = 1013
+WEBSOCKET_MAX_REASON = 123
 # "?" as an int: ``int in bytes`` is a plain byte search, where ``bytes in bytes`` makes
 # CPython raise and clear a TypeError first (about 1,700 instructions, on every request).
 QUERY_MARK = ord("?")
@@ -265,6 +266,8 @@ async def refuse_websocket(
         return
     await send({"type": "websocket.accept"})
     reason = json.loads(body)["error"]["message"]
+    # A close frame carries at most 123 bytes of reason.
+    reason = reason.encode()[:WEBSOCKET_MAX_REASON].decode(errors="ignore")
     await send({"type": "websocket.close", "code": close_code, "reason": reason})
 
 

@@ -92,10 +92,10 @@ class Monitor:
                     os.register_at_fork(after_in_child=lambda: _restart_in_child(this))
 
     def _restart_in_child(self) -> None:
-        # The parent's thread does not exist here, its lock may have been held by it,
+        # The parent's thread does not exist here, the locks it may have held stay held,
         # and its connections belong to the parent.
-        self._lock = threading.Lock()
-        running, self._thread = self._thread is not None and not self._stop.is_set(), None
+        running = self._thread is not None and not self._stop.is_set()
+        self._lock, self._stop, self._thread = threading.Lock(), threading.Event(), None
         self.store.engine.dispose(close=False)
         if running:
             self.start()

@@ -62,7 +62,9 @@ class JSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
             return await super()._parse(stream, scope)
         except UnicodeDecodeError:
             raise BadRequestProblem(detail="The request body is not valid UTF-8.") from None
-        except LookupError:  # a charset Python does not know, in the Content-Type
+        except LookupError as exc:  # a charset Python does not know, in the Content-Type
+            if isinstance(exc, KeyError | IndexError):
+                raise
             raise UnsupportedMediaTypeProblem(
                 detail="The charset of the Content-Type is unknown: send UTF-8."
             ) from None

@@ -78,6 +78,13 @@ def fmt_rate(value: float) -> str:
     return f"{value:,.0f}" if value == value else "n/a"
 
 
+def per_cpu_ratio(baseline: dict[str, Any], bascule: dict[str, Any]) -> float:
+    """Requests per CPU-second of ``bascule`` over those of ``baseline``."""
+    if not baseline["req_per_cpu_s"] or baseline["req_per_cpu_s"] != baseline["req_per_cpu_s"]:
+        return float("nan")
+    return float(bascule["req_per_cpu_s"]) / float(baseline["req_per_cpu_s"])
+
+
 def fmt_ratio(value: float) -> str:
     return f"{value:.3f}x" if value == value else "n/a"
 
@@ -576,11 +583,12 @@ class Bench:
     def paired(self, title: str, pairs: list[tuple[Target, Target]]) -> dict[str, list[float]]:
         """Each pair's two servers loaded at the same time, by two load generators at once.
 
-        Both servers are pinned on the one CPU of the servers, so they share its time
-        and whatever speed it has from second to second: the ratio of their rates in
-        one run is the inverse ratio of their costs per request, however the machine's
-        speed drifts between runs (what interleaved runs cannot tell apart). The ratio
-        of each run is kept; the median of those is the result.
+        Both servers are pinned on the one CPU of the servers, so they run under the
+        same conditions, whatever speed that CPU has from second to second. The
+        result of a run is the ratio of the requests each served per second of CPU
+        time it used: the inverse ratio of their costs per request, even when one of
+        them got a larger share of the CPU. The median of the runs is the result; the
+        ratio of their rates is shown beside it.
         """
         opts = self.opts
         before = loadavg()
@@ -588,7 +596,6 @@ class Bench:
             f"\n== {title}, same CPU, paired: {len(pairs)} pairs x {opts.repeats} runs x "
             f"{opts.duration} s (load generator: {self.loadgen} x 2, load average {before})"
         )
-        ratios: dict[str, list[float]] = {b.label: [] for _, b in pairs}
         runs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
             b.label: [] for _, b in pairs
         }
@@ -596,38 +603,41 @@ class Bench:
             for rep in range(opts.repeats):
                 for a, b in pairs:
                     ra, rb = pool.map(lambda t: self.drive(t, opts.duration), (a, b))
-                    ratio = rb["rps"] / ra["rps"] if ra["rps"] else float("nan")
-                    ratios[b.label].append(ratio)
                     runs[b.label].append((ra, rb))
                     say(
                         f"  [{rep + 1}/{opts.repeats}] {b.label:<40} {rb['rps']:>8,.0f} req/s"
-                        f" / {a.label}: {ra['rps']:>8,.0f} = {ratio:.3f}"
-                        f"  CPU {rb['cpu_util']:4.0%} / {ra['cpu_util']:4.0%}"
-                        f"  steal {rb['steal']:4.0%}"
+                        f" / {a.label}: {ra['rps']:>8,.0f}; per CPU-s "
+                        f"{per_cpu_ratio(ra, rb):.3f}  CPU {rb['cpu_util']:4.0%} / "
+                        f"{ra['cpu_util']:4.0%}  steal {rb['steal']:4.0%}"
                     )
         lines = [
             f"### {title}: the same CPU, paired",
             "",
             f"Load average before / after: {before} / {loadavg()}. Each pair's two servers "
             "share the servers' CPU and are loaded at the same time, by one load generator "
-            "each; the ratio is that of their rates in the same run.",
+            "each. Ratio: requests per CPU-second of the Bascule side over the baseline's, "
+            "in the same run.",
             "",
-            "| Bascule | baseline | median ratio | min-max ratio | Bascule median req/s "
-            "| baseline median req/s | CPU share (Bascule / baseline) | steal "
-            "| non-matching answers |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| Bascule | baseline | median ratio per CPU-s | min-max | median ratio of req/s "
+            "| Bascule median req/s | baseline median req/s | CPU share (Bascule / baseline) "
+            "| steal | non-matching answers |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        ratios: dict[str, list[float]] = {}
         for a, b in pairs:
-            pairs_run = runs[b.label]
-            bad = sum(r["bad"] + r["socket_errors"] + r["timeouts"] for pr in pairs_run for r in pr)
+            done = runs[b.label]
+            ratios[b.label] = [per_cpu_ratio(ra, rb) for ra, rb in done]
+            bad = sum(r["bad"] + r["socket_errors"] + r["timeouts"] for pr in done for r in pr)
+            rate_ratios = [rb["rps"] / ra["rps"] for ra, rb in done if ra["rps"]]
             lines.append(
                 f"| {b.label} | {a.label} | {median(ratios[b.label]):.3f}x "
                 f"| {min(ratios[b.label]):.3f}-{max(ratios[b.label]):.3f} "
-                f"| {fmt_rate(median([rb['rps'] for _, rb in pairs_run]))} "
-                f"| {fmt_rate(median([ra['rps'] for ra, _ in pairs_run]))} "
-                f"| {median([rb['cpu_util'] for _, rb in pairs_run]):.0%} / "
-                f"{median([ra['cpu_util'] for ra, _ in pairs_run]):.0%} "
-                f"| {median([rb['steal'] for _, rb in pairs_run]):.1%} | {bad} |"
+                f"| {median(rate_ratios):.3f}x "
+                f"| {fmt_rate(median([rb['rps'] for _, rb in done]))} "
+                f"| {fmt_rate(median([ra['rps'] for ra, _ in done]))} "
+                f"| {median([rb['cpu_util'] for _, rb in done]):.0%} / "
+                f"{median([ra['cpu_util'] for ra, _ in done]):.0%} "
+                f"| {median([rb['steal'] for _, rb in done]):.1%} | {bad} |"
             )
         self.sections.append("\n".join(lines))
         self.paired_runs.update(runs)
@@ -638,14 +648,14 @@ class Bench:
     ) -> None:
         values = ratios[b]
         value = median(values)
-        rates = self.paired_runs[b]
+        done = self.paired_runs[b]
         self.rows.append(
             Row(
                 f"{scenario} (same CPU, paired)",
                 f">= {goal}x",
-                f"{fmt_rate(median([ra['rps'] for ra, _ in rates]))} ({a}, sharing the CPU)",
-                f"{fmt_rate(median([rb['rps'] for _, rb in rates]))} ({b}, sharing the CPU)",
-                f"{fmt_ratio(value)} (runs {min(values):.2f}-{max(values):.2f})",
+                f"{fmt_rate(median([ra['req_per_cpu_s'] for ra, _ in done]))} per CPU-s ({a})",
+                f"{fmt_rate(median([rb['req_per_cpu_s'] for _, rb in done]))} per CPU-s ({b})",
+                f"{fmt_ratio(value)} (runs {min(values):.2f}-{max(values):.2f}; per CPU-s)",
                 value >= goal,
             )
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from connexion.security import NO_VALUE
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -41,12 +42,16 @@ async def basic_auth(username: str, password: str, request: Request) -> dict[str
     return claims(principal)
 
 
-async def session_auth(
-    api_key: str, request: Request, required_scopes: Any = None
-) -> dict[str, Any]:
-    """Check the session cookie; SessionEnded when it is unknown, revoked or expired."""
+async def session_auth(api_key: str, request: Request, required_scopes: Any = None) -> Any:
+    """Check the session cookie; SessionEnded when it is unknown, revoked or expired.
+
+    A dead cookie beside an Authorization header is left out: those credentials
+    decide (wrong ones are a 401 that asks for new ones, not a 403 to log in again).
+    """
     principal = await session_principal(request.scope, api_key)
     if principal is None:
+        if "authorization" in request.headers:
+            return NO_VALUE
         raise SessionEnded()
     return claims(principal)
 

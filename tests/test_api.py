@@ -6,6 +6,7 @@ every prefix Alien4Cloud answers on.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -363,6 +364,14 @@ def test_valid_basic_credentials_beside_a_dead_session_cookie_are_enough(client)
     ok(client.get("/rest/v1/maintenance", headers={"Cookie": "JSESSIONID=x", **ADMIN}), 200)
 
 
+def test_wrong_basic_credentials_beside_a_dead_session_cookie_ask_for_new_ones(client):
+    response = client.get(
+        "/rest/v1/maintenance", headers={"Cookie": "JSESSIONID=x", **basic("admin", "no")}
+    )
+    error(response, 401, 101)
+    assert response.headers["www-authenticate"] == 'Basic realm="Bascule"'
+
+
 def test_auth_status_with_a_dead_session_cookie_is_anonymous(client):
     status = ok(client.get("/rest/v1/auth/status", headers={"Cookie": "JSESSIONID=x"}), 200)
     assert status["isLogged"] is False
@@ -449,6 +458,12 @@ def test_logout_and_auth_status_tell_when_the_database_is_gone(client, app):
     error(client.get("/rest/v1/auth/status", headers=cookie), 503, 503)
 
 
+def test_logout_with_a_cookie_of_no_session_writes_nothing(client, app):
+    versions = app.services.store.versions()
+    ok(client.post("/logout", headers={"Cookie": "JSESSIONID=nothing"}), 200)
+    assert app.services.store.versions() == versions  # no process drops its sessions
+
+
 def test_logout_revokes_the_cookie_sent_whatever_the_credentials(client, app):
     token = app.services.auth.login("admin", ADMIN_PASSWORD).token
     ok(client.post("/logout", headers={"Cookie": f"JSESSIONID={token}", **VIEWER}), 200)
@@ -465,6 +480,7 @@ SAME_SITE = [
     {"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"},
     {"Sec-Fetch-Site": "none"},
     {"Origin": "http://TestServer"},
+    {"Origin": "https://maint.example", "X-Forwarded-Host": "maint.example"},
     {},
 ]
 
@@ -534,6 +550,43 @@ def test_bodies_are_limited_to_64_kib(client):
     )
     error(response, 413, 501, "The request body is larger than 65536 bytes.")
     assert len(client.get("/rest/v1/maintenance", headers=ADMIN).json()["data"]["log"]) == 1
+
+
+def test_a_client_that_leaves_in_the_middle_of_its_body_changes_nothing(client, app):
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "PUT",
+        "scheme": "http",
+        "path": "/rest/v1/maintenance",
+        "raw_path": b"/rest/v1/maintenance",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"transfer-encoding", b"chunked"),
+            *((k.lower().encode(), v.encode()) for k, v in ADMIN.items()),
+        ],
+    }
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"message": "half', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict] = []
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent == []
+    assert ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)["logSize"] == 1
 
 
 def test_an_unknown_charset_is_refused(client):

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import pytest
 
 from bascule import MaintenanceGate
-from bascule.gate import bascule_paths
+from bascule.gate import bascule_paths, refuse_websocket
 from bascule.maintenance import Actor, Maintenance
 from bascule.monitor import Monitor
 from bascule.spec import served_paths
@@ -293,6 +293,26 @@ def test_websockets_are_closed_with_try_again_later_elsewhere(gate, maintenance,
         "reason": "Maintenance mode is enabled.",
     }
     assert gate.app.seen == []
+
+
+def test_a_websocket_close_reason_fits_in_its_frame():
+    message = "No such path: /" + "é" * 200
+    body = json.dumps({"data": None, "error": {"code": 504, "message": message}}).encode()
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "websocket.connect"}
+
+    async def send(msg):
+        sent.append(msg)
+
+    scope = {"type": "websocket", "path": "/x", "headers": []}
+    asyncio.run(refuse_websocket(scope, receive, send, 404, [], body, 4404))
+    accept, close = sent
+    assert accept == {"type": "websocket.accept"}
+    assert close["code"] == 4404
+    assert len(close["reason"].encode()) <= 123
+    assert message.startswith(close["reason"])
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/rest/v1/maintenance", "/rest/v1/auth/status"])

@@ -2,7 +2,9 @@
 "use strict";
 
 (() => {
-  const API = "/rest/v1";
+  // Relative to the console's page (/maintenance), so that a proxy serving Bascule under
+  // a prefix serves the console and its calls under it too.
+  const API = "rest/v1";
   const POLL_MS = 3000;
   const SHOW_STEP = 200; // log entries shown at first, and added by "Show older entries"
   const PAGE_MAX = 1000; // the largest page GET /maintenance/log answers
@@ -505,7 +507,7 @@
     clearAlert();
     announce("");
     try {
-      const status = await call("POST", "/login", {
+      const status = await call("POST", "login", {
         form: { username, password, submit: "Login" },
       });
       ui.password.value = "";
@@ -523,7 +525,7 @@
   ui.signOut.addEventListener("click", async () => {
     stopPolling();
     try {
-      await call("POST", "/logout");
+      await call("POST", "logout");
     } catch {
       // Signed out here anyway; the session expires on its own.
     }
