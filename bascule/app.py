@@ -111,7 +111,8 @@ class Dispatch:
                 body = await read_body(receive, MAX_BODY)
                 if body is None:  # the client left before the end of its body: no answer
                     return
-            if (length or 0) > MAX_BODY or (body is not None and len(body) > MAX_BODY):
+                length = len(body)
+            if length > MAX_BODY:
                 too_large = errors.error_envelope(errors.Code.BAD_PARAMETER, errors.TOO_LARGE)
                 await send_json(send, 413, too_large)
                 return
