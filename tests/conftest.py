@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from bascule.app import create_app
 from bascule.config import Settings
+from bascule.service import Services
 from bascule.store import Store
 
 ADMIN_PASSWORD = "admin-secret-1"
@@ -119,12 +120,17 @@ def store(database_url: str) -> Iterator[Store]:
     store.close()
 
 
-def break_database(store: Store) -> None:
-    """Make the database unreachable for ``store``, as if its server had gone away."""
+def break_database(services: Services) -> None:
+    """Make the database unreachable for ``services``, as if its server had gone away."""
     from bascule.store import make_engine
 
+    store = services.store
+    # The monitor stops first: a connection it held while the engine was disposed would
+    # go back to the disposed pool and be left open.
+    services.monitor.stop()
     store.engine.dispose()
     if store.is_postgres:
         store.engine = make_engine("postgresql://nobody@127.0.0.1:9/gone")
     else:
         store.engine = make_engine("sqlite:////nonexistent/directory/gone.db")
+    services.monitor.start()

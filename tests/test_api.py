@@ -437,7 +437,7 @@ def test_health(client):
 
 
 def test_health_when_the_database_is_gone(client, app):
-    break_database(app.services.store)
+    break_database(app.services)
     deadline = time.monotonic() + 3  # the monitor looks at least once a second
     while (response := client.get("/rest/v1/admin/health")).status_code == 200:
         assert time.monotonic() < deadline
@@ -452,7 +452,7 @@ def test_logout_and_auth_status_tell_when_the_database_is_gone(client, app):
     # A session this process has not seen: only the database can tell.
     token = app.services.auth.login("admin", ADMIN_PASSWORD).token
     app.services.auth.forget_sessions()
-    break_database(app.services.store)
+    break_database(app.services)
     cookie = {"Cookie": f"JSESSIONID={token}"}
     error(client.post("/logout", headers=cookie), 503, 503, "The database is unavailable.")
     error(client.get("/rest/v1/auth/status", headers=cookie), 503, 503)
