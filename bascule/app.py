@@ -78,10 +78,12 @@ class Dispatch:
         self.app = app
         self.services = services
         self.mounted = mounted
-        self.documents = {
-            f"{DOCS_PREFIX}/openapi.json": (spec.as_json(), b"application/json"),
-            f"{DOCS_PREFIX}/openapi.yaml": (spec.as_yaml(), b"application/yaml"),
+        # The contract, whose server URLs depend on the root path, and the console's files.
+        self.contract = {
+            f"{DOCS_PREFIX}/openapi.json": (spec.as_json, b"application/json"),
+            f"{DOCS_PREFIX}/openapi.yaml": (spec.as_yaml, b"application/yaml"),
         }
+        self.documents: dict[str, tuple[bytes, bytes]] = {}
         for path, file in console_files().items():
             media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
             charset = "; charset=utf-8" if media_type.startswith("text/") else ""
@@ -96,6 +98,9 @@ class Dispatch:
             return
         path = route_path(scope, scope["path"])
         document = self.documents.get(path)
+        if path in self.contract:
+            render, media_type = self.contract[path]
+            document = (render(scope.get("root_path") or ""), media_type)
         if document is not None and scope["method"] in ("GET", "HEAD"):
             await send_bytes(send, 200, document[0], document[1], head=scope["method"] == "HEAD")
             return

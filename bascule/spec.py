@@ -26,15 +26,31 @@ def load() -> dict[str, Any]:
     return copy.deepcopy(_load())
 
 
-@functools.cache
-def as_json() -> bytes:
-    """The specification as JSON, as served at ``openapi.json``."""
-    return json.dumps(_load(), indent=1).encode()
+def _under(root_path: str) -> dict[str, Any]:
+    """The specification with every server URL moved under ``root_path``, the prefix a
+    proxy in front serves Bascule under: what a client reads there, it calls there."""
+    document = load()
+    items = list(document["paths"].values())
+    operations = [op for item in items for method, op in item.items() if method in HTTP_METHODS]
+    for holder in (document, *items, *operations):
+        for server in holder.get("servers", ()):
+            server["url"] = root_path + server["url"]
+    return document
 
 
-def as_yaml() -> bytes:
-    """The specification file itself, as served at ``openapi.yaml``."""
-    return SPEC_FILE.read_bytes()
+@functools.lru_cache(maxsize=16)
+def as_json(root_path: str = "") -> bytes:
+    """The specification as JSON, as served at ``openapi.json`` (under ``root_path``)."""
+    return json.dumps(_under(root_path) if root_path else _load(), indent=1).encode()
+
+
+@functools.lru_cache(maxsize=16)
+def as_yaml(root_path: str = "") -> bytes:
+    """As served at ``openapi.yaml``: the specification file itself, or under ``root_path``
+    the same with its server URLs moved there."""
+    if not root_path:
+        return SPEC_FILE.read_bytes()
+    return yaml.safe_dump(_under(root_path), sort_keys=False, allow_unicode=True).encode()
 
 
 def _bases(servers: list[dict[str, Any]]) -> tuple[str, ...]:

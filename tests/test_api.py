@@ -659,6 +659,32 @@ def test_the_contract_file_itself_is_served(client):
     assert client.get("/rest/v1/openapi.json").json()["servers"][1]["url"] == "/rest/latest"
 
 
+def test_behind_a_proxy_prefix_the_contract_and_its_ui_name_urls_under_it(app):
+    import yaml
+    from openapi_spec_validator import validate
+
+    from bascule import spec
+
+    # uvicorn --root-path /svc: the proxy took /svc off, uvicorn puts it back in the path.
+    with app.test_client(root_path="/svc") as client:
+        document = client.get("/svc/rest/v1/openapi.json").json()
+        as_yaml = yaml.safe_load(client.get("/svc/rest/v1/openapi.yaml").content)
+        ui = client.get("/svc/rest/v1/ui/").text
+    assert as_yaml == document
+    validate(document)
+    bases = ["/rest/v1", "/rest/latest", "/rest"]
+    assert [server["url"] for server in document["servers"]] == [f"/svc{b}" for b in bases]
+    for path in ("/login", "/logout"):
+        urls = [server["url"] for server in document["paths"][path]["servers"]]
+        assert urls == [f"/svc{b}" for b in ["/", *bases]]
+    original = spec.load()
+    for moved in (document, original):  # nothing else differs
+        for holder in (moved, moved["paths"]["/login"], moved["paths"]["/logout"]):
+            del holder["servers"]
+    assert document == original
+    assert 'url: "/svc/rest/v1/openapi.json"' in ui  # where Swagger UI reads the contract
+
+
 def test_a_logout_does_not_forget_other_users_credentials(client, app):
     ok(client.get("/rest/v1/maintenance", headers=VIEWER), 200)
     login(client)
