@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import connexion
 from asgiref.wsgi import WsgiToAsgi
@@ -97,13 +97,16 @@ class Dispatch:
             await self.app(scope, receive, send)
             return
         path = route_path(scope, scope["path"])
-        document = self.documents.get(path)
-        if path in self.contract:
-            render, media_type = self.contract[path]
-            document = (render(scope.get("root_path") or ""), media_type)
-        if document is not None and scope["method"] in ("GET", "HEAD"):
-            await send_bytes(send, 200, document[0], document[1], head=scope["method"] == "HEAD")
-            return
+        if scope["method"] in ("GET", "HEAD"):
+            document = self.documents.get(path)
+            if path in self.contract:
+                render, media_type = self.contract[path]
+                prefix = quote((scope.get("root_path") or "").rstrip("/"), safe="/")
+                document = (render(prefix), media_type)
+            if document is not None:
+                head = scope["method"] == "HEAD"
+                await send_bytes(send, 200, document[0], document[1], head=head)
+                return
         if scope["method"] not in SAFE_METHODS and cross_origin(scope["headers"]):
             refused = errors.error_envelope(errors.Code.UNAUTHORIZED, errors.CROSS_ORIGIN)
             await send_json(send, 403, refused)

@@ -106,6 +106,8 @@ class Monitor:
         self._stop.set()
         if thread is not None:
             thread.join(timeout=5)
+            if thread.is_alive():
+                log.warning("the monitor did not stop within 5 seconds; closing anyway")
 
     def _run(self) -> None:
         listen = self._listen if self.store.is_postgres else self._poll

@@ -50,7 +50,8 @@ def as_yaml(root_path: str = "") -> bytes:
     the same with its server URLs moved there."""
     if not root_path:
         return SPEC_FILE.read_bytes()
-    return yaml.safe_dump(_under(root_path), sort_keys=False, allow_unicode=True).encode()
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's, when PyYAML has it
+    return yaml.dump(_under(root_path), Dumper=dumper, sort_keys=False, allow_unicode=True).encode()
 
 
 def _bases(servers: list[dict[str, Any]]) -> tuple[str, ...]:

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
 from bascule.app import create_app
 from bascule.config import Settings
-from bascule.service import Services
 from bascule.store import Store
 
 ADMIN_PASSWORD = "admin-secret-1"
@@ -120,17 +120,28 @@ def store(database_url: str) -> Iterator[Store]:
     store.close()
 
 
-def break_database(services: Services) -> None:
-    """Make the database unreachable for ``services``, as if its server had gone away."""
+# Engines break_database took away: disposed once the test's app has stopped its monitor.
+# Disposed earlier, a connection the monitor held would go back to the disposed pool and
+# be left open.
+RETIRED_ENGINES: list[Engine] = []
+
+
+@pytest.fixture(autouse=True)
+def _dispose_retired_engines() -> Iterator[None]:
+    yield  # autouse: set up before, so torn down after, the app fixture
+    while RETIRED_ENGINES:
+        RETIRED_ENGINES.pop().dispose()
+
+
+def break_database(store: Store) -> None:
+    """Make the database unreachable for ``store``, as if its server had gone away.
+
+    The monitor is left running: it must notice on its own.
+    """
     from bascule.store import make_engine
 
-    store = services.store
-    # The monitor stops first: a connection it held while the engine was disposed would
-    # go back to the disposed pool and be left open.
-    services.monitor.stop()
-    store.engine.dispose()
+    RETIRED_ENGINES.append(store.engine)
     if store.is_postgres:
         store.engine = make_engine("postgresql://nobody@127.0.0.1:9/gone")
     else:
         store.engine = make_engine("sqlite:////nonexistent/directory/gone.db")
-    services.monitor.start()

@@ -437,7 +437,7 @@ def test_health(client):
 
 
 def test_health_when_the_database_is_gone(client, app):
-    break_database(app.services)
+    break_database(app.services.store)
     deadline = time.monotonic() + 3  # the monitor looks at least once a second
     while (response := client.get("/rest/v1/admin/health")).status_code == 200:
         assert time.monotonic() < deadline
@@ -452,7 +452,7 @@ def test_logout_and_auth_status_tell_when_the_database_is_gone(client, app):
     # A session this process has not seen: only the database can tell.
     token = app.services.auth.login("admin", ADMIN_PASSWORD).token
     app.services.auth.forget_sessions()
-    break_database(app.services)
+    break_database(app.services.store)
     cookie = {"Cookie": f"JSESSIONID={token}"}
     error(client.post("/logout", headers=cookie), 503, 503, "The database is unavailable.")
     error(client.get("/rest/v1/auth/status", headers=cookie), 503, 503)
@@ -659,30 +659,34 @@ def test_the_contract_file_itself_is_served(client):
     assert client.get("/rest/v1/openapi.json").json()["servers"][1]["url"] == "/rest/latest"
 
 
-def test_behind_a_proxy_prefix_the_contract_and_its_ui_name_urls_under_it(app):
+def test_behind_a_proxy_prefix_the_contract_names_urls_under_it(app, client):
     import yaml
     from openapi_spec_validator import validate
 
     from bascule import spec
 
     # uvicorn --root-path /svc: the proxy took /svc off, uvicorn puts it back in the path.
-    with app.test_client(root_path="/svc") as client:
-        document = client.get("/svc/rest/v1/openapi.json").json()
-        as_yaml = yaml.safe_load(client.get("/svc/rest/v1/openapi.yaml").content)
-        ui = client.get("/svc/rest/v1/ui/").text
+    root = "/svc"
+    with app.test_client(root_path=root) as behind:
+        document = behind.get(f"{root}/rest/v1/openapi.json").json()
+        as_yaml = yaml.safe_load(behind.get(f"{root}/rest/v1/openapi.yaml").content)
+        ui = behind.get(f"{root}/rest/v1/ui/").text
     assert as_yaml == document
     validate(document)
     bases = ["/rest/v1", "/rest/latest", "/rest"]
-    assert [server["url"] for server in document["servers"]] == [f"/svc{b}" for b in bases]
+    assert [server["url"] for server in document["servers"]] == [root + b for b in bases]
     for path in ("/login", "/logout"):
         urls = [server["url"] for server in document["paths"][path]["servers"]]
-        assert urls == [f"/svc{b}" for b in ["/", *bases]]
+        assert urls == [root + b for b in ["/", *bases]]
     original = spec.load()
     for moved in (document, original):  # nothing else differs
         for holder in (moved, moved["paths"]["/login"], moved["paths"]["/logout"]):
             del holder["servers"]
     assert document == original
-    assert 'url: "/svc/rest/v1/openapi.json"' in ui  # where Swagger UI reads the contract
+    assert f'url: "{root}/rest/v1/openapi.json"' in ui  # where Swagger UI reads the contract
+    # Served without the prefix, the contract is the file itself still.
+    assert client.get("/rest/v1/openapi.yaml").content == spec.SPEC_FILE.read_bytes()
+    assert client.get("/rest/v1/openapi.json").json()["servers"][0]["url"] == "/rest/v1"
 
 
 def test_a_logout_does_not_forget_other_users_credentials(client, app):

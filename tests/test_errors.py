@@ -73,7 +73,7 @@ def test_error_shape(client, app, monkeypatch, method, path, kwargs, setup, stat
     elif setup == "db-gone":
         app.services.maintenance.enable(Actor.operator("root"))
         client.get("/rest/v1/maintenance", headers=ADMIN)  # credentials cached
-        break_database(app.services)
+        break_database(app.services.store)
     elif setup == "crash":
         import handlers.maintenance
 
