@@ -164,7 +164,7 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
         await send_json(send, 404, document)
     elif scope["type"] == "websocket":
         body = json.dumps(document).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        headers = content_headers(body, b"application/json")
         await refuse_websocket(scope, receive, send, 404, headers, body, WEBSOCKET_NOT_FOUND)
 
 
@@ -243,15 +243,16 @@ SAFE_HEADERS = [
 ]
 
 
+def content_headers(body: bytes, content_type: bytes) -> list[tuple[bytes, bytes]]:
+    """The headers that describe ``body``: its type and length."""
+    return [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+
+
 async def send_bytes(
     send: Send, status: int, body: bytes, content_type: bytes, *, head: bool = False
 ) -> None:
     """Send a whole response."""
-    headers = [
-        (b"content-type", content_type),
-        (b"content-length", str(len(body)).encode()),
-        *SAFE_HEADERS,
-    ]
+    headers = [*content_headers(body, content_type), *SAFE_HEADERS]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
 

@@ -580,7 +580,7 @@ class Bench:
         self.sections.append(self.group_table(title, targets, results, before))
         return results
 
-    def paired(self, title: str, pairs: list[tuple[Target, Target]]) -> dict[str, list[float]]:
+    def paired(self, title: str, pairs: list[tuple[Target, Target]]) -> None:
         """Each pair's two servers loaded at the same time, by two load generators at once.
 
         Both servers are pinned on the one CPU of the servers, so they run under the
@@ -623,15 +623,14 @@ class Bench:
             "| steal | non-matching answers |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        ratios: dict[str, list[float]] = {}
         for a, b in pairs:
             done = runs[b.label]
-            ratios[b.label] = [per_cpu_ratio(ra, rb) for ra, rb in done]
+            ratios = [per_cpu_ratio(ra, rb) for ra, rb in done]
             bad = sum(r["bad"] + r["socket_errors"] + r["timeouts"] for pr in done for r in pr)
             rate_ratios = [rb["rps"] / ra["rps"] for ra, rb in done if ra["rps"]]
             lines.append(
-                f"| {b.label} | {a.label} | {median(ratios[b.label]):.3f}x "
-                f"| {min(ratios[b.label]):.3f}-{max(ratios[b.label]):.3f} "
+                f"| {b.label} | {a.label} | {median(ratios):.3f}x "
+                f"| {min(ratios):.3f}-{max(ratios):.3f} "
                 f"| {median(rate_ratios):.3f}x "
                 f"| {fmt_rate(median([rb['rps'] for _, rb in done]))} "
                 f"| {fmt_rate(median([ra['rps'] for ra, _ in done]))} "
@@ -641,14 +640,11 @@ class Bench:
             )
         self.sections.append("\n".join(lines))
         self.paired_runs.update(runs)
-        return ratios
 
-    def compare_paired(
-        self, ratios: dict[str, list[float]], scenario: str, b: str, a: str, goal: float
-    ) -> None:
-        values = ratios[b]
-        value = median(values)
+    def compare_paired(self, scenario: str, b: str, a: str, goal: float) -> None:
         done = self.paired_runs[b]
+        values = [per_cpu_ratio(ra, rb) for ra, rb in done]
+        value = median(values)
         self.rows.append(
             Row(
                 f"{scenario} (same CPU, paired)",
@@ -761,8 +757,8 @@ class Bench:
         )
         self.compare(results, "1. Gate refusing, GET /shop", b.label, a.label, 0.9)
         if self.opts.paired:
-            ratios = self.paired("Scenario 1: the gate refusing", [(a, b)])
-            self.compare_paired(ratios, "1. Gate refusing, GET /shop", b.label, a.label, 0.9)
+            self.paired("Scenario 1: the gate refusing", [(a, b)])
+            self.compare_paired("1. Gate refusing, GET /shop", b.label, a.label, 0.9)
         self.memory.append(
             ("Bascule, scenario 1 (gate refusing)", None, bascule.rss(), bascule.hwm())
         )
@@ -797,11 +793,11 @@ class Bench:
         )
         if self.opts.paired:
             pairs = [(targets[0], targets[1]), (targets[2], targets[3])]
-            ratios = self.paired("Scenario 2: the gate letting through", pairs)
+            self.paired("Scenario 2: the gate letting through", pairs)
             for (alone, gated), name in zip(
                 pairs, ("2a. Gate open, raw ASGI app", "2b. Gate open, Starlette app"), strict=True
             ):
-                self.compare_paired(ratios, name, gated.label, alone.label, 0.95)
+                self.compare_paired(name, gated.label, alone.label, 0.95)
 
     def scenario_3(self) -> None:
         """The API: GET the state with Basic and with the cookie, vs bare connexion."""
@@ -849,9 +845,9 @@ class Bench:
         )
         if self.opts.paired:
             pairs = [(targets[0], targets[1]), (targets[0], targets[2])]
-            ratios = self.paired("Scenario 3/4: GET /rest/v1/maintenance", pairs)
-            self.compare_paired(ratios, "3. GET state, HTTP Basic", targets[1].label, base, 0.9)
-            self.compare_paired(ratios, "4. GET state, session cookie", targets[2].label, base, 0.9)
+            self.paired("Scenario 3/4: GET /rest/v1/maintenance", pairs)
+            self.compare_paired("3. GET state, HTTP Basic", targets[1].label, base, 0.9)
+            self.compare_paired("4. GET state, session cookie", targets[2].label, base, 0.9)
         # Scenario 7: memory of one worker, at rest and after the runs.
         for name, server in (
             ("Bascule (scenario 3/4 worker)", prod),

@@ -298,17 +298,11 @@ def test_websockets_are_closed_with_try_again_later_elsewhere(gate, maintenance,
 def test_a_websocket_close_reason_fits_in_its_frame():
     message = "No such path: /" + "é" * 200
     body = json.dumps({"data": None, "error": {"code": 504, "message": message}}).encode()
-    sent: list[dict] = []
 
-    async def receive():
-        return {"type": "websocket.connect"}
+    def refusing(scope, receive, send):
+        return refuse_websocket(scope, receive, send, 404, [], body, 4404)
 
-    async def send(msg):
-        sent.append(msg)
-
-    scope = {"type": "websocket", "path": "/x", "headers": []}
-    asyncio.run(refuse_websocket(scope, receive, send, 404, [], body, 4404))
-    accept, close = sent
+    accept, close = call(refusing, "/x", scope_type="websocket")
     assert accept == {"type": "websocket.accept"}
     assert close["code"] == 4404
     assert len(close["reason"].encode()) <= 123
