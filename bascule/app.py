@@ -35,7 +35,7 @@ from bascule.gate import (
 )
 from bascule.schema import prepare
 from bascule.service import Services
-from bascule.validation import BODY_VALIDATORS
+from bascule.validation import VALIDATORS
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +158,7 @@ WEBSOCKET_NOT_FOUND = 4404
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """Where paths that are not Bascule's go when no application is mounted: 404."""
-    message = f"No such path: {scope['path']}"
-    document = errors.error_envelope(errors.Code.NOT_FOUND, message)
+    document = errors.error_envelope(errors.Code.NOT_FOUND, errors.NO_SUCH_PATH)
     if scope["type"] == "http":
         await send_json(send, 404, document)
     elif scope["type"] == "websocket":
@@ -387,7 +386,7 @@ def _build(settings: Settings, services: Services) -> BasculeApp:
             base_path=base,
             resolver=TagResolver(),
             validate_responses=settings.validate_responses,
-            validator_map={"body": BODY_VALIDATORS},
+            validator_map=VALIDATORS,
             # The contract file itself is served by Dispatch; connexion serves only the UI.
             swagger_ui_options=SwaggerUIOptions(serve_spec=False, swagger_ui=base == DOCS_PREFIX),
             name=base or "root",

@@ -12,12 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from argon2 import PasswordHasher
+from argon2 import Parameters, PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from bascule.maintenance import ADMIN, Actor, ActorKind, now_ms
 from bascule.store import AlreadyExists, Store, UserRecord
 
+# argon2-cffi's default profile (RFC 9106, low memory: 3 passes over 64 MiB).
+HASH_PARAMETERS: Parameters = profiles.RFC_9106_LOW_MEMORY
 ADMIN_USER = "admin"
 MIN_PASSWORD_LENGTH = 8
 NAME_PATTERN = re.compile(r"\w[\w.@\-]{0,254}")
@@ -164,7 +166,7 @@ class Auth:
         self.store = store
         self.session_ttl = session_ttl
         self.clock = clock
-        self.hasher = PasswordHasher()
+        self.hasher = PasswordHasher.from_parameters(HASH_PARAMETERS)
         self._cache_key = secrets.token_bytes(32)
         self._credentials: _Cache[bytes, Principal] = _Cache(cache_size)
         self._sessions: _Cache[str, tuple[Principal, int]] = _Cache(cache_size)

@@ -8,7 +8,7 @@ from enum import IntEnum
 from typing import Any
 
 from connexion import AsyncApp
-from connexion.exceptions import ProblemException
+from connexion.exceptions import ProblemException, UnsupportedMediaTypeProblem
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -24,6 +24,7 @@ from bascule.maintenance import (
     NotEnabled,
     NotYours,
 )
+from bascule.validation import NOT_UTF8
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ DOMAIN_ERRORS: dict[type[MaintenanceError], tuple[int, Code]] = {
 DATABASE_UNAVAILABLE = "The database is unavailable."
 MAX_BODY = 65536
 TOO_LARGE = f"The request body is larger than {MAX_BODY} bytes."
+# Neither repeats what was sent: the client knows its own request line.
+NO_SUCH_PATH = "No such path."
+NOT_ALLOWED = "This method is not allowed here: the Allow header lists those that are."
 CROSS_ORIGIN = "Cross-origin request refused: a page of another site may not change anything here."
 
 
@@ -102,6 +106,11 @@ def on_problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionRes
         return _unauthorized(request, Code.AUTHENTICATION_REQUIRED, message)
     if exc.status == 403:
         return error_response(403, Code.UNAUTHORIZED, "Current user has no sufficient rights.")
+    if isinstance(exc, UnsupportedMediaTypeProblem) and exc.detail != NOT_UTF8:
+        # connexion's own message repeats the Content-Type sent.
+        routing = request.scope.get("extensions", {}).get("connexion_routing", {})
+        expected = " or ".join(spec.consumes(str(routing.get("operation_id"))))
+        return error_response(415, Code.BAD_PARAMETER, f"The body must be {expected}.")
     if 400 <= exc.status < 500:
         detail = str(exc.detail or exc.title or "Bad request.").split("\n", 1)[0]
         return error_response(exc.status, Code.BAD_PARAMETER, detail)
@@ -113,15 +122,13 @@ def on_http(request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
     """Unknown paths and methods."""
     headers = dict(exc.headers or {})
     if exc.status_code == 404:
-        message = f"No such path: {request.url.path}"
-        return error_response(404, Code.NOT_FOUND, message, headers)
+        return error_response(404, Code.NOT_FOUND, NO_SUCH_PATH, headers)
     if exc.status_code == 405:
         # The router only knows the first route it tried; the spec knows them all.
         headers["Allow"] = ", ".join(spec.allowed_methods(request.url.path)) or headers.get(
             "Allow", ""
         )
-        message = f"Method {request.method} is not allowed on {request.url.path}"
-        return error_response(405, Code.BAD_PARAMETER, message, headers)
+        return error_response(405, Code.BAD_PARAMETER, NOT_ALLOWED, headers)
     code = Code.UNCATEGORIZED if exc.status_code >= 500 else Code.BAD_PARAMETER
     return error_response(exc.status_code, code, str(exc.detail), headers)
 

@@ -6,15 +6,13 @@ reads the state and changes it in one transaction.
 
 from __future__ import annotations
 
-import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
-
-from bascule import spec
 
 if TYPE_CHECKING:
     from bascule.store import Store
@@ -22,10 +20,40 @@ if TYPE_CHECKING:
 STATE_ID = "mms_id"
 ADMIN = "ADMIN"
 STARTED_MESSAGE = "Maintenance operation started."
-# The rules of a message are the contract's (MaintenanceUpdateDTO.message).
-_MESSAGE = spec.schema("MaintenanceUpdateDTO")["properties"]["message"]
-MESSAGE_MAX_LENGTH: int = _MESSAGE["maxLength"]
-MESSAGE_PATTERN = re.compile(_MESSAGE["pattern"])
+# The rules of a message (the contract's MaintenanceUpdateDTO.message says the same).
+MESSAGE_MAX_LENGTH = 2000
+# Unicode's default-ignorable code points of the Basic Multilingual Plane (zero-width
+# spaces and joiners, direction marks, the byte-order mark, variation selectors, Hangul
+# fillers...: DerivedCoreProperties.txt), which show nothing, and the braille blank.
+_BLANKS = frozenset(
+    map(
+        chr,
+        [
+            0x00AD,
+            0x034F,
+            0x061C,
+            0x115F,
+            0x1160,
+            0x17B4,
+            0x17B5,
+            *range(0x180B, 0x1810),
+            *range(0x200B, 0x2010),
+            *range(0x202A, 0x202F),
+            *range(0x2060, 0x2070),
+            0x2800,
+            0x3164,
+            *range(0xFE00, 0xFE10),
+            0xFEFF,
+            0xFFA0,
+            *range(0xFFF0, 0xFFF9),
+        ],
+    )
+)
+
+
+def visible(char: str) -> bool:
+    """Whether a character shows something: not a space, a control character or a blank."""
+    return not (char.isspace() or unicodedata.category(char) == "Cc" or char in _BLANKS)
 
 
 @dataclass(frozen=True)
@@ -245,12 +273,13 @@ def _check_update(message: str | None, progress: int | None) -> None:
         raise InvalidUpdate("progressPercentage must be between 0 and 100.")
     if message is not None and (
         len(message) > MESSAGE_MAX_LENGTH
-        or not MESSAGE_PATTERN.search(message)
+        or "\x00" in message
+        or not any(map(visible, message))
         or not _is_unicode(message)
     ):
         raise InvalidUpdate(
             f"message must hold 1 to {MESSAGE_MAX_LENGTH} characters, at least one of "
-            "them not a space, no NUL character and no unpaired surrogate."
+            "them visible, no NUL character and no unpaired surrogate."
         )
 
 

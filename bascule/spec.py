@@ -93,6 +93,16 @@ def request_media_types(path: str, method: str) -> list[str]:
     return list(operation.get("requestBody", {}).get("content", {}))
 
 
+def consumes(operation_id: str) -> list[str]:
+    """The media types the operation named ``operation_id`` (or ``handlers.TAG.ID``, as
+    routed) takes as its body."""
+    name = operation_id.rpartition(".")[2]
+    for _path, _method, operation in operations():
+        if operation["operationId"] == name:
+            return list(operation.get("requestBody", {}).get("content", {}))
+    return []
+
+
 def operations() -> list[tuple[str, str, dict[str, Any]]]:
     """Every (path, method, operation) of the specification."""
     return [

@@ -1,19 +1,32 @@
-"""Request body validation whose messages name the field but never echo its value.
+"""Request validation whose messages name the field but never echo its value.
 
 connexion's own validators put the offending value in the error message and in
 its log, and a value may be a password. These say what is wrong in terms of the
-contract (the field and the rule), and log nothing.
+contract (the field and the rule), and log nothing. They are also stricter than
+connexion's: a body in any charset but UTF-8 is refused, and a JSON body nested too
+deeply or holding a number too long is refused before the parser sees it (Python's
+parser would raise RecursionError or ValueError: 500s).
 """
 
 from __future__ import annotations
 
+import copy
+import re
 from typing import Any
 
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
-from connexion.validators import VALIDATOR_MAP, FormDataValidator, JSONRequestBodyValidator
-from jsonschema import ValidationError
+from connexion.utils import is_null, is_nullable
+from connexion.validators import (
+    VALIDATOR_MAP,
+    FormDataValidator,
+    JSONRequestBodyValidator,
+    ParameterValidator,
+)
+from jsonschema import Draft4Validator, ValidationError
 from starlette.formparsers import MultiPartException
+from starlette.types import Scope
+from werkzeug.http import parse_options_header
 
 RULES = {
     "minimum": "must be at least {0}",
@@ -23,11 +36,22 @@ RULES = {
     "type": "must be of type {0}",
     "enum": "must be one of {0}",
 }
+# Far beyond anything the contract takes (its bodies are flat, its numbers int32).
+MAX_DEPTH = 32
+MAX_DIGITS = 64
+NOT_UTF8 = "The body must be UTF-8: send charset=utf-8, or no charset."
+
+# A JSON string, or the rest of the body after an opening quote that never closes: every
+# match ends where the next may start, so removing them is linear whatever the body.
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"?', re.S)
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_OPENING = frozenset(b"[{")
+_LONG_NUMBER = re.compile(rb"[0-9]{%d}" % (MAX_DIGITS + 1))
 
 
-def describe(error: ValidationError) -> str:
+def describe(error: ValidationError, field: str | None = None) -> str:
     """What is wrong, from the schema's point of view: field and rule, not the value."""
-    field = ".".join(str(part) for part in error.absolute_path) or "the body"
+    field = ".".join(str(part) for part in error.absolute_path) or field or "the body"
     rule = error.validator
     if rule == "required":
         return str(error.message)  # "'password' is a required property": names only
@@ -54,20 +78,50 @@ def check(validator: Any, body: Any) -> None:
         raise BadRequestProblem(detail=describe(exc)) from None
 
 
+def require_utf8(scope: Scope) -> None:
+    """Refuse (415) a body whose Content-Type names a charset other than UTF-8."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            _, options = parse_options_header(value.decode("latin-1"))
+            charset = options.get("charset")
+            if charset is not None and charset.strip().lower() not in ("utf-8", "utf8"):
+                raise UnsupportedMediaTypeProblem(detail=NOT_UTF8)
+            return
+
+
+def check_json_shape(body: bytes) -> None:
+    """Refuse (400) JSON nested deeper than MAX_DEPTH or with a number of more than
+    MAX_DIGITS digits, in time linear in the body, before any parser sees it."""
+    skeleton = _STRING.sub(b'""', body)
+    depth = 0
+    for char in skeleton.translate(None, _NOT_BRACKETS):
+        depth += 1 if char in _OPENING else -1
+        if depth > MAX_DEPTH:
+            raise BadRequestProblem(
+                detail=f"The request body is nested deeper than {MAX_DEPTH} levels."
+            )
+    if _LONG_NUMBER.search(skeleton):
+        raise BadRequestProblem(
+            detail=f"The request body holds a number of more than {MAX_DIGITS} digits."
+        )
+
+
 class JSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
-    """JSON bodies, with value-free messages."""
+    """JSON bodies: UTF-8 only, bounded in depth and number size, value-free messages."""
 
     async def _parse(self, stream: Any, scope: Any) -> Any:
+        require_utf8(scope)
+        chunks = [chunk async for chunk in stream]
+        check_json_shape(b"".join(chunks))
+
+        async def again() -> Any:
+            for chunk in chunks:
+                yield chunk
+
         try:
-            return await super()._parse(stream, scope)
+            return await super()._parse(again(), scope)
         except UnicodeDecodeError:
             raise BadRequestProblem(detail="The request body is not valid UTF-8.") from None
-        except LookupError as exc:  # a charset Python does not know, in the Content-Type
-            if isinstance(exc, KeyError | IndexError):
-                raise
-            raise UnsupportedMediaTypeProblem(
-                detail="The charset of the Content-Type is unknown: send UTF-8."
-            ) from None
         except BadRequestProblem as exc:
             raise BadRequestProblem(
                 detail=f"The request body is not valid JSON: {exc.detail}"
@@ -81,9 +135,10 @@ class JSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
 
 
 class FormValidator(FormDataValidator):  # type: ignore[misc]
-    """Form bodies (the login form), with value-free messages."""
+    """Form bodies (the login form): UTF-8 only, value-free messages."""
 
     async def _parse(self, stream: Any, scope: Any) -> Any:
+        require_utf8(scope)
         try:
             return await super()._parse(stream, scope)
         except MultiPartException as exc:
@@ -96,6 +151,26 @@ class FormValidator(FormDataValidator):  # type: ignore[misc]
         return None
 
 
+class ParametersValidator(ParameterValidator):  # type: ignore[misc]
+    """Query parameters, with messages that name the parameter and the rule, not the value."""
+
+    @staticmethod
+    def validate_parameter(
+        parameter_type: str, value: Any, param: dict[str, Any], param_name: str | None = None
+    ) -> str | None:
+        if is_nullable(param) and is_null(value):
+            return None
+        if value is None:
+            required = param.get("required", False)
+            return f"Missing {parameter_type} parameter '{param['name']}'" if required else None
+        schema = copy.deepcopy(param.get("schema", param))
+        try:
+            Draft4Validator(schema, format_checker=Draft4Validator.FORMAT_CHECKER).validate(value)
+        except ValidationError as exc:
+            return describe(exc, field=param["name"])
+        return None
+
+
 BODY_VALIDATORS = MediaTypeDict(
     {
         **VALIDATOR_MAP["body"],
@@ -103,3 +178,4 @@ BODY_VALIDATORS = MediaTypeDict(
         "application/x-www-form-urlencoded": FormValidator,
     }
 )
+VALIDATORS = {"body": BODY_VALIDATORS, "parameter": ParametersValidator}

@@ -7,6 +7,8 @@ worker thread, and only on a cache miss.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from connexion.security import NO_VALUE
@@ -30,8 +32,20 @@ def _utf8(text: str) -> str:
         return text
 
 
+def _exactly_base64(request: Request) -> bool:
+    # connexion decodes leniently, skipping any character that is not base64.
+    _, _, token = request.headers.get("authorization", "").partition(" ")
+    try:
+        base64.b64decode(token.strip(), validate=True)
+    except binascii.Error:
+        return False
+    return True
+
+
 async def basic_auth(username: str, password: str, request: Request) -> dict[str, Any]:
-    """Check HTTP Basic credentials."""
+    """Check HTTP Basic credentials (sent as exactly base64, nothing else)."""
+    if not _exactly_base64(request):
+        raise AuthenticationFailed()
     services = from_scope(request.scope)
     username, password = _utf8(username), _utf8(password)
     principal = services.auth.cached_credentials(username, password)

@@ -68,6 +68,16 @@ def fresh_postgres_database(server_url: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(monkeypatch) -> None:
+    """In this process, Argon2's cheapest parameters: every test checks passwords, and the
+    default's 64 MiB and three passes cost about 0.15 s each time. Servers started as
+    subprocesses keep the default."""
+    from argon2 import profiles
+
+    monkeypatch.setattr("bascule.auth.HASH_PARAMETERS", profiles.CHEAPEST)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path) -> Iterator[str]:
     """A fresh, empty database: an SQLite file, and a PostgreSQL database when available."""

@@ -11,7 +11,9 @@ import time
 
 import pytest
 
+from bascule.errors import NOT_ALLOWED
 from bascule.maintenance import STARTED_MESSAGE
+from bascule.validation import NOT_UTF8
 from tests.conftest import ADMIN, ADMIN_PASSWORD, VIEWER, basic, break_database
 
 PREFIXES = ["/rest/v1", "/rest/latest", "/rest"]
@@ -230,10 +232,10 @@ def test_unknown_route_and_method(client):
         client.get("/rest/v1/nothing-here", headers=ADMIN),
         404,
         504,
-        "No such path: /rest/v1/nothing-here",
+        "No such path.",
     )
     response = client.patch("/rest/v1/maintenance", headers=ADMIN)
-    error(response, 405, 501, "Method PATCH is not allowed on /rest/v1/maintenance")
+    error(response, 405, 501, NOT_ALLOWED)
     assert set(response.headers["allow"].replace(" ", "").split(",")) >= {
         "GET",
         "POST",
@@ -593,7 +595,7 @@ def test_an_unknown_charset_is_refused(client):
     client.post("/rest/v1/maintenance", headers=ADMIN)
     headers = {**ADMIN, "Content-Type": "application/json;charset=nope"}
     response = client.put("/rest/v1/maintenance", content=b'{"message": "m"}', headers=headers)
-    error(response, 415, 501, "The charset of the Content-Type is unknown: send UTF-8.")
+    error(response, 415, 501, NOT_UTF8)
     assert ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)["logSize"] == 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import shutil
 import subprocess
 import sys
@@ -95,3 +96,19 @@ def test_served_paths_cover_the_alien4cloud_aliases():
     for prefix in ("/rest/v1", "/rest/latest", "/rest"):
         assert f"{prefix}/maintenance" in served
     assert {"/login", "/logout"} <= served
+
+
+def test_the_spec_and_the_domain_agree_on_what_a_message_is():
+    from bascule.maintenance import MESSAGE_MAX_LENGTH, visible
+
+    rule = spec.schema("MaintenanceUpdateDTO")["properties"]["message"]
+    assert rule["maxLength"] == MESSAGE_MAX_LENGTH
+    pattern = re.compile(rule["pattern"])
+    for code in range(1, 0x10000):
+        if 0xD800 <= code < 0xE000:
+            continue  # not a character: JSON can send one alone, the domain refuses it
+        char = chr(code)
+        assert bool(pattern.search(f" {char}\t")) == visible(char), hex(code)
+    assert not pattern.search("x\x00")
+    for invisible in ("\u200b\ufeff\u202e", "\u2060\u00ad", "\u3164\u2800", " \n\t\u3000"):
+        assert not visible(invisible[0]) and not pattern.search(invisible)
