@@ -9,14 +9,14 @@ import json
 import logging
 import mimetypes
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlsplit
 
 import connexion
-from asgiref.wsgi import WsgiToAsgi
+from a2wsgi import WSGIMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +26,7 @@ from bascule.config import Settings
 from bascule.errors import MAX_BODY
 from bascule.gate import (
     DOCS_PREFIX,
+    NOT_FRAMED,
     MaintenanceGate,
     Page,
     bascule_paths,
@@ -67,9 +68,9 @@ class Dispatch:
     other path to the mounted application, or to ``not_found``).
 
     It attaches the services to the request, serves the contract file, refuses
-    a browser's cross-origin requests that would change something, refuses bodies
-    over MAX_BODY bytes, reads a body sent without Content-Length (chunked) before
-    connexion, which reads only bodies with one, reads a body sent without
+    a browser's cross-origin requests that would change something, reads every body
+    before connexion (at most MAX_BODY bytes, chunked or not; a client that leaves
+    mid-body is logged in one line and gets no answer), reads a body sent without
     Content-Type as the operation's declared type (as connexion's validation does),
     and runs the mounted application's lifespan beside Bascule's.
     """
@@ -111,23 +112,28 @@ class Dispatch:
             refused = errors.error_envelope(errors.Code.UNAUTHORIZED, errors.CROSS_ORIGIN)
             await send_json(send, 403, refused)
             return
-        media_types = spec.request_media_types(path, scope["method"])
+        if path.startswith(UI_PREFIX):  # connexion's Swagger UI
+            send = not_framed(send)
+        method = scope["method"]
+        media_types = spec.request_media_types(path, method)
         if media_types:
-            length = content_length(scope)
+            # Read here, whole and bounded, whether or not a Content-Length says how long:
+            # connexion reads only bodies that have one (connexion #2020).
+            declared = content_length(scope)
             body = None
-            if length is None:
+            if declared is None or declared <= MAX_BODY:
                 body = await read_body(receive, MAX_BODY)
-                if body is None:  # the client left before the end of its body: no answer
+                if body is None:
+                    log.info("%s %s: the client left before sending its whole body", method, path)
                     return
-                length = len(body)
-            if length > MAX_BODY:
+            if body is None or len(body) > MAX_BODY:
                 too_large = errors.error_envelope(errors.Code.BAD_PARAMETER, errors.TOO_LARGE)
                 await send_json(send, 413, too_large)
                 return
-            if body is not None:
-                declared = (b"content-length", str(len(body)).encode())
-                scope = {**scope, "headers": [*scope["headers"], declared]}
-                receive = replay(body, receive)
+            if declared is None:
+                length = (b"content-length", str(len(body)).encode())
+                scope = {**scope, "headers": [*scope["headers"], length]}
+            receive = replay(body, receive)
             if not any(name == b"content-type" for name, _ in scope["headers"]):
                 content_type = (b"content-type", media_types[0].encode())
                 scope = {**scope, "headers": [*scope["headers"], content_type]}
@@ -165,6 +171,35 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
         body = json.dumps(document).encode()
         headers = content_headers(body, b"application/json")
         await refuse_websocket(scope, receive, send, 404, headers, body, WEBSOCKET_NOT_FOUND)
+
+
+def without_session_cookie(app: ASGIApp) -> ASGIApp:
+    """``app``, never handed Bascule's session cookie: it is a credential for Bascule,
+    which a mounted application has no use for and must not be able to log or replay."""
+    marker = f"{spec.SESSION_COOKIE}=".encode()
+
+    def route(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain call, like the gate's route: no coroutine of its own per request.
+        headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
+        for name, value in headers:
+            if name == b"cookie" and value.find(marker) != -1:
+                scope = {**scope, "headers": _strip_cookie(headers, spec.SESSION_COOKIE)}
+                break
+        return app(scope, receive, send)
+
+    return route
+
+
+def _strip_cookie(headers: list[tuple[bytes, bytes]], cookie: str) -> list[tuple[bytes, bytes]]:
+    kept = []
+    for name, value in headers:
+        if name == b"cookie":
+            pairs = [p for p in value.split(b";") if p.split(b"=", 1)[0].strip() != cookie.encode()]
+            if not pairs:
+                continue
+            value = b";".join(pairs).strip()
+        kept.append((name, value))
+    return kept
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -236,10 +271,25 @@ def content_length(scope: Scope) -> int | None:
 
 # The console runs only its own files, and never inside another site's frame.
 SAFE_HEADERS = [
+    (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'"),
     (b"cache-control", b"no-cache"),
 ]
+
+
+UI_PREFIX = f"{DOCS_PREFIX}/ui"
+
+
+def not_framed(send: Send) -> Send:
+    """A ``send`` that adds the NOT_FRAMED headers to the answer."""
+
+    async def send_not_framed(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), *NOT_FRAMED]}
+        await send(message)
+
+    return send_not_framed
 
 
 def content_headers(body: bytes, content_type: bytes) -> list[tuple[bytes, bytes]]:
@@ -298,7 +348,8 @@ class LifespanChild:
 def load_app(target: str) -> ASGIApp:
     """Import ``module:attribute`` and return it as an ASGI application.
 
-    A WSGI application (a callable taking ``environ, start_response``) is wrapped.
+    A WSGI application (a callable taking ``environ, start_response``) is wrapped, by
+    a2wsgi: a client that leaves mid-body is a short read for it, as under a WSGI server.
     """
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
@@ -313,7 +364,7 @@ def load_app(target: str) -> ASGIApp:
         raise ValueError(f"{target} is not an application (it is not callable)")
     if is_asgi(app):
         return app  # type: ignore[no-any-return]
-    return WsgiToAsgi(app)  # type: ignore[no-untyped-call]
+    return cast(ASGIApp, WSGIMiddleware(app))
 
 
 def is_asgi(app: Any) -> bool:
@@ -399,7 +450,7 @@ def _build(settings: Settings, services: Services) -> BasculeApp:
         allow=bascule_paths(),
         retry_after=settings.retry_after,
         page_template=settings.page_template,
-        elsewhere=mounted if mounted is not None else not_found,
+        elsewhere=without_session_cookie(mounted) if mounted is not None else not_found,
     )
     app.services = services
     return app

@@ -36,6 +36,13 @@ WEBSOCKET_MAX_REASON = 123
 # CPython raise and clear a TypeError first (about 1,700 instructions, on every request).
 QUERY_MARK = ord("?")
 
+# Every HTML answer: never inside another site's frame, never sniffed as another type.
+NOT_FRAMED = [
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
 DOCS_PREFIX = "/rest/v1"
 DEFAULT_PAGE = Path(__file__).with_name("templates") / "maintenance.html"
 # The operator console: its page at CONSOLE_PATH, its files at CONSOLE_PATH/<name>.
@@ -235,6 +242,7 @@ class MaintenanceGate:
             (b"content-type", media_type),
             (b"content-length", str(len(body)).encode()),
             *self._headers[2:],
+            *NOT_FRAMED,
         ]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send(

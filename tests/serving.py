@@ -106,3 +106,15 @@ def raw_request(url: str, target: str, method: str = "GET") -> int:
         while chunk := sock.recv(65536):
             data += chunk
     return int(data.split(b" ", 2)[1])
+
+
+def leave_mid_body(url: str, target: str, method: str = "POST", headers: str = "") -> None:
+    """Send a request line, headers announcing 1000 bytes of body and 10 of them, then go."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(
+            f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n{headers}"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n".encode()
+            + b'{"message"'
+        )
+        time.sleep(0.2)  # the server has read what was sent before the connection goes

@@ -513,9 +513,14 @@ def test_the_spec_and_its_ui_are_served(client):
     assert spec.status_code == 200
     assert spec.json()["info"]["title"] == "Bascule"
     assert client.get("/rest/v1/openapi.yaml").status_code == 200
-    ui = client.get("/rest/v1/ui/")
-    assert ui.status_code == 200
-    assert "swagger" in ui.text.lower()
+    for page in ("/rest/v1/ui/", "/rest/v1/ui/index.html", "/rest/v1/ui/swagger-ui.css"):
+        ui = client.get(page)
+        assert ui.status_code == 200
+        # never inside another site's frame (a click-jacked "Try it out")
+        assert ui.headers["x-frame-options"] == "DENY"
+        assert ui.headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert ui.headers["x-content-type-options"] == "nosniff"
+    assert "swagger" in client.get("/rest/v1/ui/").text.lower()
 
 
 # -- hostile and odd input ------------------------------------------------------------------
@@ -554,8 +559,14 @@ def test_bodies_are_limited_to_64_kib(client):
     assert len(client.get("/rest/v1/maintenance", headers=ADMIN).json()["data"]["log"]) == 1
 
 
-def test_a_client_that_leaves_in_the_middle_of_its_body_changes_nothing(client, app):
+@pytest.mark.parametrize(
+    "framing", [(b"transfer-encoding", b"chunked"), (b"content-length", b"1000")]
+)
+def test_a_client_that_leaves_in_the_middle_of_its_body_changes_nothing(
+    client, app, caplog, framing
+):
     client.post("/rest/v1/maintenance", headers=ADMIN)
+    caplog.set_level("INFO")
     scope = {
         "type": "http",
         "http_version": "1.1",
@@ -568,7 +579,7 @@ def test_a_client_that_leaves_in_the_middle_of_its_body_changes_nothing(client, 
         "headers": [
             (b"host", b"testserver"),
             (b"content-type", b"application/json"),
-            (b"transfer-encoding", b"chunked"),
+            framing,
             *((k.lower().encode(), v.encode()) for k, v in ADMIN.items()),
         ],
     }
@@ -586,8 +597,12 @@ def test_a_client_that_leaves_in_the_middle_of_its_body_changes_nothing(client, 
     async def send(message):
         sent.append(message)
 
+    caplog.clear()
     asyncio.run(app(scope, receive, send))
     assert sent == []
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "PUT /rest/v1/maintenance: the client left before sending its whole body")
+    ]
     assert ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)["logSize"] == 1
 
 
@@ -719,4 +734,5 @@ def test_the_console_is_served_and_stays_open_during_maintenance(client):
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["x-frame-options"] == "DENY"
     assert client.get("/maintenance/nothing.js").status_code == 503  # not one of its files

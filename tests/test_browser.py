@@ -55,12 +55,25 @@ PAGE = b'''<!doctype html>
 <body><main><h1>Welcome to the shop</h1><p>Everything is in stock.</p></main></body></html>'''
 
 
+FORM = b'''<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Order</title></head>
+<body><main><form method="post" action="/order"><button>Order</button></form></main></body></html>'''
+ORDERED = b'''<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Ordered</title></head>
+<body><main><h1>Order received</h1></main></body></html>'''
+
+
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
+    page = PAGE
+    if scope["path"] == "/form":
+        page = FORM
+    elif scope["method"] == "POST":
+        page = ORDERED
     headers = [(b"content-type", b"text/html; charset=utf-8")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": PAGE})
+    await send({"type": "http.response.body", "body": page})
 """
 
 expect.set_options(timeout=TIMEOUT_MS)
@@ -248,6 +261,28 @@ def test_a_visitor_sees_the_maintenance_page_until_it_ends(server: Server, page:
     assert page.url == f"{server.url}/shop"
     assert loads == [f"{server.url}/shop"]  # reloaded once, by the page itself
     shot(page, "a4-shop-back")
+
+
+def test_a_form_posted_during_maintenance_is_not_posted_again_when_it_ends(
+    server: Server, page: Page
+):
+    page.goto(f"{server.url}/form")
+    assert api(server, "POST").status_code == 201
+    page.get_by_role("button", name="Order").click()
+    expect(page.get_by_role("heading", name="We are down for maintenance")).to_be_visible()
+    navigations: list[tuple[str, str]] = []
+    page.on(
+        "request",
+        lambda request: (
+            navigations.append((request.method, request.url))
+            if request.is_navigation_request()
+            else None
+        ),
+    )
+    assert api(server, "DELETE").status_code == 200
+    # Back to the address asked for, with a GET: the order is not sent a second time.
+    expect(page.get_by_role("heading", name="Welcome to the shop")).to_be_visible()
+    assert navigations == [("GET", f"{server.url}/order")]
 
 
 # ---- b. an administrator -----------------------------------------------------------------

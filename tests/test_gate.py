@@ -407,6 +407,11 @@ def test_browsers_get_a_page_and_api_clients_the_envelope(gate, maintenance, mon
     assert headers[b"retry-after"] == b"30"
     if html:
         assert headers[b"content-type"] == b"text/html; charset=utf-8"
+        assert (headers[b"x-frame-options"], headers[b"x-content-type-options"]) == (
+            b"DENY",
+            b"nosniff",
+        )
+        assert headers[b"content-security-policy"] == b"frame-ancestors 'none'"
         assert body.startswith(b"<!doctype html>")
         assert int(headers[b"content-length"]) == len(body)
     else:

@@ -14,7 +14,7 @@ import websockets.exceptions
 import websockets.sync.client
 
 from tests.conftest import ADMIN_PASSWORD, basic
-from tests.serving import BASCULE, clean_env, raw_request, serving, stop
+from tests.serving import BASCULE, clean_env, leave_mid_body, raw_request, serving, stop
 
 ADMIN = basic("admin", ADMIN_PASSWORD)
 WITH_PASSWORD = {"BASCULE_ADMIN_PASSWORD": ADMIN_PASSWORD}
@@ -118,6 +118,7 @@ def test_bypass_attempts_over_the_wire(database_url, tmp_path):
 
 WSGI_APP = """
 def application(environ, start_response):
+    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"wsgi says hello from " + environ["PATH_INFO"].encode()]
 """
@@ -221,6 +222,52 @@ def test_behind_a_proxy_that_strips_a_prefix(database_url, tmp_path):
         document = httpx.get(f"{server.url}/rest/v1/openapi.json").json()
         assert document["servers"][0]["url"] == "/svc/rest/v1"
         assert httpx.delete(f"{server.url}/rest/v1/maintenance", headers=ADMIN).status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_clients_that_leave_mid_body_are_one_line_each_not_an_error(database_url, tmp_path):
+    (tmp_path / "userapp.py").write_text(textwrap.dedent(WSGI_APP))
+    args = ("--app", "userapp:application")
+    with serving(database_url, tmp_path, *args, env=WITH_PASSWORD) as server:
+        auth = "Authorization: {}\r\n".format(ADMIN["Authorization"])
+        httpx.post(f"{server.url}/rest/v1/maintenance", headers=ADMIN)
+        leave_mid_body(server.url, "/rest/v1/maintenance", "PUT", auth)
+        leave_mid_body(server.url, "/login")
+        httpx.delete(f"{server.url}/rest/v1/maintenance", headers=ADMIN)
+        leave_mid_body(server.url, "/upload")  # to the WSGI application
+        assert httpx.post(f"{server.url}/upload", content=b"x").status_code == 200
+        output = server.output()
+    assert "Traceback" not in output and "ERROR" not in output, output
+    assert output.count("the client left before sending its whole body") == 2
+
+
+COOKIE_ECHO_APP = """
+async def app(scope, receive, send):
+    cookies = [v for k, v in scope["headers"] if k == b"cookie"]
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"|".join(cookies) or b"none"})
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_session_cookie_is_not_handed_to_the_mounted_app(database_url, tmp_path):
+    (tmp_path / "userapp.py").write_text(COOKIE_ECHO_APP)
+    with serving(database_url, tmp_path, "--app", "userapp:app", env=WITH_PASSWORD) as server:
+        login = httpx.post(
+            f"{server.url}/login", data={"username": "admin", "password": ADMIN_PASSWORD}
+        )
+        session = login.cookies["JSESSIONID"]
+
+        def seen(cookie: str) -> str:
+            return httpx.get(f"{server.url}/shop", headers={"Cookie": cookie}).text
+
+        assert seen(f"JSESSIONID={session}") == "none"
+        assert seen(f"cart=3; JSESSIONID={session}; theme=dark") == "cart=3; theme=dark"
+        assert seen(f"XJSESSIONID=keep; JSESSIONID={session}") == "XJSESSIONID=keep"
+        assert seen("cart=3") == "cart=3"
+        # and Bascule itself still reads it
+        status = httpx.get(f"{server.url}/rest/v1/auth/status", cookies={"JSESSIONID": session})
+        assert status.json()["data"]["username"] == "admin"
 
 
 def test_serve_refuses_a_bad_app(database_url, tmp_path):
