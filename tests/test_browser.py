@@ -57,7 +57,8 @@ PAGE = b'''<!doctype html>
 
 FORM = b'''<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Order</title></head>
-<body><main><form method="post" action="/order"><button>Order</button></form></main></body></html>'''
+<body><main><form method="post" action="/order"><button>Order</button></form></main>
+</body></html>'''
 ORDERED = b'''<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Ordered</title></head>
 <body><main><h1>Order received</h1></main></body></html>'''
