@@ -58,6 +58,13 @@ class Settings:
         "Seconds between two checks for changes made by other processes.",
         default=0.25,
     )
+    database_timeout: float = _option(
+        "BASCULE_DATABASE_TIMEOUT",
+        "Seconds any database call may take (connecting, waiting for a lock, a query)"
+        " before it fails; health answers 503 once the state has not been confirmed"
+        " for this long plus one second.",
+        default=3.0,
+    )
     validate_responses: bool = _option(
         "BASCULE_VALIDATE_RESPONSES",
         "Validate every API response against openapi.yaml (slower; for testing).",

@@ -10,7 +10,7 @@ from typing import Any
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException, UnsupportedMediaTypeProblem
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, InternalError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
@@ -24,6 +24,7 @@ from bascule.maintenance import (
     NotEnabled,
     NotYours,
 )
+from bascule.store import describe_error
 from bascule.validation import NOT_UTF8
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ DOMAIN_ERRORS: dict[type[MaintenanceError], tuple[int, Code]] = {
     InvalidUpdate: (400, Code.BAD_PARAMETER),
 }
 DATABASE_UNAVAILABLE = "The database is unavailable."
+CANNOT_READ = "The database does not answer: this process enforces the state it last confirmed."
+CANNOT_WRITE = "The database cannot be written: every change is refused."
 MAX_BODY = 65536
 TOO_LARGE = f"The request body is larger than {MAX_BODY} bytes."
 # Neither repeats what was sent: the client knows its own request line.
@@ -155,11 +158,23 @@ def on_session_ended(request: ConnexionRequest, _exc: SessionEnded) -> Connexion
     return error_response(403, Code.AUTHENTICATION_REQUIRED, _authentication_required(request))
 
 
+def unavailable(exc: SQLAlchemyError) -> bool:
+    """Whether ``exc`` says the database cannot serve (down, silent, read-only, full),
+    rather than a bug."""
+    read_only = isinstance(exc, InternalError) and getattr(exc.orig, "sqlstate", "") == "25006"
+    return isinstance(exc, UNREACHABLE) or read_only
+
+
 def on_database(request: ConnexionRequest, exc: SQLAlchemyError) -> ConnexionResponse:
-    """The database does not answer: nothing was changed."""
-    if not isinstance(exc, UNREACHABLE):
+    """The database does not answer, or refuses to write: nothing was changed."""
+    if not unavailable(exc):
         return on_unexpected(request, exc)
-    log.warning("database unreachable: %s", type(exc).__name__)
+    log.warning(
+        "%s %s: the database is unavailable: %s",
+        request.method,
+        request.url.path,
+        describe_error(exc),
+    )
     return error_response(503, Code.DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE)
 
 

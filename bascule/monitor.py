@@ -4,6 +4,10 @@ The gate and the read operations use the copy, so they never query the database.
 A daemon thread reloads what changed: on PostgreSQL, woken at once by a notification;
 on SQLite, when ``PRAGMA data_version``, looked at every ``poll_interval``, says that
 another connection committed; on both, every SAFETY_INTERVAL besides.
+
+The copy is only as good as its last confirmation: ``state_age()`` says how long ago
+the database last confirmed it, and health reports that (and whether the database can
+be written, tried every WRITE_CHECK_INTERVAL) rather than guessing.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bascule.maintenance import MaintenanceState
-from bascule.store import CONNECT_TIMEOUT, NOTIFY_CHANNEL, Kind, Store
+from bascule.store import NOTIFY_CHANNEL, Kind, Store, describe_error
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +31,23 @@ log = logging.getLogger(__name__)
 # look; it also re-reads the versions this often, in case a notification was lost with
 # a connection or the database went away without a word.
 SAFETY_INTERVAL = 1.0
+# How often the monitor checks that the database takes a write (every second while it
+# does not, to see it recover).
+WRITE_CHECK_INTERVAL = 5.0
+
+
+@dataclass(frozen=True)
+class Health:
+    """What this process can do with the database, as its monitor last saw it."""
+
+    can_read: bool  # the state was confirmed within the bound
+    can_write: bool
+    state_age: float | None  # seconds since the state was last confirmed
+    maintenance: bool  # as this process enforces it
+
+    @property
+    def up(self) -> bool:
+        return self.can_read and self.can_write
 
 
 class Monitor:
@@ -36,6 +58,10 @@ class Monitor:
         self.poll_interval = poll_interval
         self.state: MaintenanceState | None = None
         self.error: str | None = None  # why the database cannot be read, while it cannot
+        self.write_error: str | None = None  # why it cannot be written, while it cannot
+        # When (time.monotonic()) the database last confirmed ``state``: None until then.
+        self.confirmed_at: float | None = None
+        self._next_write_check = 0.0
         # Called after users (or sessions) changed in any process, to drop cached copies.
         self.listeners: dict[Kind, list[Callable[[], None]]] = {"users": [], "sessions": []}
         self._versions: dict[Kind, int] | None = None
@@ -47,6 +73,7 @@ class Monitor:
     def refresh(self) -> bool:
         """Reload what changed since the last look; True when something did."""
         with self._lock:
+            started = time.monotonic()
             try:
                 current = self.store.versions()
                 previous = self._versions or {}
@@ -54,22 +81,58 @@ class Monitor:
                     with self.store.read() as conn:
                         self.state = self.store.load_state(conn)
             except SQLAlchemyError as exc:
-                if self.error is None:
-                    log.warning(
-                        "database unreachable, keeping the last known state: %s",
-                        type(exc).__name__,
-                    )
-                self.error = "database unreachable"
+                reason = describe_error(exc)
+                if self.error != reason:
+                    log.warning("the database cannot be read, the state is kept: %s", reason)
+                self.error = reason
                 return False
             if self.error is not None:
-                log.warning("database reachable again")
+                log.warning("the database can be read again")
                 self.error = None
+            self.confirmed_at = started
             self._versions = current
         changed = [kind for kind in current if current[kind] != previous.get(kind)]
         for kind in changed if previous else ():
             for listener in self.listeners.get(kind, ()):
                 listener()
         return bool(changed)
+
+    def state_age(self) -> float | None:
+        """Seconds since the database last confirmed the state (None: it never did)."""
+        confirmed = self.confirmed_at
+        return None if confirmed is None else time.monotonic() - confirmed
+
+    def health(self) -> Health:
+        """Whether the state enforced here is confirmed, and writes are taken.
+
+        Confirmed means read from the database within the store's timeout plus one
+        SAFETY_INTERVAL: a database gone silent makes health fail within that bound,
+        although no call has failed yet.
+        """
+        age = self.state_age()
+        fresh = age is not None and age <= self.store.timeout + SAFETY_INTERVAL
+        return Health(
+            can_read=self.error is None and fresh,
+            can_write=self.write_error is None,
+            state_age=age,
+            maintenance=self.state is not None,
+        )
+
+    def check_writes(self) -> None:
+        """Try a write, and record whether the database takes it."""
+        try:
+            self.store.check_writable()
+        except SQLAlchemyError as exc:
+            reason = describe_error(exc)
+            if self.write_error != reason:
+                log.warning("the database cannot be written: %s", reason)
+            self.write_error = reason
+            self._next_write_check = time.monotonic() + SAFETY_INTERVAL
+            return
+        if self.write_error is not None:
+            log.warning("the database can be written again")
+            self.write_error = None
+        self._next_write_check = time.monotonic() + WRITE_CHECK_INTERVAL
 
     def start(self) -> None:
         """Start following changes in the background (once; later calls do nothing).
@@ -127,9 +190,14 @@ class Monitor:
                     nonlocal seen
                     if self._stop.wait(self.poll_interval):
                         return False
+                    asked = time.monotonic()
                     now, before = probe(), seen
                     seen = now
-                    return None if now is None else now != before
+                    if now is None:
+                        return None
+                    if now == before and self.error is None:
+                        self.confirmed_at = asked  # nothing committed since the last look
+                    return now != before
 
                 self._follow(committed)
         except SQLAlchemyError:  # the probe's own connection could not be opened
@@ -140,46 +208,40 @@ class Monitor:
         import psycopg
 
         try:
-            conn = psycopg.connect(
-                self.store.listen_url(), autocommit=True, connect_timeout=CONNECT_TIMEOUT
-            )
+            with self.store.listening(NOTIFY_CHANNEL) as conn:
+
+                def notified() -> bool | None:
+                    try:
+                        return any(True for _ in conn.notifies(timeout=self.poll_interval))
+                    except psycopg.OperationalError:
+                        return None
+
+                self._follow(notified)
         except psycopg.OperationalError:
             self.refresh()  # records that the database is unreachable
             self._stop.wait(self.poll_interval)
-            return
-
-        def notified() -> bool | None:
-            try:
-                return any(True for _ in conn.notifies(timeout=self.poll_interval))
-            except psycopg.OperationalError:
-                return None
-
-        with conn:
-            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            self._follow(notified)
 
     def _follow(self, signalled: Callable[[], bool | None]) -> None:
         """Reload at once, then whenever ``signalled()`` (which waits up to poll_interval)
-        says something changed, while the database cannot be read, and at the first
-        signal after each SAFETY_INTERVAL in any case (a lost notification, a database
-        gone quietly). Return when ``signalled()`` can no longer tell (None): the caller
-        starts over with a new connection."""
+        says something changed, and at the first signal after each SAFETY_INTERVAL in
+        any case (a lost notification, a database gone quietly); try a write every
+        WRITE_CHECK_INTERVAL. Return when ``signalled()`` can no longer tell (None) or
+        the database cannot be read: the caller starts over with a new connection (an
+        old one may be silent for ever)."""
         self.refresh()  # what changed while nobody looked
         last = time.monotonic()
-        while True:
+        while self.error is None:
             woken = signalled()
             if self._stop.is_set():
                 return
-            if (
-                woken is None
-                or woken
-                or self.error is not None
-                or time.monotonic() - last >= SAFETY_INTERVAL
-            ):
+            if woken is None or woken or time.monotonic() - last >= SAFETY_INTERVAL:
                 self.refresh()
                 last = time.monotonic()
             if woken is None:
                 return
+            if self.error is None and time.monotonic() >= self._next_write_check:
+                self.check_writes()
+        self._stop.wait(self.poll_interval)
 
 
 def _restart_in_child(monitor: weakref.ref[Monitor]) -> None:

@@ -29,7 +29,7 @@ class Services:
 
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store = store or Store(settings.database_url)
+        self.store = store or Store(settings.database_url, settings.database_timeout)
         self.monitor = Monitor(self.store, poll_interval=settings.poll_interval)
         # The monitor clears the caches whenever users or sessions change anywhere.
         self.auth = Auth(self.store, session_ttl=settings.session_ttl, cache_size=AUTH_CACHE_SIZE)

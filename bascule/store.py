@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
+import os
+import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bascule import spec
 from bascule.maintenance import STATE_ID, LogEntry, MaintenanceState
@@ -121,7 +127,15 @@ sessions = Table(
 LOG_TAIL: int = spec.schema("MaintenanceModeState")["properties"]["log"]["maxItems"]
 
 
-CONNECT_TIMEOUT = 5  # seconds: an unreachable database must not hang requests
+# The longest a database call may take by default (BASCULE_DATABASE_TIMEOUT), in seconds:
+# connecting, waiting for a pooled connection or a lock, running the statements.
+DATABASE_TIMEOUT = 3.0
+# SQLite's primary result codes after which a connection is opened anew: a connection
+# opened while the file could not be written stays read-only for ever, even once it can.
+_SQLITE_REOPEN = {8, 10, 14}  # SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN
+# PostgreSQL: a read-only transaction (a standby, default_transaction_read_only): a new
+# session may land on a server that writes again.
+_PG_REOPEN = {"25006"}
 
 
 class DatabaseUrlError(ValueError):
@@ -163,42 +177,152 @@ def engine_url(url: str) -> str:
     )
 
 
-def make_engine(url: str) -> Engine:
+def describe_error(exc: BaseException) -> str:
+    """Why a database call failed, in one line, without the URL or the statement."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
+
+
+def make_engine(url: str, timeout: float = DATABASE_TIMEOUT) -> Engine:
     """Create the engine; SQLite gets WAL, foreign keys and explicit BEGIN modes.
 
-    Errors never show a statement's parameters: a logged error would carry password
-    and session hashes.
+    Every wait is bounded by ``timeout`` (the Watchdog cuts what the server cannot
+    bound). Errors never show a statement's parameters: a logged error would carry
+    password and session hashes.
     """
     url = engine_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        engine = _sqlite_engine(url, timeout)
+    else:
+        engine = create_engine(
+            url,
+            pool_size=5,
+            max_overflow=10,
+            pool_timeout=timeout,
+            connect_args=postgres_connect_args(timeout),
+            hide_parameters=True,
+        )
 
-        @event.listens_for(engine, "connect")
-        def _connect(dbapi_connection: Any, _record: Any) -> None:
-            # Take over transaction control from pysqlite, so that writers can say
-            # BEGIN IMMEDIATE and queue on the busy timeout instead of failing.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
+    @event.listens_for(engine, "handle_error")
+    def _reopen_after(context: Any) -> None:
+        orig = context.original_exception
+        code = getattr(orig, "sqlite_errorcode", None)
+        if (code is not None and code & 0xFF in _SQLITE_REOPEN) or (
+            getattr(orig, "sqlstate", None) in _PG_REOPEN
+        ):
+            context.is_disconnect = True  # this connection, and the pool's, are replaced
 
-        @event.listens_for(engine, "begin")
-        def _begin(connection: Connection) -> None:
-            mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-            connection.exec_driver_sql(f"BEGIN {mode}")
+    return engine
 
-        return engine
-    return create_engine(
-        url,
-        pool_pre_ping=True,  # a connection that died with the server is replaced, not used
-        pool_size=5,
-        max_overflow=10,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT},
-        hide_parameters=True,
-    )
+
+def postgres_connect_args(timeout: float) -> dict[str, Any]:
+    """libpq's settings for every connection: a bounded connect; TCP keepalives and a
+    bound on unacknowledged data (a network that drops packets); the server's own bounds
+    on statements, lock waits, and a transaction left open by a client gone silent (its
+    row locks would block every other writer)."""
+    ms = int(timeout * 1000)
+    return {
+        "connect_timeout": max(2, math.ceil(timeout)),  # libpq's minimum is 2 s
+        "keepalives": 1,
+        "keepalives_idle": max(1, math.ceil(timeout)),
+        "keepalives_interval": 1,
+        "keepalives_count": 2,
+        "tcp_user_timeout": ms,
+        "options": (
+            f"-c statement_timeout={ms} -c lock_timeout={ms} "
+            f"-c idle_in_transaction_session_timeout={ms * 4}"
+        ),
+    }
+
+
+def _sqlite_engine(url: str, timeout: float) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": timeout}, hide_parameters=True)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take over transaction control from pysqlite, so that writers can say
+        # BEGIN IMMEDIATE and queue on the busy timeout instead of failing.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class Watchdog:
+    """Cuts the connection of a database call that outlives its deadline.
+
+    A database that goes silent (packets dropped, a failed-over address, a relay that
+    stopped forwarding) leaves a read blocked for as long as the kernel keeps the
+    connection: libpq has no client-side bound on a statement. Shutting the socket
+    down makes that read fail at once, as if the server had closed the connection,
+    and SQLAlchemy then replaces it.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._armed: dict[int, tuple[float, int]] = {}  # token: (deadline, socket)
+        self._tokens = itertools.count()
+        self._lock = threading.Condition()
+        self._thread: threading.Thread | None = None
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        # After a fork: the thread does not exist here, and the sockets are the parent's.
+        self._armed, self._lock, self._thread = {}, threading.Condition(), None
+
+    @contextmanager
+    def watching(self, fileno: int) -> Iterator[None]:
+        """Cut the socket ``fileno`` unless the block ends within the timeout."""
+        token = next(self._tokens)
+        with self._lock:
+            self._armed[token] = (time.monotonic() + self.timeout, fileno)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="bascule-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._lock.notify()
+        try:
+            yield
+        finally:
+            # Under the lock: the socket is never cut once its call has returned.
+            with self._lock:
+                self._armed.pop(token, None)
+
+    def _run(self) -> None:
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                for token, (deadline, fileno) in list(self._armed.items()):
+                    if deadline <= now:
+                        del self._armed[token]
+                        log.warning(
+                            "the database did not answer within %.1f s: connection cut",
+                            self.timeout,
+                        )
+                        _shut_down(fileno)
+                waits = [deadline - now for deadline, _ in self._armed.values()]
+                self._lock.wait(timeout=min(waits) if waits else None)
+
+
+def _shut_down(fileno: int) -> None:
+    try:
+        sock = socket.socket(fileno=os.dup(fileno))
+    except OSError:  # already closed
+        return
+    with sock, suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class AlreadyExists(Exception):
@@ -206,20 +330,37 @@ class AlreadyExists(Exception):
 
 
 class Store:
-    """Reads and writes Bascule's tables; every write bumps a version counter."""
+    """Reads and writes Bascule's tables; every write bumps a version counter.
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine = make_engine(url)
+    No call waits longer than ``timeout`` seconds for the database: beyond, it fails
+    with one of SQLAlchemy's errors (OperationalError, TimeoutError), as when the
+    database is down.
+    """
+
+    def __init__(self, url: str, timeout: float = DATABASE_TIMEOUT) -> None:
+        self.timeout = timeout
+        self.engine = make_engine(url, timeout)
         self.is_postgres = self.engine.dialect.name == "postgresql"
-        # SQLite's busy handler waits by sleeping; writers of one process queue here instead.
-        self._writers: AbstractContextManager[Any] = (
-            nullcontext() if self.is_postgres else threading.Lock()
-        )
+        self.watchdog = Watchdog(timeout) if self.is_postgres else None
+        # PostgreSQL's row lock serialises writers; SQLite's busy handler waits by sleeping,
+        # so the writers of one process queue here first.
+        self._writers = None if self.is_postgres else threading.Lock()
 
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection, cut if the database does not answer within the timeout."""
+        with self.engine.connect() as conn:
+            if self.watchdog is None:
+                yield conn
+                return
+            driver = conn.connection.driver_connection
+            assert driver is not None  # a connection just checked out of the pool
+            with self.watchdog.watching(driver.fileno()):
+                yield conn
 
     @contextmanager
     def commit_counter(self) -> Iterator[Callable[[], int | None]]:
@@ -229,7 +370,7 @@ class Store:
         the version counters takes a transaction and a query. The probe answers None
         when the database cannot be read.
         """
-        with self.engine.connect() as conn:  # opening fails with SQLAlchemy's errors
+        with self.connect() as conn:  # opening fails with SQLAlchemy's errors
             driver = conn.connection.driver_connection
             assert driver is not None  # a connection just checked out of the pool
             cursor = driver.cursor()
@@ -242,14 +383,23 @@ class Store:
 
             yield probe
 
-    def listen_url(self) -> str:
-        """A libpq URL of the PostgreSQL database, for a connection that LISTENs."""
-        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    @contextmanager
+    def listening(self, channel: str) -> Iterator[Any]:
+        """PostgreSQL: a psycopg connection of its own that LISTENs on ``channel``."""
+        import psycopg
+
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        args = postgres_connect_args(self.timeout)
+        with psycopg.connect(url, autocommit=True, **args) as conn:
+            assert self.watchdog is not None
+            with self.watchdog.watching(conn.fileno()):
+                conn.execute(f"LISTEN {channel}")
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction."""
-        with self.engine.connect() as conn, conn.begin():
+        with self.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
@@ -261,7 +411,7 @@ class Store:
         the transaction reads next cannot change under it; other processes see the
         new version and reload.
         """
-        with self._writers, self.engine.connect() as conn:
+        with self._turn_to_write(), self.connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 if kind is not None:
@@ -270,6 +420,24 @@ class Store:
                     if self.is_postgres:
                         conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, kind)))
                 yield conn
+
+    @contextmanager
+    def _turn_to_write(self) -> Iterator[None]:
+        if self._writers is None:
+            yield
+            return
+        if not self._writers.acquire(timeout=self.timeout):
+            raise PoolTimeout("no turn to write within the timeout")
+        try:
+            yield
+        finally:
+            self._writers.release()
+
+    def check_writable(self) -> None:
+        """Raise unless the database takes a write: a committed transaction that changes
+        nothing anyone reads (a read-only file or server, a full disk fail it)."""
+        with self.write(None) as conn:
+            conn.execute(update(versions).values(id=versions.c.id))
 
     # -- versions --------------------------------------------------------------------------
 

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from bascule.errors import DATABASE_UNAVAILABLE, Code, envelope, error_envelope
+from bascule.errors import CANNOT_READ, CANNOT_WRITE, Code, envelope, error_envelope
 from bascule.service import current
 
 
+def _up(ok: bool) -> str:
+    return "UP" if ok else "DOWN"
+
+
 async def get_health() -> tuple[dict[str, Any], int]:
-    """GET /admin/health: what the monitor saw at its last look (at most a second ago)."""
-    monitor = current().monitor
-    up = monitor.error is None
+    """GET /admin/health: whether the state enforced here is confirmed, and writes taken."""
+    health = current().monitor.health()
     report = {
-        "status": "UP" if up else "DOWN",
-        "database": "UP" if up else "DOWN",
-        "maintenance": monitor.state is not None,
+        "status": _up(health.up),
+        "database": _up(health.up),
+        "read": _up(health.can_read),
+        "write": _up(health.can_write),
+        "stateAge": None if health.state_age is None else round(health.state_age, 3),
+        "maintenance": health.maintenance,
     }
-    if up:
+    if health.up:
         return envelope(report), 200
-    return error_envelope(Code.DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE, report), 503
+    message = CANNOT_WRITE if health.can_read else CANNOT_READ
+    return error_envelope(Code.DATABASE_UNAVAILABLE, message, report), 503

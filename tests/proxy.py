@@ -1,4 +1,5 @@
-"""A TCP proxy on loopback, to cut a process off from its database and reconnect it."""
+"""A TCP proxy on loopback, to cut a process off from its database, or leave it
+talking to a database gone silent, and reconnect it."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ import threading
 
 class Proxy:
     """Forwards 127.0.0.1:<port> to a target; ``cut()`` drops every connection and refuses
-    new ones (as a stopped database would), ``restore()`` listens again on the same port."""
+    new ones (as a stopped database would), ``restore()`` listens again on the same port.
+
+    ``freeze()`` forwards nothing more, either way, but keeps every connection open and
+    accepts new ones (as a failed-over address, a stateful firewall that lost its state,
+    or a network dropping packets look from the client); ``thaw()`` forwards again."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.loop = asyncio.new_event_loop()
+        self.flowing = asyncio.Event()
+        self.loop.call_soon_threadsafe(self.flowing.set)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.server: asyncio.Server | None = None
@@ -26,6 +33,7 @@ class Proxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self.flowing.wait()
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
@@ -34,6 +42,8 @@ class Proxy:
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)
+        await self.flowing.wait()
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -63,7 +73,14 @@ class Proxy:
     def cut(self) -> None:
         self._run(self._stop())
 
+    def freeze(self) -> None:
+        self.loop.call_soon_threadsafe(self.flowing.clear)
+
+    def thaw(self) -> None:
+        self.loop.call_soon_threadsafe(self.flowing.set)
+
     def close(self) -> None:
+        self.thaw()
         self.cut()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)

@@ -50,13 +50,15 @@ def serving(
     env: dict[str, str] | None = None,
     uvicorn: str | None = None,
     ready: str = "/rest/v1/admin/health",
+    wrapper: tuple[str, ...] = (),
 ) -> Iterator[Server]:
     """Run ``bascule serve`` until the block ends; fail with its output if it does not start
-    (answer 200 at ``ready``). With ``uvicorn``, run ``uvicorn ARGS... UVICORN`` instead."""
+    (answer 200 at ``ready``). With ``uvicorn``, run ``uvicorn ARGS... UVICORN`` instead;
+    with ``wrapper``, run the command through it (``setpriv ... --``)."""
     port = free_port()
     log = tmp_path / f"serve-{port}.log"
     full_env = clean_env(BASCULE_DATABASE_URL=database_url, **(env or {}))
-    command = [sys.executable, "-m", "uvicorn"] if uvicorn else [*BASCULE, "serve"]
+    command = [*wrapper, *([sys.executable, "-m", "uvicorn"] if uvicorn else [*BASCULE, "serve"])]
     with log.open("w") as out:
         process = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", str(port), *args, *filter(None, [uvicorn])],

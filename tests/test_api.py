@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bascule.errors import NOT_ALLOWED
+from bascule.errors import CANNOT_READ, NOT_ALLOWED
 from bascule.maintenance import STARTED_MESSAGE
 from bascule.validation import NOT_UTF8
 from tests.conftest import ADMIN, ADMIN_PASSWORD, VIEWER, basic, break_database
@@ -433,7 +433,15 @@ def test_utf8_basic_credentials(client, app):
 
 def test_health(client):
     report = ok(client.get("/rest/v1/admin/health"), 200)
-    assert report == {"status": "UP", "database": "UP", "maintenance": False}
+    age = report.pop("stateAge")
+    assert report == {
+        "status": "UP",
+        "database": "UP",
+        "read": "UP",
+        "write": "UP",
+        "maintenance": False,
+    }
+    assert 0 <= age < 1.5  # confirmed at least every second
     client.post("/rest/v1/maintenance", headers=ADMIN)
     assert ok(client.get("/rest/latest/admin/health"), 200)["maintenance"] is True
 
@@ -446,8 +454,8 @@ def test_health_when_the_database_is_gone(client, app):
         time.sleep(0.05)
     assert response.status_code == 503
     body = response.json()
-    assert body["error"] == {"code": 503, "message": "The database is unavailable."}
-    assert body["data"]["status"] == "DOWN"
+    assert body["error"] == {"code": 503, "message": CANNOT_READ}
+    assert (body["data"]["status"], body["data"]["read"]) == ("DOWN", "DOWN")
 
 
 def test_logout_and_auth_status_tell_when_the_database_is_gone(client, app):

@@ -79,8 +79,11 @@ def test_on_sqlite_a_full_look_only_after_a_commit(monitor, elsewhere, monkeypat
 
     monkeypatch.setattr(store, "versions", lambda: looks.update(["versions"]) or versions())
     monkeypatch.setattr(store, "commit_counter", counted_commits)
+    # The write check commits (every WRITE_CHECK_INTERVAL): counted, not committed here.
+    monkeypatch.setattr(store, "check_writable", lambda: looks.update(["write check"]))
     monitor.start()
     wait_for(lambda: looks["versions"] == 1)  # its first look
+    wait_for(lambda: looks["write check"] == 1)  # and its first write check
 
     time.sleep(0.5)  # about 25 polls with nothing committed
     assert looks["versions"] == 1

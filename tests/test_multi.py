@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from bascule.errors import CANNOT_READ
 from tests.conftest import ADMIN_PASSWORD, basic
 from tests.proxy import Proxy
 from tests.serving import serving
@@ -106,7 +107,7 @@ def test_the_database_going_away_and_coming_back(database_url, tmp_path):
             proxy.cut()
             until(lambda: httpx.get(f"{server.url}/rest/v1/admin/health").status_code == 503, 5.0)
             health = httpx.get(f"{server.url}/rest/v1/admin/health").json()
-            assert health["error"] == {"code": 503, "message": "The database is unavailable."}
+            assert health["error"] == {"code": 503, "message": CANNOT_READ}
             assert health["data"]["maintenance"] is True
             # the last known state is still enforced, and still readable
             assert httpx.get(f"{server.url}/page").status_code == 503
