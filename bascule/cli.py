@@ -114,6 +114,7 @@ def serve(**options: Any) -> None:
     import uvicorn
 
     from bascule.app import bootstrap, create_app
+    from bascule.protocol import bounded_protocol
     from bascule.service import Services
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
@@ -128,8 +129,11 @@ def serve(**options: Any) -> None:
                 services.close()
             os.environ.update(settings.to_env())
             app: Any = "bascule.asgi:route"
+            # Imported by each worker, which reads its timeout from the environment.
+            protocol: Any = "bascule.protocol:BoundedHttpToolsProtocol"
         else:
             app = create_app(settings).front.route  # the gate, in front of everything
+            protocol = bounded_protocol(settings.header_timeout)
     except (ValueError, SchemaError, UserError, ImportError, AttributeError) as exc:
         raise click.ClickException(str(exc)) from None
     except SQLAlchemyError as exc:
@@ -143,6 +147,7 @@ def serve(**options: Any) -> None:
         server_header=False,
         lifespan="on",
         interface="asgi3",  # the gate's route is a plain call that returns the answer
+        http=protocol,  # uvicorn's httptools protocol, bounded in header size and time
     )
 
 

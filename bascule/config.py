@@ -65,6 +65,13 @@ class Settings:
         " for this long plus one second.",
         default=3.0,
     )
+    header_timeout: float = _option(
+        "BASCULE_HEADER_TIMEOUT",
+        "Seconds a client has to send a request's headers, from its connection or its"
+        " previous answer, and then its body (plus one second per KiB), before the"
+        " connection is closed.",
+        default=10.0,
+    )
     validate_responses: bool = _option(
         "BASCULE_VALIDATE_RESPONSES",
         "Validate every API response against openapi.yaml (slower; for testing).",

@@ -419,6 +419,23 @@ def test_browsers_get_a_page_and_api_clients_the_envelope(gate, maintenance, mon
         assert json.loads(body)["error"]["code"] == 0
 
 
+def test_what_the_page_or_envelope_choice_reads_is_bounded():
+    from bascule.gate import ACCEPT_PREFIX, prefers_html
+
+    assert prefers_html(b"text/html")
+    # Past the first ACCEPT_PREFIX bytes nothing is read, so nothing costs more.
+    assert not prefers_html(b"a," * 500_000 + b"text/html")
+    assert not prefers_html(b" " * ACCEPT_PREFIX + b"text/html")
+    assert prefers_html(b"x/y," * 100 + b"text/html")
+
+
+def test_an_accept_header_among_too_many_headers_is_not_looked_for(gate, maintenance, monitor):
+    switch_on(maintenance, monitor)
+    noise = [(f"x-{i}".encode(), b"y") for i in range(20_000)]
+    start, _ = call(gate, "/page", headers=[*noise, (b"accept", b"text/html")])
+    assert (start["status"], dict(start["headers"])[b"content-type"]) == (503, b"application/json")
+
+
 def test_the_page_shows_message_progress_and_start_escaped(gate, maintenance, monitor):
     actor = Actor.operator("root")
     maintenance.enable(actor)
