@@ -3,6 +3,7 @@ and connections that do not finish their request within the bound are closed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -64,10 +65,9 @@ def request(*headers: str, path: str = "/rest/v1/admin/health") -> bytes:
 )
 def test_headers_too_large_or_too_many_get_431_in_the_envelope(server, headers):
     with connect(server) as sock:
-        try:
+        # refused before all of it was sent: the answer is waiting anyway
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(request(*headers))
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused before all of it was sent: the answer is waiting
         status, body, _ = answer(sock)
     assert status == 431
     assert json.loads(body)["error"]["code"] == 501
@@ -95,7 +95,7 @@ def test_a_client_trickling_its_headers_is_closed_at_the_bound(server):
                 closed = time.monotonic() - start
                 break
             time.sleep(0.3)
-        status, body, _ = answer(sock) if closed is None else (408, b"", 0.0)
+        status = answer(sock)[0] if closed is None else 408
         closed = closed or time.monotonic() - start
     assert status == 408
     assert closed < TIMEOUT + 1.0
