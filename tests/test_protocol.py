@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import time
 
@@ -87,18 +88,17 @@ def test_a_client_trickling_its_headers_is_closed_at_the_bound(server):
     with connect(server) as sock:
         sock.sendall(b"GET /rest/v1/admin/health HTTP/1.1\r\nHost: x\r\n")
         start = time.monotonic()
-        closed = None
         for i in range(int(TIMEOUT * 10)):  # a header line every 0.3 s, for 3 s at most
             try:
                 sock.sendall(f"X-{i}: y\r\n".encode())
             except (BrokenPipeError, ConnectionResetError):
-                closed = time.monotonic() - start
-                break
-            time.sleep(0.3)
-        status = answer(sock)[0] if closed is None else 408
-        closed = closed or time.monotonic() - start
-    assert status == 408
+                break  # closed by the server
+            if select.select([sock], [], [], 0.3)[0]:
+                break  # the server answered (and closes)
+        status, _, _ = answer(sock)
+        closed = time.monotonic() - start
     assert closed < TIMEOUT + 1.0
+    assert status in (408, 0)  # 0: the 408 was lost to the reset of a client still writing
 
 
 def test_a_connection_that_sends_nothing_is_closed_at_the_bound(server):
