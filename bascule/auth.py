@@ -21,6 +21,7 @@ from bascule.store import AlreadyExists, Store, UserRecord
 # argon2-cffi's default profile (RFC 9106, low memory: 3 passes over 64 MiB).
 HASH_PARAMETERS: Parameters = profiles.RFC_9106_LOW_MEMORY
 ADMIN_USER = "admin"
+AUTH_CACHE_LIMIT = 10_000  # addresses and names remembered as throttled
 MIN_PASSWORD_LENGTH = 8
 NAME_PATTERN = re.compile(r"\w[\w.@\-]{0,254}")
 ROLE_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
@@ -67,6 +68,15 @@ class SessionEnded(Exception):
 
     # 403, not 401: Alien4Cloud's clients log in again when a call answers 403.
     status_code = 403
+
+
+class Throttled(Exception):
+    """Too many failed authentications for a user name, or from a client address."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after  # seconds until the window ends
+        self.message = f"Too many failed attempts: try again in {retry_after} seconds."
+        super().__init__(self.message)
 
 
 class UserError(ValueError):
@@ -149,6 +159,78 @@ def validate_password(password: str) -> str:
     return password
 
 
+class Throttle:
+    """Limits failed authentications per user name and per client address, in windows
+    of ``window`` seconds, counted in the database so that every instance shares them.
+
+    Checked before a password is, so that guesses past the limit cost no Argon2: a
+    flood of them does not slow anyone else down. An address limit below the user
+    limit stops a guesser at one address before it can lock the name out; guessers at
+    many addresses can, for at most the window, and only for passwords not verified
+    before (verified credentials are cached, and sessions need no password).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        per_user: int = 30,
+        per_address: int = 10,
+        window: int = 300,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = store
+        self.limits = {"user": per_user, "address": per_address}
+        self.window_ms = window * 1000
+        self.clock = clock
+        self._blocked: dict[str, int] = {}  # key: until when (ms), as last read here
+
+    def _keys(self, name: str, address: str | None) -> dict[str, int]:
+        keys = {}
+        if NAME_PATTERN.fullmatch(name):  # no other name is a user's: not worth a row
+            keys[f"user:{name}"] = self.limits["user"]
+        if address:
+            keys[f"address:{address}"] = self.limits["address"]
+        return keys
+
+    def _refuse(self, until: int, now: int) -> None:
+        raise Throttled(max(1, -(-(until - now) // 1000)))
+
+    def check(self, name: str, address: str | None) -> None:
+        """Raise Throttled when the name or the address is past its limit."""
+        now = self.clock()
+        keys = self._keys(name, address)
+        for key in keys:
+            until = self._blocked.get(key, 0)
+            if until > now:
+                self._refuse(until, now)  # known here: no database read
+        with self.store.read() as conn:
+            counted = self.store.get_failures(conn, list(keys), now - self.window_ms)
+        for key, (failures, started) in counted.items():
+            if failures >= keys[key]:
+                until = started + self.window_ms
+                if len(self._blocked) > AUTH_CACHE_LIMIT:
+                    self._blocked = {k: u for k, u in self._blocked.items() if u > now}
+                self._blocked[key] = until
+                self._refuse(until, now)
+
+    def failed(self, name: str, address: str | None) -> None:
+        """Count a failed authentication against the name and the address."""
+        now = self.clock()
+        with self.store.write(None) as conn:
+            for key in self._keys(name, address):
+                self.store.add_failure(conn, key, now, now - self.window_ms)
+
+    def succeeded(self, name: str) -> None:
+        """The name's own failures are forgotten once its password is given."""
+        key = f"user:{name}"
+        with self.store.read() as conn:
+            if not self.store.get_failures(conn, [key], self.clock() - self.window_ms):
+                return
+        with self.store.write(None) as conn:
+            self.store.clear_failures(conn, key)
+
+
 class Auth:
     """Checks credentials and sessions; manages users."""
 
@@ -228,6 +310,10 @@ class Auth:
         principal = self.check_credentials(name, password)
         if principal is None:
             raise AuthenticationFailed()
+        return self.open_session(principal)
+
+    def open_session(self, principal: Principal) -> Session:
+        """A new session for an authenticated principal."""
         token = secrets.token_urlsafe(32)
         now = self.clock()
         expires_at = now + self.session_ttl * 1000

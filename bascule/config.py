@@ -46,6 +46,23 @@ class Settings:
     session_ttl: int = _option(
         "BASCULE_SESSION_TTL", "Lifetime of a login session, in seconds.", default=43200
     )
+    failed_auth_per_address: int = _option(
+        "BASCULE_FAILED_AUTH_PER_ADDRESS",
+        "Failed logins and HTTP Basic checks allowed from one client address per window;"
+        " past it, attempts are answered 429 without a password check.",
+        default=10,
+    )
+    failed_auth_per_user: int = _option(
+        "BASCULE_FAILED_AUTH_PER_USER",
+        "Failed logins and HTTP Basic checks allowed for one user name per window, from"
+        " all addresses.",
+        default=30,
+    )
+    failed_auth_window: int = _option(
+        "BASCULE_FAILED_AUTH_WINDOW",
+        "Seconds over which failed authentications are counted.",
+        default=300,
+    )
     cookie_secure: bool = _option(
         "BASCULE_COOKIE_SECURE",
         "Mark the session cookie Secure even on requests that came over plain HTTP (it is"

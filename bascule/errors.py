@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from bascule import spec
-from bascule.auth import AuthenticationFailed, SessionEnded
+from bascule.auth import AuthenticationFailed, SessionEnded, Throttled
 from bascule.maintenance import (
     AlreadyEnabled,
     Forbidden,
@@ -37,6 +37,7 @@ class Code(IntEnum):
     AUTHENTICATION_REQUIRED = 100
     AUTHENTICATION_FAILED = 101
     UNAUTHORIZED = 102
+    TOO_MANY_ATTEMPTS = 103
     UNCATEGORIZED = 500
     BAD_PARAMETER = 501
     ALREADY_EXISTS = 502
@@ -153,6 +154,12 @@ def on_authentication_failed(
     return _unauthorized(request, Code.AUTHENTICATION_FAILED, exc.message, challenge=tried_basic)
 
 
+def on_throttled(_request: ConnexionRequest, exc: Throttled) -> ConnexionResponse:
+    """Too many failed authentications: not even checked (429, code 103)."""
+    headers = {"Retry-After": str(exc.retry_after)}
+    return error_response(429, Code.TOO_MANY_ATTEMPTS, exc.message, headers)
+
+
 def on_session_ended(request: ConnexionRequest, _exc: SessionEnded) -> ConnexionResponse:
     """A session cookie no longer valid, and nothing else: log in again (403, code 100)."""
     return error_response(403, Code.AUTHENTICATION_REQUIRED, _authentication_required(request))
@@ -191,5 +198,6 @@ def install(app: AsyncApp) -> None:
     app.add_error_handler(MaintenanceError, on_domain)
     app.add_error_handler(AuthenticationFailed, on_authentication_failed)
     app.add_error_handler(SessionEnded, on_session_ended)
+    app.add_error_handler(Throttled, on_throttled)
     app.add_error_handler(SQLAlchemyError, on_database)
     app.add_error_handler(Exception, on_unexpected)

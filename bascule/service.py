@@ -11,7 +11,7 @@ import anyio
 import anyio.to_thread
 from starlette.types import Scope
 
-from bascule.auth import Auth
+from bascule.auth import Auth, AuthenticationFailed, Principal, Throttle
 from bascule.config import Settings
 from bascule.errors import envelope
 from bascule.maintenance import Maintenance, MaintenanceState
@@ -35,6 +35,12 @@ class Services:
         self.auth = Auth(self.store, session_ttl=settings.session_ttl, cache_size=AUTH_CACHE_SIZE)
         self.monitor.listeners["users"].append(self.auth.forget_users)
         self.monitor.listeners["sessions"].append(self.auth.forget_sessions)
+        self.throttle = Throttle(
+            self.store,
+            per_user=settings.failed_auth_per_user,
+            per_address=settings.failed_auth_per_address,
+            window=settings.failed_auth_window,
+        )
         self.maintenance = Maintenance(self.store, self.monitor)
         self._argon2: anyio.CapacityLimiter | None = None
         self._state_document: tuple[MaintenanceState | None, bytes] | None = None
@@ -59,6 +65,24 @@ class Services:
             self._argon2 = anyio.CapacityLimiter(ARGON2_AT_ONCE)
         return await anyio.to_thread.run_sync(call, *args, limiter=self._argon2)
 
+    async def authenticate(self, name: str, password: str, address: str | None) -> Principal:
+        """The principal these credentials are; AuthenticationFailed when they are wrong,
+        Throttled when the name or the address failed too often to be tried now.
+
+        Credentials verified before are answered from memory, throttled or not; others
+        are checked against the throttle first, so that guesses past it cost no Argon2.
+        """
+        principal = self.auth.cached_credentials(name, password)
+        if principal is not None:
+            return principal
+        await anyio.to_thread.run_sync(self.throttle.check, name, address)
+        principal = await self.hashing(self.auth.check_credentials, name, password)
+        if principal is None:
+            await anyio.to_thread.run_sync(self.throttle.failed, name, address)
+            raise AuthenticationFailed()
+        await anyio.to_thread.run_sync(self.throttle.succeeded, name)
+        return principal
+
     def attach(self, scope: Scope) -> None:
         """Make these services reachable from the request's handlers."""
         scope.setdefault("state", {})[SCOPE_KEY] = self
@@ -67,6 +91,12 @@ class Services:
         """Stop the monitor and close the database connections."""
         self.monitor.stop()
         self.store.close()
+
+
+def client_address(scope: Scope) -> str | None:
+    """The client's address, as the server saw it (or a trusted proxy said)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def from_scope(scope: Scope) -> Services:

@@ -35,6 +35,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -121,6 +123,15 @@ sessions = Table(
     ),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+# Failed authentications in the current window of each key ("user:NAME", "address:IP").
+auth_failures = Table(
+    "auth_failures",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", BigInteger, nullable=False, index=True),
 )
 
 # How many of the latest log entries a state read carries (the contract's maxItems).
@@ -622,6 +633,37 @@ class Store:
     def delete_sessions_of(conn: Connection, user: str) -> int:
         """Revoke every session of a user; the number revoked."""
         return conn.execute(delete(sessions).where(sessions.c.user_name == user)).rowcount
+
+    # -- failed authentications ------------------------------------------------------------
+
+    @staticmethod
+    def get_failures(
+        conn: Connection, keys: Sequence[str], since: int
+    ) -> dict[str, tuple[int, int]]:
+        """Failures and window start of each of ``keys`` whose window started after ``since``."""
+        rows = conn.execute(
+            select(auth_failures).where(
+                auth_failures.c.key.in_(keys), auth_failures.c.window_start > since
+            )
+        ).all()
+        return {row.key: (int(row.failures), int(row.window_start)) for row in rows}
+
+    def add_failure(self, conn: Connection, key: str, now: int, since: int) -> None:
+        """Count one failure for ``key``, in a window of its own that starts now unless
+        one started after ``since``; windows over are swept on the way."""
+        conn.execute(delete(auth_failures).where(auth_failures.c.window_start <= since))
+        upsert = (pg_insert if self.is_postgres else sqlite_insert)(auth_failures)
+        conn.execute(
+            upsert.values(key=key, failures=1, window_start=now).on_conflict_do_update(
+                index_elements=[auth_failures.c.key],
+                set_={"failures": auth_failures.c.failures + 1},
+            )
+        )
+
+    @staticmethod
+    def clear_failures(conn: Connection, key: str) -> None:
+        """Forget the failures of ``key``."""
+        conn.execute(delete(auth_failures).where(auth_failures.c.key == key))
 
 
 NOTIFY_CHANNEL = "bascule_changes"

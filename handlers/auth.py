@@ -5,11 +5,12 @@ from __future__ import annotations
 from http.cookies import SimpleCookie
 from typing import Any
 
+import anyio.to_thread
 from connexion import context
 
 from bascule.auth import Principal, token_hash
 from bascule.errors import envelope
-from bascule.service import current
+from bascule.service import client_address, current
 from bascule.spec import SESSION_COOKIE
 from handlers.security import session_principal
 
@@ -46,7 +47,9 @@ def session_cookie(value: str, max_age: int) -> str:
 async def login(body: dict[str, Any]) -> Answer:
     """POST /login: check the form's credentials and open a session."""
     services = current()
-    session = await services.hashing(services.auth.login, body["username"], body["password"])
+    address = client_address(context.scope)
+    principal = await services.authenticate(body["username"], body["password"], address)
+    session = await anyio.to_thread.run_sync(services.auth.open_session, principal)
     cookie = session_cookie(session.token, services.settings.session_ttl)
     return envelope(user_status(session.principal)), 200, {"Set-Cookie": cookie}
 

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from bascule.auth import AuthenticationFailed, Principal, SessionEnded
-from bascule.service import from_scope
+from bascule.service import client_address, from_scope
 
 
 def claims(principal: Principal) -> dict[str, Any]:
@@ -47,12 +47,8 @@ async def basic_auth(username: str, password: str, request: Request) -> dict[str
     if not _exactly_base64(request):
         raise AuthenticationFailed()
     services = from_scope(request.scope)
-    username, password = _utf8(username), _utf8(password)
-    principal = services.auth.cached_credentials(username, password)
-    if principal is None:
-        principal = await services.hashing(services.auth.check_credentials, username, password)
-    if principal is None:
-        raise AuthenticationFailed()
+    address = client_address(request.scope)
+    principal = await services.authenticate(_utf8(username), _utf8(password), address)
     return claims(principal)
 
 

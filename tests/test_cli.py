@@ -176,7 +176,7 @@ def test_run_refuses_when_maintenance_is_on(run):
 def test_db_status_and_upgrade(run, tmp_path, monkeypatch):
     monkeypatch.setenv("BASCULE_DATABASE_URL", f"sqlite:///{tmp_path}/fresh.db")
     assert "empty" in run("db", "status").output
-    assert "Created the schema (0001)" in run("db", "upgrade").output
+    assert "Created the schema (0001, 0002)" in run("db", "upgrade").output
     assert "up to date" in run("db", "status").output
     assert "up to date" in run("db", "upgrade").output
 

@@ -53,6 +53,8 @@ ERROR_PATHS = [
     ("get", "/rest/v1/maintenance", {"headers": ADMIN}, "crash", 500, 500),
     ("get", "/rest/v1/no-such-thing", {}, None, 404, 504),
     ("patch", "/rest/v1/maintenance", {"headers": ADMIN}, None, 405, 501),
+    ("get", "/rest/v1/maintenance", {"headers": ADMIN}, "guessed", 429, 103),
+    ("post", "/login", {"data": {"username": "admin", "password": "x"}}, "guessed", 429, 103),
 ]
 
 
@@ -74,6 +76,9 @@ def test_error_shape(client, app, monkeypatch, method, path, kwargs, setup, stat
         app.services.maintenance.enable(Actor.operator("root"))
         client.get("/rest/v1/maintenance", headers=ADMIN)  # credentials cached
         break_database(app.services.store)
+    elif setup == "guessed":  # as many wrong passwords from this address as allowed
+        for _ in range(app.services.throttle.limits["address"]):
+            client.get("/rest/v1/maintenance", headers=basic("admin", "wrong"))
     elif setup == "crash":
         import handlers.maintenance
 

@@ -18,17 +18,17 @@ from bascule.store import Store
 
 # A later migration, as a future version of Bascule would ship it. Its upgrade checks
 # that serving instances are held in automatic maintenance while it runs.
-STEP_0002 = '''"""Add a probe table.
+NEXT_STEP = '''"""Add a probe table.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: {revision}
+Revises: {down_revision}
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{revision}"
+down_revision = "{down_revision}"
 branch_labels = None
 depends_on = None
 
@@ -38,9 +38,11 @@ def upgrade() -> None:
     state = bind.execute(sa.text("SELECT user_name, user_triggered FROM maintenance_state")).one()
     assert tuple(state) == ("schema-migration", False), state
     messages = bind.execute(sa.text("SELECT message FROM maintenance_log ORDER BY id")).scalars()
-    assert any(m.startswith("Applying 0002: Add a probe table.") for m in messages)
+    assert any(m.startswith("Applying {revision}: Add a probe table.") for m in messages)
     op.create_table("probe", sa.Column("id", sa.Integer(), primary_key=True))
 '''
+HEAD = schema._script().get_current_head() or ""
+NEXT = f"{int(HEAD) + 1:04d}"
 
 
 @pytest.fixture
@@ -48,7 +50,8 @@ def upgrade_bascule(tmp_path, monkeypatch):
     """Call to turn Bascule into its next version, which has one more migration."""
     scripts = tmp_path / "migrations"
     shutil.copytree(Path(bascule.__file__).parent / "migrations", scripts)
-    (scripts / "versions" / "0002_probe.py").write_text(STEP_0002)
+    step = NEXT_STEP.format(revision=NEXT, down_revision=HEAD)
+    (scripts / "versions" / f"{NEXT}_probe.py").write_text(step)
     return lambda: monkeypatch.setattr(schema, "SCRIPT_LOCATION", str(scripts))
 
 
@@ -79,10 +82,10 @@ def test_serve_refuses_an_outdated_schema_and_db_upgrade_fixes_it(database_url, 
     refused = runner.invoke(main, ["serve"], env=env)
     assert refused.exit_code == 1
     assert "run `bascule db upgrade` first" in refused.output
-    assert "0001" in runner.invoke(main, ["db", "status"], env=env).output
+    assert HEAD in runner.invoke(main, ["db", "status"], env=env).output
     upgraded = runner.invoke(main, ["db", "upgrade"], env=env, catch_exceptions=False)
     assert upgraded.exit_code == 0, upgraded.output
-    assert "Upgraded the schema to 0002" in upgraded.output
+    assert f"Upgraded the schema to {NEXT}" in upgraded.output
     store = Store(database_url)
     try:
         assert status(store).up_to_date
@@ -113,5 +116,28 @@ def test_a_foreign_database_is_refused(database_url):
             conn.execute(text("CREATE TABLE their_table (id INTEGER PRIMARY KEY)"))
         with pytest.raises(SchemaError, match="database of its own"):
             prepare(store)
+    finally:
+        store.close()
+
+
+def test_a_database_at_the_first_schema_is_upgraded_keeping_all_it_holds(database_url):
+    from alembic import command
+
+    from bascule.auth import Auth
+    from bascule.maintenance import Actor, Maintenance
+
+    store = Store(database_url)
+    try:
+        with store.engine.begin() as conn:
+            command.upgrade(schema._config(conn), "0001")
+        Maintenance(store).enable(Actor.operator("ops"), message="kept")
+        Auth(store).add_user("carol", "a long enough password", ["ADMIN"])
+        assert schema.pending_steps("0001")[-1] == HEAD
+        schema.upgrade(store)
+        assert status(store).up_to_date
+        state = Maintenance(store).state()
+        assert state is not None and state.user == "ops"
+        assert [entry.message for entry in state.log][1:] == ["kept"]
+        assert Auth(store).check_credentials("carol", "a long enough password") is not None
     finally:
         store.close()
