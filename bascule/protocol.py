@@ -3,12 +3,15 @@
 uvicorn bounds neither the size nor the number of a request's headers when it parses
 them with httptools, nor the time a client takes to send them or its body: a client
 could hold a connection and its memory for ever, a header line every few seconds.
-This protocol answers 431 to headers over MAX_HEADER_BYTES or MAX_HEADERS, closes a
-connection whose headers are not all there ``header_timeout`` seconds after it opened
-(or after its previous answer), with a 408, and one whose body comes slower than
-``header_timeout`` seconds plus one per BODY_MIN_RATE bytes. Run it under uvicorn with
-``--http bascule.protocol:BoundedHttpToolsProtocol`` (the timeout is then
+This protocol answers 431 to headers over MAX_HEADER_BYTES or MAX_HEADERS; answers 408
+and closes a connection whose request has not all its headers ``timeout`` seconds
+after its first byte (or after the connection opened); and closes one whose body
+comes slower than ``timeout`` seconds plus one per BODY_MIN_RATE bytes. Run it under
+uvicorn with ``--http bascule.protocol:BoundedHttpToolsProtocol`` (the timeout is then
 BASCULE_HEADER_TIMEOUT's).
+
+Every request passes through three of its methods, so they do as little as they can:
+no timer per request, one sweep per server every SWEEP_INTERVAL looks at them all.
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
+from itertools import chain
+from types import SimpleNamespace
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from bascule.config import Settings
 from bascule.errors import Code, error_envelope
@@ -30,6 +37,7 @@ log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 16384
 MAX_HEADERS = 100
 BODY_MIN_RATE = 1024  # bytes per second, beyond the timeout
+SWEEP_INTERVAL = 0.5
 
 
 def _answer(status: int, message: str) -> bytes:
@@ -59,117 +67,86 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._header_bytes = 0  # of the request being read, until its headers are complete
-        self._header_count = 0
         self._awaiting_headers = True
-        self._too_large = False
-        self._clock: asyncio.TimerHandle | None = None
-        self._body_deadline = 0.0
-
-    # -- the clock -------------------------------------------------------------------------
-
-    def _start_clock(self, delay: float) -> None:
-        self._stop_clock()
-        self._clock = self.loop.call_later(delay, self._on_clock)
-
-    def _stop_clock(self) -> None:
-        if self._clock is not None:
-            self._clock.cancel()
-            self._clock = None
-
-    def _on_clock(self) -> None:
-        self._clock = None
-        if self.transport.is_closing():
-            return
-        if self._awaiting_headers:
-            log.info("%s: headers not complete in time, connection closed", self._peer())
-            self._refuse(TOO_SLOW)
-            return
-        if self.cycle is None or not self.cycle.more_body:
-            return
-        left = self._body_deadline - self.loop.time()
-        if left > 0 or self.flow.read_paused:  # paused: the application is the slow one
-            self._start_clock(max(left, 1.0))
-            return
-        log.info("%s: body too slow, connection closed", self._peer())
-        self.transport.close()
-
-    def _peer(self) -> str:
-        return f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
-
-    def _refuse(self, answer: bytes) -> None:
-        self._stop_clock()
-        self.transport.write(answer)
-        self.transport.close()
-
-    # -- the protocol ----------------------------------------------------------------------
+        self._header_bytes = 0  # received while a request's headers were awaited
+        self._body_bytes = 0  # received since
+        self._deadline = 0.0  # for the headers, then for the body (loop.time())
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._start_clock(self.timeout)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_clock()
-        super().connection_lost(exc)
+        self._deadline = self.loop.time() + self.timeout
+        _sweep_later(self.server_state, self.loop)
 
     def data_received(self, data: bytes) -> None:
         if self._awaiting_headers:
             self._header_bytes += len(data)
+        else:
+            self._body_bytes += len(data)
         super().data_received(data)
-        if self.transport.is_closing():
-            return
         # Refused as soon as they are too many bytes: not kept until the parser sees
         # the end of a header that never ends.
-        if self._too_large or (self._awaiting_headers and self._header_bytes > MAX_HEADER_BYTES):
+        if self._awaiting_headers and self._header_bytes > MAX_HEADER_BYTES:
             self._refuse(TOO_LARGE)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_count = 0
         self._awaiting_headers = True
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count > MAX_HEADERS:
-            self._too_large = True
-            return
-        super().on_header(name, value)
+        self._deadline = self.loop.time() + self.timeout
 
     def on_headers_complete(self) -> None:
         self._awaiting_headers = False
-        size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
-        if self._too_large or size > MAX_HEADER_BYTES:
-            self._too_large = True  # refused once the parser returns; the app never runs
+        self._header_bytes = self._body_bytes = 0
+        headers = self.headers
+        size = len(self.url) + sum(map(len, chain.from_iterable(headers))) + 4 * len(headers)
+        if len(headers) > MAX_HEADERS or size > MAX_HEADER_BYTES:
+            self._refuse(TOO_LARGE)  # before the application is started: it never runs
+            # What follows in this packet (a body) is dropped by uvicorn's callbacks.
+            self.cycle = SimpleNamespace(  # type: ignore[assignment]
+                response_complete=True, more_body=False, message_event=asyncio.Event()
+            )
             return
-        self._header_bytes = 0
         super().on_headers_complete()
-        if self.cycle is not None and self.cycle.more_body:
-            self._body_deadline = self.loop.time() + self.timeout
-            self._start_clock(self.timeout)
-        else:
-            self._stop_clock()
+        self._deadline = self.loop.time() + self.timeout
 
-    def on_body(self, body: bytes) -> None:
-        if self._too_large:
-            return
-        self._body_deadline += len(body) / BODY_MIN_RATE
-        super().on_body(body)
+    def _refuse(self, answer: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(answer)
+            self.transport.close()
 
-    def on_message_complete(self) -> None:
-        if self._too_large:
-            return
-        super().on_message_complete()
-        self._stop_clock()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
+    def check_time(self, now: float) -> None:
+        """Close the connection if its request is late (called by the sweep)."""
         if self.transport.is_closing():
             return
-        if self.cycle is None or self.cycle.response_complete:
-            # Nothing pipelined is running: the next request's headers are awaited now.
-            self._awaiting_headers = True
-            self._header_bytes = 0
-            self._start_clock(self.timeout)
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:  # a request is being served
+            late = now > self._deadline + self._body_bytes / BODY_MIN_RATE
+            # With reading paused, the application is the slow one, not the client.
+            if cycle.more_body and late and not self.flow.read_paused:
+                client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+                log.info("%s: body too slow, connection closed", client)
+                self.transport.close()
+            return
+        if self._awaiting_headers and now > self._deadline:
+            self._refuse(TOO_SLOW)
+
+
+# One sweep per server (its ServerState), while it has connections.
+_sweeps: weakref.WeakKeyDictionary[ServerState, asyncio.TimerHandle] = weakref.WeakKeyDictionary()
+
+
+def _sweep_later(state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
+    if state not in _sweeps:
+        _sweeps[state] = loop.call_later(SWEEP_INTERVAL, _sweep, state, loop)
+
+
+def _sweep(state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
+    del _sweeps[state]
+    now = loop.time()
+    for connection in list(state.connections):
+        if isinstance(connection, BoundedHttpToolsProtocol):
+            connection.check_time(now)
+    if state.connections:
+        _sweep_later(state, loop)
 
 
 def bounded_protocol(timeout: float) -> type[BoundedHttpToolsProtocol]:

@@ -80,3 +80,13 @@ def test_every_make_command_in_the_readme_is_a_target():
     assert {"serve", "test", "lint", "bench"} <= used
     for target in used:
         assert re.search(rf"^{target}:", makefile, re.M), target
+
+
+def test_the_reliability_figures_are_the_scripts_last_run():
+    section_text = section("Reliability")
+    figures = section_text.split("<!-- reliability:start -->", 1)[1].split(
+        "<!-- reliability:end -->"
+    )[0]
+    for row in ("bypass attempts", "malformed requests", "races run", "outage:", "wrong passwords"):
+        assert f"| {row}" in figures, row
+    assert "From `bench/reliability.py` on " in figures
