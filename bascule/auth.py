@@ -164,7 +164,8 @@ class Throttle:
     of ``window`` seconds, counted in the database so that every instance shares them.
 
     Checked before a password is, so that guesses past the limit cost no Argon2: a
-    flood of them does not slow anyone else down. An address limit below the user
+    flood of them does not slow anyone else down; and counted before, so that a flood
+    sent all at once gets no more tries than one sent one by one. An address limit below the user
     limit stops a guesser at one address before it can lock the name out; guessers at
     many addresses can, for at most the window, and only for passwords not verified
     before (verified credentials are cached, and sessions need no password).
@@ -196,39 +197,40 @@ class Throttle:
     def _refuse(self, until: int, now: int) -> None:
         raise Throttled(max(1, -(-(until - now) // 1000)))
 
-    def check(self, name: str, address: str | None) -> None:
-        """Raise Throttled when the name or the address is past its limit."""
+    def attempt(self, name: str, address: str | None) -> None:
+        """Count an attempt as a failure until it is proven right (``succeeded``); raise
+        Throttled, before the password is checked, when it is past a limit.
+
+        Counted before the check, atomically, so that concurrent guesses cannot all slip
+        in under the limit while the first ones are being checked.
+        """
         now = self.clock()
         keys = self._keys(name, address)
         for key in keys:
             until = self._blocked.get(key, 0)
             if until > now:
-                self._refuse(until, now)  # known here: no database read
-        with self.store.read() as conn:
-            counted = self.store.get_failures(conn, list(keys), now - self.window_ms)
+                self._refuse(until, now)  # known here: no database write
+        with self.store.write(None) as conn:
+            counted = {
+                key: self.store.add_failure(conn, key, now, now - self.window_ms) for key in keys
+            }
         for key, (failures, started) in counted.items():
-            if failures >= keys[key]:
+            if failures > keys[key]:
                 until = started + self.window_ms
                 if len(self._blocked) > AUTH_CACHE_LIMIT:
                     self._blocked = {k: u for k, u in self._blocked.items() if u > now}
                 self._blocked[key] = until
                 self._refuse(until, now)
 
-    def failed(self, name: str, address: str | None) -> None:
-        """Count a failed authentication against the name and the address."""
-        now = self.clock()
+    def succeeded(self, name: str, address: str | None) -> None:
+        """The attempt was right: not a failure of its address, and its name's failures
+        are forgotten."""
         with self.store.write(None) as conn:
             for key in self._keys(name, address):
-                self.store.add_failure(conn, key, now, now - self.window_ms)
-
-    def succeeded(self, name: str) -> None:
-        """The name's own failures are forgotten once its password is given."""
-        key = f"user:{name}"
-        with self.store.read() as conn:
-            if not self.store.get_failures(conn, [key], self.clock() - self.window_ms):
-                return
-        with self.store.write(None) as conn:
-            self.store.clear_failures(conn, key)
+                if key.startswith("user:"):
+                    self.store.clear_failures(conn, key)
+                else:
+                    self.store.forgive_failure(conn, key)
 
 
 class Auth:

@@ -75,12 +75,11 @@ class Services:
         principal = self.auth.cached_credentials(name, password)
         if principal is not None:
             return principal
-        await anyio.to_thread.run_sync(self.throttle.check, name, address)
+        await anyio.to_thread.run_sync(self.throttle.attempt, name, address)
         principal = await self.hashing(self.auth.check_credentials, name, password)
         if principal is None:
-            await anyio.to_thread.run_sync(self.throttle.failed, name, address)
-            raise AuthenticationFailed()
-        await anyio.to_thread.run_sync(self.throttle.succeeded, name)
+            raise AuthenticationFailed()  # counted already, by attempt()
+        await anyio.to_thread.run_sync(self.throttle.succeeded, name, address)
         return principal
 
     def attach(self, scope: Scope) -> None:

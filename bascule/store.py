@@ -636,28 +636,29 @@ class Store:
 
     # -- failed authentications ------------------------------------------------------------
 
-    @staticmethod
-    def get_failures(
-        conn: Connection, keys: Sequence[str], since: int
-    ) -> dict[str, tuple[int, int]]:
-        """Failures and window start of each of ``keys`` whose window started after ``since``."""
-        rows = conn.execute(
-            select(auth_failures).where(
-                auth_failures.c.key.in_(keys), auth_failures.c.window_start > since
-            )
-        ).all()
-        return {row.key: (int(row.failures), int(row.window_start)) for row in rows}
-
-    def add_failure(self, conn: Connection, key: str, now: int, since: int) -> None:
-        """Count one failure for ``key``, in a window of its own that starts now unless
-        one started after ``since``; windows over are swept on the way."""
+    def add_failure(self, conn: Connection, key: str, now: int, since: int) -> tuple[int, int]:
+        """Count one failure for ``key``, in a window that starts now unless one started
+        after ``since`` (windows over are swept on the way); the count and the window's
+        start, as this write left them (atomically: concurrent writers each see theirs)."""
         conn.execute(delete(auth_failures).where(auth_failures.c.window_start <= since))
         upsert = (pg_insert if self.is_postgres else sqlite_insert)(auth_failures)
-        conn.execute(
-            upsert.values(key=key, failures=1, window_start=now).on_conflict_do_update(
+        row = conn.execute(
+            upsert.values(key=key, failures=1, window_start=now)
+            .on_conflict_do_update(
                 index_elements=[auth_failures.c.key],
                 set_={"failures": auth_failures.c.failures + 1},
             )
+            .returning(auth_failures.c.failures, auth_failures.c.window_start)
+        ).one()
+        return int(row.failures), int(row.window_start)
+
+    @staticmethod
+    def forgive_failure(conn: Connection, key: str) -> None:
+        """Take back one failure counted for ``key``."""
+        conn.execute(
+            update(auth_failures)
+            .where(auth_failures.c.key == key, auth_failures.c.failures > 0)
+            .values(failures=auth_failures.c.failures - 1)
         )
 
     @staticmethod

@@ -47,7 +47,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from tests.conftest import basic, fresh_postgres_database, postgres_server  # noqa: E402
 from tests.proxy import Proxy  # noqa: E402
-from tests.serving import BASCULE, clean_env, raw_request, serving  # noqa: E402
+from tests.serving import BASCULE, clean_env, serving  # noqa: E402
 
 PASSWORD = secrets.token_urlsafe(16)  # new for every run
 ADMIN = basic("admin", PASSWORD)
@@ -62,6 +62,7 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"the application"})
 """
+APP_ANSWER = b"the application"
 
 
 @dataclass
@@ -155,6 +156,17 @@ TRICKS: list[Callable[[str], str]] = [
 ]
 
 
+def raw_body(url: str, target: str, method: str) -> bytes:
+    """Send a request line exactly as given (no client-side normalisation); the body."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data.partition(b"\r\n\r\n")[2]
+
+
 def bypass(url: str, tmp: Path, figures: Figures) -> None:
     (tmp / "shopapp.py").write_text(APP)
     with serving(url, tmp, "--app", "shopapp:app", env=ENV) as server:
@@ -167,9 +179,9 @@ def bypass(url: str, tmp: Path, figures: Figures) -> None:
                     continue  # the trick gave an open path back: nothing to slip past
                 for method in ("GET", "POST"):
                     tried += 1
-                    status = raw_request(server.url, target, method)
-                    # 503: refused by the gate; 400: refused by the server itself.
-                    passed += status not in (503, 400)
+                    # Let through: answered by the application. (Bascule's own paths,
+                    # /rest/*/auth/... say, are answered by Bascule, 404 when unknown.)
+                    passed += raw_body(server.url, target, method) == APP_ANSWER
         figures.add("bypass attempts / let through", f"{tried} / {passed}", passed == 0)
 
 
@@ -215,7 +227,6 @@ def malformed_requests() -> list[tuple[str, str, dict[str, str], bytes]]:
         ("GET", "/rest/v1/maintenance/log?limit=abc", {}, b""),
         ("GET", "/rest/v1/maintenance/log?limit=0", {}, b""),
         ("GET", "/rest/v1/maintenance/log?offset=-1", {}, b""),
-        ("GET", "/rest/v1/nothing-here", {}, b""),
     ]
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     cases += [

@@ -3,10 +3,14 @@ instance through the database, answered 429 before any password is checked."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
+
 import pytest
+from sqlalchemy import select
 
 from bascule.auth import Throttle, Throttled
-from bascule.store import Store
+from bascule.store import Store, auth_failures
 from tests.conftest import ADMIN, ADMIN_PASSWORD, VIEWER, basic
 from tests.test_api import error, ok
 
@@ -109,40 +113,68 @@ def test_the_limits_are_shared_by_every_instance(store, database_url):
             other_store, per_user=3, per_address=100, window=60, clock=lambda: clock[0]
         )
         for _ in range(3):
-            here.check("admin", "10.0.0.1")
-            here.failed("admin", "10.0.0.1")
+            here.attempt("admin", "10.0.0.1")  # three attempts, none proven right
         with pytest.raises(Throttled) as refused:
-            there.check("admin", "10.0.0.9")
+            there.attempt("admin", "10.0.0.9")
         assert refused.value.retry_after == 60
         clock[0] += 59_000
         with pytest.raises(Throttled) as refused:
-            there.check("admin", "10.0.0.9")
+            there.attempt("admin", "10.0.0.9")  # what it remembered: no database write
         assert refused.value.retry_after == 1
         clock[0] += 1_000  # the window is over
-        there.check("admin", "10.0.0.9")
-        here.check("admin", "10.0.0.1")  # what this one remembered is over too
+        there.attempt("admin", "10.0.0.9")
+        here.attempt("admin", "10.0.0.1")  # what this one remembered is over too
     finally:
         other_store.close()
+
+
+def test_guesses_sent_all_at_once_get_no_more_tries_than_one_by_one(store):
+    throttle = Throttle(store, per_user=100, per_address=4, window=60)
+    barrier = threading.Barrier(20)
+
+    def guess(_: int) -> bool:
+        barrier.wait()
+        try:
+            throttle.attempt("admin", "10.0.0.1")
+        except Throttled:
+            return False
+        return True
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        let_in = list(pool.map(guess, range(20)))
+    assert let_in.count(True) == 4
+
+
+def test_a_right_attempt_is_not_a_failure_of_its_address(store):
+    throttle = Throttle(store, per_user=100, per_address=2, window=60)
+    for _ in range(5):
+        throttle.attempt("admin", "10.0.0.1")
+        throttle.succeeded("admin", "10.0.0.1")
+    throttle.attempt("admin", "10.0.0.1")
+    throttle.attempt("admin", "10.0.0.1")
+    with pytest.raises(Throttled):
+        throttle.attempt("admin", "10.0.0.1")
+
+
+def counted_keys(store) -> list[str]:
+    with store.read() as conn:
+        return sorted(conn.execute(select(auth_failures.c.key)).scalars())
 
 
 def test_failures_of_windows_over_are_swept(store):
     clock = [1_800_000_000_000]
     throttle = Throttle(store, per_user=3, per_address=3, window=60, clock=lambda: clock[0])
     for i in range(50):
-        throttle.failed(f"user{i}", f"10.0.0.{i}")
+        throttle.attempt(f"user{i}", f"10.0.0.{i}")
     clock[0] += 61_000
-    throttle.failed("last", "10.0.9.9")
-    with store.read() as conn:
-        remaining = store.get_failures(
-            conn, [f"user:user{i}" for i in range(50)] + ["user:last"], 0
-        )
-    assert list(remaining) == ["user:last"]
+    throttle.attempt("last", "10.0.9.9")
+    assert counted_keys(store) == ["address:10.0.9.9", "user:last"]
 
 
 def test_names_no_user_can_have_are_counted_against_the_address_only(store):
     throttle = Throttle(store, per_user=1, per_address=2, window=60)
-    throttle.failed("no such\x00name", "10.0.0.1")
-    throttle.check("no such\x00name", "10.0.0.2")  # no row for the name
-    throttle.failed("x" * 400, "10.0.0.1")
+    throttle.attempt("no such\x00name", "10.0.0.1")
+    throttle.attempt("x" * 400, "10.0.0.1")
+    assert counted_keys(store) == ["address:10.0.0.1"]
     with pytest.raises(Throttled):
-        throttle.check("anyone", "10.0.0.1")
+        throttle.attempt("anyone", "10.0.0.1")
