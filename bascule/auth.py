@@ -206,10 +206,7 @@ class Throttle:
         """
         now = self.clock()
         keys = self._keys(name, address)
-        for key in keys:
-            until = self._blocked.get(key, 0)
-            if until > now:
-                self._refuse(until, now)  # known here: no database write
+        self.refuse_known(name, address)
         with self.store.write(None) as conn:
             counted = {
                 key: self.store.add_failure(conn, key, now, now - self.window_ms) for key in keys
@@ -220,6 +217,15 @@ class Throttle:
                 if len(self._blocked) > AUTH_CACHE_LIMIT:
                     self._blocked = {k: u for k, u in self._blocked.items() if u > now}
                 self._blocked[key] = until
+                self._refuse(until, now)
+
+    def refuse_known(self, name: str, address: str | None) -> None:
+        """Raise Throttled when this process already knows the name or address past its
+        limit: no database call."""
+        now = self.clock()
+        for key in self._keys(name, address):
+            until = self._blocked.get(key, 0)
+            if until > now:
                 self._refuse(until, now)
 
     def succeeded(self, name: str, address: str | None) -> None:

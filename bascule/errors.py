@@ -103,7 +103,7 @@ def _authentication_required(request: ConnexionRequest) -> str:
     return f"Authentication required for this request : {request.url.path}"
 
 
-def on_problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
+async def on_problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
     """Connexion's validation and security problems."""
     if exc.status == 401:
         message = _authentication_required(request)
@@ -122,7 +122,7 @@ def on_problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionRes
     return error_response(500, Code.UNCATEGORIZED, "Internal server error.")
 
 
-def on_http(request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
+async def on_http(request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
     """Unknown paths and methods."""
     headers = dict(exc.headers or {})
     if exc.status_code == 404:
@@ -137,16 +137,16 @@ def on_http(request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers)
 
 
-def on_domain(request: ConnexionRequest, exc: MaintenanceError) -> ConnexionResponse:
+async def on_domain(request: ConnexionRequest, exc: MaintenanceError) -> ConnexionResponse:
     """A transition the state or the caller's rights do not allow."""
     for cls in type(exc).__mro__:
         if cls in DOMAIN_ERRORS:
             status, code = DOMAIN_ERRORS[cls]
             return error_response(status, code, exc.message)
-    return on_unexpected(request, exc)
+    return await on_unexpected(request, exc)
 
 
-def on_authentication_failed(
+async def on_authentication_failed(
     request: ConnexionRequest, exc: AuthenticationFailed
 ) -> ConnexionResponse:
     """Wrong credentials: challenge again only a client that tried HTTP Basic."""
@@ -154,13 +154,13 @@ def on_authentication_failed(
     return _unauthorized(request, Code.AUTHENTICATION_FAILED, exc.message, challenge=tried_basic)
 
 
-def on_throttled(_request: ConnexionRequest, exc: Throttled) -> ConnexionResponse:
+async def on_throttled(_request: ConnexionRequest, exc: Throttled) -> ConnexionResponse:
     """Too many failed authentications: not even checked (429, code 103)."""
     headers = {"Retry-After": str(exc.retry_after)}
     return error_response(429, Code.TOO_MANY_ATTEMPTS, exc.message, headers)
 
 
-def on_session_ended(request: ConnexionRequest, _exc: SessionEnded) -> ConnexionResponse:
+async def on_session_ended(request: ConnexionRequest, _exc: SessionEnded) -> ConnexionResponse:
     """A session cookie no longer valid, and nothing else: log in again (403, code 100)."""
     return error_response(403, Code.AUTHENTICATION_REQUIRED, _authentication_required(request))
 
@@ -172,10 +172,10 @@ def unavailable(exc: SQLAlchemyError) -> bool:
     return isinstance(exc, UNREACHABLE) or read_only
 
 
-def on_database(request: ConnexionRequest, exc: SQLAlchemyError) -> ConnexionResponse:
+async def on_database(request: ConnexionRequest, exc: SQLAlchemyError) -> ConnexionResponse:
     """The database does not answer, or refuses to write: nothing was changed."""
     if not unavailable(exc):
-        return on_unexpected(request, exc)
+        return await on_unexpected(request, exc)
     log.warning(
         "%s %s: the database is unavailable: %s",
         request.method,
@@ -185,14 +185,15 @@ def on_database(request: ConnexionRequest, exc: SQLAlchemyError) -> ConnexionRes
     return error_response(503, Code.DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE)
 
 
-def on_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+async def on_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     """Anything else: logged with its traceback, answered without it."""
     log.error("unexpected error", exc_info=exc)
     return error_response(500, Code.UNCATEGORIZED, "Internal server error.")
 
 
 def install(app: AsyncApp) -> None:
-    """Register every error handler on the app."""
+    """Register every error handler on the app (coroutines: connexion runs a plain
+    function in a worker thread, which every error answer would wait for)."""
     app.add_error_handler(ProblemException, on_problem)
     app.add_error_handler(HTTPException, on_http)
     app.add_error_handler(MaintenanceError, on_domain)

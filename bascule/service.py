@@ -75,6 +75,7 @@ class Services:
         principal = self.auth.cached_credentials(name, password)
         if principal is not None:
             return principal
+        self.throttle.refuse_known(name, address)  # no thread, no I/O: a flood costs little
         await anyio.to_thread.run_sync(self.throttle.attempt, name, address)
         principal = await self.hashing(self.auth.check_credentials, name, password)
         if principal is None:
