@@ -6,7 +6,7 @@ OUT ?= out
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test lint bench system-packages
+.PHONY: serve check test lint bench system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,9 +41,14 @@ system-packages:
 serve: $(VENV)/.installed
 	$(BIN)/bascule serve
 
+# The fast default: every test that needs no browser, JVM, Node.js or valgrind.
+check: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -n 2 -m "not browser and not jvm and not node and not valgrind and not slow"
+
+# The whole suite, as CI runs it.
 test: system-packages $(VENV)/.installed-test node_modules/.installed
 	mkdir -p $(OUT)
-	$(BIN)/python -m pytest --junitxml=$(OUT)/junit.xml
+	$(BIN)/python -m pytest -n 2 --junitxml=$(OUT)/junit.xml
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .

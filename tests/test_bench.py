@@ -37,6 +37,7 @@ def bench_script(name: str, *args: str, minutes: int) -> None:
     assert script.returncode == 0, output[-3000:]
 
 
+@pytest.mark.slow
 def test_a_short_benchmark_run_reports_every_scenario(tmp_path):
     out = tmp_path / "RESULTS.md"
     bench_script(
@@ -82,6 +83,7 @@ def test_a_short_benchmark_run_reports_every_scenario(tmp_path):
     assert counts and all(c == "0" for c in counts), report
 
 
+@pytest.mark.valgrind
 def test_instruction_counts_report_the_gate_and_where_its_cost_goes(tmp_path):
     out = tmp_path / "INSTRUCTIONS.md"
     bench_script(

@@ -28,7 +28,10 @@ from tests.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, basic
 from tests.serving import BASCULE, Server, clean_env, serving
 
 # The browser behaviour does not depend on the database backend.
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")

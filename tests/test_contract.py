@@ -25,6 +25,7 @@ def node_tool(name: str) -> str:
     return str(tool)
 
 
+@pytest.mark.node
 def test_redocly_finds_nothing():
     result = subprocess.run(
         [node_tool("redocly"), "lint", "openapi.yaml", "--format=json"],
@@ -38,6 +39,7 @@ def test_redocly_finds_nothing():
     assert result.returncode == 0
 
 
+@pytest.mark.node
 def test_spectral_finds_nothing():
     result = subprocess.run(
         [node_tool("spectral"), "lint", "openapi.yaml", "--fail-severity=hint"],
@@ -57,6 +59,7 @@ LOGIN_EXAMPLE = spec.load()["paths"]["/login"]["post"]["requestBody"]["content"]
 VIEWER = ("viewer", "viewer-secret-1")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ["admin", "viewer"])
 def test_schemathesis_the_whole_way(database_url, tmp_path, role):
     admin = (LOGIN_EXAMPLE["username"], LOGIN_EXAMPLE["password"])

@@ -261,6 +261,7 @@ def run_scenario(
     assert "scenario passed" in result.stdout.splitlines(), result.stdout
 
 
+@pytest.mark.slow
 def test_openapi_python_client(openapi_python_client: Path, live_server: Server, tmp_path):
     run_scenario(
         [sys.executable, str(SCENARIOS / "openapi_python_client_scenario.py")],
@@ -270,6 +271,7 @@ def test_openapi_python_client(openapi_python_client: Path, live_server: Server,
     )
 
 
+@pytest.mark.jvm
 def test_openapi_generator_python(openapi_generator_python: Path, live_server: Server, tmp_path):
     run_scenario(
         [sys.executable, str(SCENARIOS / "openapi_generator_python_scenario.py")],
@@ -279,6 +281,7 @@ def test_openapi_generator_python(openapi_generator_python: Path, live_server: S
     )
 
 
+@pytest.mark.node
 def test_hey_api_typescript(hey_api_typescript: Path, live_server: Server, tmp_path):
     node = program("node", "install Node.js 20.19 or later")
     run_scenario([node, str(hey_api_typescript)], live_server, tmp_path)

@@ -11,6 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 from openapi_spec_validator import validate
 
@@ -23,6 +24,7 @@ def test_the_spec_is_valid_openapi():
     validate(yaml.safe_load((ROOT / "openapi.yaml").read_text()))
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_the_root_spec_and_every_file_the_service_reads(tmp_path):
     # Built from a copy of the sources, as `pip install` builds it, without touching these.
     source = tmp_path / "source"
