@@ -113,9 +113,9 @@ def serve(**options: Any) -> None:
     """Serve the API, the gate, and the --app behind it."""
     import uvicorn
 
-    from bascule.app import bootstrap, create_app
+    from bascule.app import create_app
     from bascule.protocol import bounded_protocol
-    from bascule.service import Services
+    from bascule.service import Services, bootstrap
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     try:

@@ -9,6 +9,7 @@ from typing import Any
 
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException, UnsupportedMediaTypeProblem
+from connexion.jsonifier import Jsonifier
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 class Code(IntEnum):
-    """The ``error.code`` values (Alien4Cloud's, plus 503)."""
+    """The ``error.code`` values (Alien4Cloud's, plus 503, and 0 for the gate's refusal)."""
 
     MAINTENANCE = 0
     AUTHENTICATION_REQUIRED = 100
@@ -69,6 +70,26 @@ UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
 CHALLENGE = 'Basic realm="Bascule"'
 
 
+# Every JSON answer, the handlers' included: compact, ending with a newline.
+JSONIFIER = Jsonifier(json, separators=(",", ":"))
+
+
+class Refusal(Exception):
+    """Raised by a middleware to refuse a request: answered with the envelope."""
+
+    def __init__(
+        self, status: int, code: Code, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def encoded(document: Any) -> bytes:
+    """A JSON document as Bascule sends it."""
+    text: str = JSONIFIER.dumps(document)
+    return text.encode()
+
+
 def envelope(data: Any = None) -> dict[str, Any]:
     """The success envelope around ``data``."""
     return {"data": data, "error": None}
@@ -79,11 +100,16 @@ def error_envelope(code: int, message: str, data: Any = None) -> dict[str, Any]:
     return {"data": data, "error": {"code": int(code), "message": message}}
 
 
+# The answers sent whole, as constant bytes: the gate's refusal, an unknown path's 404.
+MAINTENANCE_BODY = encoded(error_envelope(Code.MAINTENANCE, "Maintenance mode is enabled."))
+NOT_FOUND_BODY = encoded(error_envelope(Code.NOT_FOUND, NO_SUCH_PATH))
+
+
 def error_response(
     status: int, code: int, message: str, headers: dict[str, str] | None = None
 ) -> ConnexionResponse:
     """A complete JSON error answer."""
-    body = json.dumps(error_envelope(code, message)).encode()
+    body = encoded(error_envelope(code, message))
     return ConnexionResponse(
         status_code=status, mimetype="application/json", body=body, headers=headers or {}
     )
@@ -165,6 +191,11 @@ async def on_session_ended(request: ConnexionRequest, _exc: SessionEnded) -> Con
     return error_response(403, Code.AUTHENTICATION_REQUIRED, _authentication_required(request))
 
 
+async def on_refusal(_request: ConnexionRequest, exc: Refusal) -> ConnexionResponse:
+    """A request one of the middleware refused (middleware.py)."""
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+
 def unavailable(exc: SQLAlchemyError) -> bool:
     """Whether ``exc`` says the database cannot serve (down, silent, read-only, full),
     rather than a bug."""
@@ -200,5 +231,6 @@ def install(app: AsyncApp) -> None:
     app.add_error_handler(AuthenticationFailed, on_authentication_failed)
     app.add_error_handler(SessionEnded, on_session_ended)
     app.add_error_handler(Throttled, on_throttled)
+    app.add_error_handler(Refusal, on_refusal)
     app.add_error_handler(SQLAlchemyError, on_database)
     app.add_error_handler(Exception, on_unexpected)

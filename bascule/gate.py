@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, AnyStr, cast
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bascule import spec
+from bascule.errors import MAINTENANCE_BODY
 
 if TYPE_CHECKING:
     from bascule.maintenance import MaintenanceState
     from bascule.monitor import Monitor
 
-MAINTENANCE_BODY = b'{"data":null,"error":{"code":0,"message":"Maintenance mode is enabled."}}'
 WEBSOCKET_TRY_AGAIN_LATER = 1013
 # How much of a request the refusal reads to choose between the page and the envelope.
 ACCEPT_PREFIX = 1024
@@ -151,7 +151,9 @@ class MaintenanceGate:
     ) -> None:
         page = Page(Path(page_template) if page_template else DEFAULT_PAGE, retry_after)
         if monitor is None:
-            monitor = _follow(database_url, poll_interval)
+            from bascule.service import follow
+
+            monitor = follow(database_url, poll_interval)
         self.app = app
         # Where requests for paths not allowed go while maintenance is off (``app`` unless
         # told; the lifespan always goes to ``app``): routing here spares every such
@@ -228,11 +230,6 @@ class MaintenanceGate:
             }
         )
 
-    @property
-    def allowed(self) -> PathSet:
-        """The paths let through during maintenance (fixed when the gate is made)."""
-        return self._allowed
-
     def close(self) -> None:
         """Stop following the database (for a gate built from a URL)."""
         self.monitor.stop()
@@ -294,22 +291,15 @@ def prefers_html(accept: bytes) -> bool:
     accept = accept[:ACCEPT_PREFIX]
     if accept.lower().find(b"html") == -1:  # not "in": see QUERY_MARK
         return False
-    html_q = json_q = 0.0
-    for item in accept.decode("latin-1").split(","):
-        media, *params = item.strip().split(";")
-        q = 1.0
-        for param in params:
-            name, _, value = param.strip().partition("=")
-            if name.lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        media = media.strip().lower()
-        if media in ("text/html", "application/xhtml+xml"):
-            html_q = max(html_q, q)
-        elif media == "application/json" or media.endswith("+json"):
-            json_q = max(json_q, q)
+    from werkzeug.datastructures import MIMEAccept
+    from werkzeug.http import parse_accept_header
+
+    ranked = parse_accept_header(accept.decode("latin-1"), MIMEAccept)
+    html_q = max(ranked.quality("text/html"), ranked.quality("application/xhtml+xml"))
+    json_q = max(
+        [ranked.quality("application/json")]
+        + [q for media, q in ranked if media.lower().endswith("+json")]
+    )
     return html_q > 0 and html_q > json_q
 
 
@@ -347,39 +337,3 @@ class Page:
         ).encode()
         self._cache = (state, body)
         return body
-
-
-def _follow(database_url: str | None, poll_interval: float) -> Monitor:
-    """A started monitor of an existing Bascule database; refuse anything else.
-
-    A gate that cannot tell whether maintenance is on must not start: it would let
-    everything through.
-    """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from bascule.monitor import Monitor
-    from bascule.schema import status
-    from bascule.store import Store, engine_url
-
-    if not database_url:
-        raise ValueError("give the URL of Bascule's database")
-    url = make_url(engine_url(database_url))
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        raise ValueError(f"no Bascule database at {url.database}: check the URL")
-    store = Store(database_url)
-    try:
-        current = status(store)
-    except SQLAlchemyError as exc:
-        store.close()
-        raise ValueError(f"cannot read Bascule's database: {type(exc).__name__}") from None
-    if not current.up_to_date:
-        store.close()
-        raise ValueError(
-            "no up-to-date Bascule database there: start `bascule serve` or run "
-            "`bascule db upgrade` on it first"
-        )
-    monitor = Monitor(store, poll_interval=poll_interval)
-    monitor.refresh()
-    monitor.start()
-    return monitor

@@ -221,15 +221,11 @@ class Maintenance:
             log=tuple(log),
             log_size=len(log),
         )
-        from bascule.store import AlreadyExists
-
         with self.store.write("state") as conn:
             if self.store.load_state(conn, with_log=False) is not None:
                 raise AlreadyEnabled()
-            try:
-                self.store.insert_state(conn, state)
-            except AlreadyExists:
-                raise AlreadyEnabled() from None
+            if not self.store.insert_state(conn, state):
+                raise AlreadyEnabled()
         self._changed()
         return state
 
@@ -359,34 +355,3 @@ def _printable(text: str) -> str:
     """``text`` made into a valid log message."""
     cleaned = "".join(c if c.isprintable() or c in "\t\n" else " " for c in text)
     return cleaned[:MESSAGE_MAX_LENGTH]
-
-
-@contextmanager
-def automatic_maintenance(
-    database_url: str,
-    process: str,
-    *,
-    message: str | None = None,
-    always_off: bool = False,
-) -> Iterator[AutomaticMaintenance]:
-    """Keep automatic maintenance on while the ``with`` body runs (see maintenance_window).
-
-    ``process`` names the internal process; the REST API cannot switch its
-    maintenance off. Example::
-
-        with automatic_maintenance("sqlite:///bascule.db", "deploy") as m:
-            m.update(message="Copying files", progress=30)
-    """
-    from bascule.schema import prepare
-    from bascule.store import Store
-
-    store = Store(database_url)
-    try:
-        prepare(store)
-        window = maintenance_window(
-            Maintenance(store), Actor.process(process), message=message, always_off=always_off
-        )
-        with window as handle:
-            yield handle
-    finally:
-        store.close()

@@ -17,7 +17,6 @@ no timer per request, one sweep per server every SWEEP_INTERVAL looks at them al
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import weakref
 from itertools import chain
@@ -28,7 +27,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from bascule.config import Settings
-from bascule.errors import Code, error_envelope
+from bascule.errors import Code, encoded, error_envelope
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ SWEEP_INTERVAL = 0.5
 
 
 def _answer(status: int, message: str) -> bytes:
-    body = json.dumps(error_envelope(Code.BAD_PARAMETER, message)).encode()
+    body = encoded(error_envelope(Code.BAD_PARAMETER, message))
     return b"".join(
         [
             STATUS_LINE[status],

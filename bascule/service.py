@@ -1,10 +1,14 @@
-"""The services of one Bascule application, and how request handlers reach them."""
+"""Composition: the services of one Bascule application and how request handlers reach
+them, and the ready-made pieces built from a database URL (the standalone gate's monitor,
+automatic maintenance)."""
 
 from __future__ import annotations
 
-import json
+import logging
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import anyio
@@ -13,10 +17,19 @@ from starlette.types import Scope
 
 from bascule.auth import Auth, AuthenticationFailed, Principal, Throttle
 from bascule.config import Settings
-from bascule.errors import envelope
-from bascule.maintenance import Maintenance, MaintenanceState
+from bascule.errors import encoded, envelope
+from bascule.maintenance import (
+    Actor,
+    AutomaticMaintenance,
+    Maintenance,
+    MaintenanceState,
+    maintenance_window,
+)
 from bascule.monitor import Monitor
-from bascule.store import Store
+from bascule.schema import SchemaError, prepare, status
+from bascule.store import Store, engine_url
+
+log = logging.getLogger(__name__)
 
 SCOPE_KEY = "bascule"
 AUTH_CACHE_SIZE = 4096
@@ -51,7 +64,7 @@ class Services:
         cached = self._state_document
         if cached is None or cached[0] is not state:
             document = envelope(state.as_json() if state else None)
-            cached = self._state_document = (state, json.dumps(document).encode())
+            cached = self._state_document = (state, encoded(document))
         return cached[1]
 
     async def hashing(self, call: Callable[..., T], *args: Any) -> T:
@@ -111,3 +124,76 @@ def current() -> Services:
 
     scope: Any = context.scope
     return from_scope(scope)
+
+
+def follow(database_url: str | None, poll_interval: float) -> Monitor:
+    """A started monitor of a Bascule database, for a gate built from its URL.
+
+    An empty database (or a missing SQLite file) is given the schema, with maintenance
+    off, and a warning names it, in case the URL was mistyped; an outdated or unreadable
+    one is refused: a gate that cannot tell whether maintenance is on must not start.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if not database_url:
+        raise ValueError("give the URL of Bascule's database")
+    store = Store(database_url)
+    try:
+        empty = status(store).empty
+        prepare(store)
+    except SchemaError as exc:
+        store.close()
+        raise ValueError(str(exc)) from None
+    except SQLAlchemyError as exc:
+        store.close()
+        raise ValueError(f"cannot read Bascule's database: {type(exc).__name__}") from None
+    if empty:
+        where = make_url(engine_url(database_url)).render_as_string(hide_password=True)
+        log.warning("no Bascule database at %s yet: created one, maintenance off", where)
+    monitor = Monitor(store, poll_interval=poll_interval)
+    monitor.refresh()
+    monitor.start()
+    return monitor
+
+
+def bootstrap(services: Services) -> None:
+    """Ready the database: create the schema if it is empty (refuse an outdated one),
+    and the first user if there is none, printing a generated password once."""
+    prepare(services.store)
+    generated = services.auth.ensure_admin(services.settings.admin_password)
+    if generated:
+        print(
+            f"Created the user 'admin' with the password {generated} "
+            "(shown once: change it with `bascule users passwd admin`)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+@contextmanager
+def automatic_maintenance(
+    database_url: str,
+    process: str,
+    *,
+    message: str | None = None,
+    always_off: bool = False,
+) -> Iterator[AutomaticMaintenance]:
+    """Keep automatic maintenance on while the ``with`` body runs (see maintenance_window).
+
+    ``process`` names the internal process; the REST API cannot switch its
+    maintenance off. Example::
+
+        with automatic_maintenance("sqlite:///bascule.db", "deploy") as m:
+            m.update(message="Copying files", progress=30)
+    """
+    store = Store(database_url)
+    try:
+        prepare(store)
+        window = maintenance_window(
+            Maintenance(store), Actor.process(process), message=message, always_off=always_off
+        )
+        with window as handle:
+            yield handle
+    finally:
+        store.close()

@@ -494,8 +494,8 @@ class Store:
         return [_log_entry(r) for r in rows]
 
     @staticmethod
-    def insert_state(conn: Connection, state: MaintenanceState) -> None:
-        """Store a new state (and its log); raise AlreadyExists if one is stored."""
+    def insert_state(conn: Connection, state: MaintenanceState) -> bool:
+        """Store a new state (and its log); False, storing nothing, if one is stored."""
         try:
             with conn.begin_nested():
                 conn.execute(
@@ -509,10 +509,11 @@ class Store:
                     )
                 )
         except IntegrityError:
-            raise AlreadyExists(STATE_ID) from None
+            return False
         conn.execute(delete(maintenance_log))
         for entry in state.log:
             Store.append_log(conn, entry)
+        return True
 
     @staticmethod
     def set_progress(conn: Connection, progress: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import sys
 import time
 from urllib.parse import unquote
@@ -357,15 +358,25 @@ def test_standalone_gate_in_two_lines_follows_other_processes(database_url, stor
         app.close()
 
 
+def test_standalone_gate_on_a_new_database_creates_it_and_says_so(tmp_path, caplog):
+    url = f"sqlite:///{tmp_path}/new.db"
+    app = MaintenanceGate(Recorder(), url)
+    try:
+        assert call(app, "/page")[0]["status"] == 200
+        assert (tmp_path / "new.db").is_file()
+        assert f"no Bascule database at {url} yet: created one" in caplog.text
+    finally:
+        app.close()
+
+
 def test_standalone_gate_refuses_to_start_blind(tmp_path):
     with pytest.raises(ValueError, match="URL"):
         MaintenanceGate(Recorder())
-    with pytest.raises(ValueError, match="no Bascule database at"):
-        MaintenanceGate(Recorder(), f"sqlite:///{tmp_path}/typo.db")
-    assert not (tmp_path / "typo.db").exists()
-    (tmp_path / "other.db").write_bytes(b"")
-    with pytest.raises(ValueError, match="no up-to-date Bascule database"):
-        MaintenanceGate(Recorder(), f"sqlite:///{tmp_path}/other.db")
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER)")
+    with pytest.raises(ValueError, match="no Bascule schema revision"):
+        MaintenanceGate(Recorder(), f"sqlite:///{other}")
     with pytest.raises(ValueError, match="cannot read"):
         MaintenanceGate(Recorder(), "postgresql://nobody@127.0.0.1:9/none")
 

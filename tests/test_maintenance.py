@@ -18,9 +18,9 @@ from bascule.maintenance import (
     Maintenance,
     NotEnabled,
     NotYours,
-    automatic_maintenance,
     maintenance_window,
 )
+from bascule.service import automatic_maintenance
 
 ADMIN_USER = Actor("alice", ActorKind.API_USER, frozenset({ADMIN}))
 VIEWER = Actor("bob", ActorKind.API_USER, frozenset())
