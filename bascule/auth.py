@@ -59,15 +59,11 @@ class Session:
 class AuthenticationFailed(Exception):
     """Wrong user name or password."""
 
-    status_code = 401  # lets connexion rank it among the other security failures
     message = "Authentication failed, check username and password."
 
 
 class SessionEnded(Exception):
     """A session cookie that is no longer valid: unknown, revoked or expired."""
-
-    # 403, not 401: Alien4Cloud's clients log in again when a call answers 403.
-    status_code = 403
 
 
 class Throttled(Exception):

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 STATE_ID = "mms_id"
 ADMIN = "ADMIN"
 STARTED_MESSAGE = "Maintenance operation started."
+# How many of the latest log entries a state read carries (the contract's log maxItems).
+LOG_TAIL = 100
 # The rules of a message (the contract's MaintenanceUpdateDTO.message says the same).
 MESSAGE_MAX_LENGTH = 2000
 # Unicode's default-ignorable code points of the Basic Multilingual Plane (zero-width

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 
 from bascule.maintenance import MaintenanceState
-from bascule.store import NOTIFY_CHANNEL, Kind, Store, describe_error
+from bascule.store import KINDS, NOTIFY_CHANNEL, Kind, Store, describe_error
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Monitor:
         self.confirmed_at: float | None = None
         self._next_write_check = 0.0
         # Called after users (or sessions) changed in any process, to drop cached copies.
-        self.listeners: dict[Kind, list[Callable[[], None]]] = {"users": [], "sessions": []}
+        self.listeners: dict[Kind, list[Callable[[], None]]] = {kind: [] for kind in KINDS}
         self._versions: dict[Kind, int] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -41,8 +41,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bascule import spec
-from bascule.maintenance import STATE_ID, LogEntry, MaintenanceState
+from bascule.maintenance import LOG_TAIL, STATE_ID, LogEntry, MaintenanceState
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +55,17 @@ metadata = MetaData(
     }
 )
 
-# One row; its counters go up on every committed change, so that every process can tell,
-# with one cheap query, whether the maintenance state, the users or the sessions changed.
-versions = Table(
-    "bascule_versions",
+# A counter per kind of shared data, which every committed change of that kind bumps, so
+# that every process can tell, with one cheap query, what changed. A new kind of shared
+# data is one more name here: its row is made by its first write.
+KINDS = ("state", "users", "sessions")
+Kind = str
+change_counters = Table(
+    "change_counters",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("state_version", BigInteger, nullable=False),
-    Column("users_version", BigInteger, nullable=False),
-    Column("sessions_version", BigInteger, nullable=False),
+    Column("kind", String(32), primary_key=True),
+    Column("counter", BigInteger, nullable=False),
 )
-# What a write changes: the maintenance state, the users, or the sessions.
-Kind = Literal["state", "users", "sessions"]
 
 maintenance_state = Table(
     "maintenance_state",
@@ -133,9 +131,6 @@ auth_failures = Table(
     Column("failures", Integer, nullable=False),
     Column("window_start", BigInteger, nullable=False, index=True),
 )
-
-# How many of the latest log entries a state read carries (the contract's maxItems).
-LOG_TAIL: int = spec.schema("MaintenanceModeState")["properties"]["log"]["maxItems"]
 
 
 # The longest a database call may take by default (BASCULE_DATABASE_TIMEOUT), in seconds:
@@ -417,17 +412,16 @@ class Store:
     def write(self, kind: Kind | None) -> Iterator[Connection]:
         """A write transaction, serialised with every other writer of any process.
 
-        It starts by bumping the version counter of ``kind`` (if any), which takes
-        the write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: the row lock), so what
-        the transaction reads next cannot change under it; other processes see the
-        new version and reload.
+        It starts by bumping the change counter of ``kind`` (if any), which takes
+        the write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: that counter's row lock), so
+        what the transaction reads next cannot change under another writer of that kind;
+        other processes see the new counter and reload.
         """
         with self._turn_to_write(), self.connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 if kind is not None:
-                    column = versions.c[f"{kind}_version"]
-                    conn.execute(update(versions).values({column: column + 1}))
+                    conn.execute(self._bump(kind))
                     if self.is_postgres:
                         conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, kind)))
                 yield conn
@@ -448,19 +442,23 @@ class Store:
         """Raise unless the database takes a write: a committed transaction that changes
         nothing anyone reads (a read-only file or server, a full disk fail it)."""
         with self.write(None) as conn:
-            conn.execute(update(versions).values(id=versions.c.id))
+            kind = change_counters.c.kind
+            conn.execute(update(change_counters).where(kind == KINDS[0]).values(kind=kind))
 
-    # -- versions --------------------------------------------------------------------------
+    def _bump(self, kind: Kind) -> Any:
+        dialect_insert = pg_insert if self.is_postgres else sqlite_insert
+        new = dialect_insert(change_counters).values(kind=kind, counter=1)
+        counter = change_counters.c.counter
+        return new.on_conflict_do_update(index_elements=["kind"], set_={"counter": counter + 1})
+
+    # -- change counters -------------------------------------------------------------------
 
     def versions(self) -> dict[Kind, int]:
-        """The current version counter of each kind of change."""
+        """The change counter of each kind of shared data (0 for a kind never changed)."""
         with self.read() as conn:
-            row = conn.execute(select(versions)).one()
-        return {
-            "state": int(row.state_version),
-            "users": int(row.users_version),
-            "sessions": int(row.sessions_version),
-        }
+            rows = conn.execute(select(change_counters.c.kind, change_counters.c.counter))
+            counters = {str(kind): int(counter) for kind, counter in rows}
+        return {kind: counters.get(kind, 0) for kind in KINDS}
 
     # -- maintenance state -----------------------------------------------------------------
 

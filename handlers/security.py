@@ -19,6 +19,17 @@ from bascule.auth import AuthenticationFailed, Principal, SessionEnded
 from bascule.service import client_address, from_scope
 
 
+# connexion ranks the failures of a request's security schemes by their status_code
+# (403 first, then 401): the domain's errors, with the statuses errors.py answers them with.
+class WrongCredentials(AuthenticationFailed):
+    status_code = 401
+
+
+class DeadSession(SessionEnded):
+    # 403, not 401: Alien4Cloud's clients log in again when a call answers 403.
+    status_code = 403
+
+
 def claims(principal: Principal) -> dict[str, Any]:
     """What connexion hands to the handlers as ``token_info``."""
     return {"sub": principal.name, "principal": principal}
@@ -45,10 +56,13 @@ def _exactly_base64(request: Request) -> bool:
 async def basic_auth(username: str, password: str, request: Request) -> dict[str, Any]:
     """Check HTTP Basic credentials (sent as exactly base64, nothing else)."""
     if not _exactly_base64(request):
-        raise AuthenticationFailed()
+        raise WrongCredentials()
     services = from_scope(request.scope)
     address = client_address(request.scope)
-    principal = await services.authenticate(_utf8(username), _utf8(password), address)
+    try:
+        principal = await services.authenticate(_utf8(username), _utf8(password), address)
+    except AuthenticationFailed:
+        raise WrongCredentials() from None
     return claims(principal)
 
 
@@ -62,7 +76,7 @@ async def session_auth(api_key: str, request: Request, required_scopes: Any = No
     if principal is None:
         if "authorization" in request.headers:
             return NO_VALUE
-        raise SessionEnded()
+        raise DeadSession()
     return claims(principal)
 
 

@@ -213,7 +213,7 @@ def test_concurrent_updates_lose_no_log_entry(store):
 
 
 def test_state_carries_only_the_latest_log_entries(maintenance):
-    from bascule.store import LOG_TAIL
+    from bascule.maintenance import LOG_TAIL
 
     maintenance.enable(ADMIN_USER)
     for i in range(LOG_TAIL + 5):

@@ -46,7 +46,7 @@ def test_changes_made_elsewhere_are_followed(monitor, elsewhere, monkeypatch):
     monitor.listeners["users"].append(lambda: heard.update(["users"]))
     monitor.listeners["sessions"].append(lambda: heard.update(["sessions"]))
     monitor.start()
-    wait_for(lambda: monitor._versions is not None)  # its first look is done
+    wait_for(lambda: monitor.confirmed_at is not None)  # its first look is done
 
     Maintenance(elsewhere).enable(Actor.operator("root"))
     wait_for(lambda: monitor.state is not None)
@@ -100,7 +100,7 @@ def test_on_sqlite_a_full_look_only_after_a_commit(monitor, elsewhere, monkeypat
 def test_a_forked_process_follows_changes_with_a_thread_of_its_own(monitor, elsewhere):
     # What a pre-loading server does: build the app (and its monitor), then fork workers.
     monitor.start()
-    wait_for(lambda: monitor._versions is not None)
+    wait_for(lambda: monitor.confirmed_at is not None)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report what its copy of the monitor sees, then leave at once

@@ -122,22 +122,40 @@ def test_a_foreign_database_is_refused(database_url):
 
 def test_a_database_at_the_first_schema_is_upgraded_keeping_all_it_holds(database_url):
     from alembic import command
+    from argon2 import PasswordHasher
 
     from bascule.auth import Auth
-    from bascule.maintenance import Actor, Maintenance
+    from bascule.maintenance import Maintenance
 
     store = Store(database_url)
     try:
+        # What a Bascule of the first schema wrote: maintenance on, a log, a user, counters.
         with store.engine.begin() as conn:
             command.upgrade(schema._config(conn), "0001")
-        Maintenance(store).enable(Actor.operator("ops"), message="kept")
-        Auth(store).add_user("carol", "a long enough password", ["ADMIN"])
+            conn.execute(text("UPDATE bascule_versions SET state_version = 5, users_version = 2"))
+            conn.execute(
+                text(
+                    "INSERT INTO maintenance_state VALUES ('mms_id', 'ops', :triggered, 40, 7, 2)"
+                ),
+                {"triggered": True},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO maintenance_log (date, user_name, message) "
+                    "VALUES (7, 'ops', 'Maintenance operation started.'), (8, 'ops', 'kept')"
+                )
+            )
+            password = PasswordHasher().hash("a long enough password")
+            conn.execute(text("INSERT INTO users VALUES ('carol', :h, 7)"), {"h": password})
+            conn.execute(text("INSERT INTO user_roles VALUES ('carol', 'ADMIN')"))
         assert schema.pending_steps("0001")[-1] == HEAD
         schema.upgrade(store)
         assert status(store).up_to_date
         state = Maintenance(store).state()
-        assert state is not None and state.user == "ops"
+        assert state is not None and (state.user, state.progress_percent) == ("ops", 40)
         assert [entry.message for entry in state.log][1:] == ["kept"]
+        # the change counters carried over, so running instances see no false change
+        assert store.versions() == {"state": 5, "users": 2, "sessions": 0}
         assert Auth(store).check_credentials("carol", "a long enough password") is not None
     finally:
         store.close()

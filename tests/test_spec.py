@@ -100,6 +100,12 @@ def test_served_paths_cover_the_alien4cloud_aliases():
     assert {"/login", "/logout"} <= served
 
 
+def test_the_spec_and_the_domain_agree_on_the_log_tail():
+    from bascule.maintenance import LOG_TAIL
+
+    assert spec.schema("MaintenanceModeState")["properties"]["log"]["maxItems"] == LOG_TAIL
+
+
 def test_the_spec_and_the_domain_agree_on_what_a_message_is():
     from bascule.maintenance import MESSAGE_MAX_LENGTH, visible
 
