@@ -6,7 +6,7 @@ OUT ?= out
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve check test lint bench system-packages
+.PHONY: serve check test lint docs bench system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/cog --check --check-fail-msg 'run `make docs`' -I . docs/cli.md docs/deployment.md
+
+# The generated parts of docs/cli.md and docs/deployment.md, rendered by docs/reference.py.
+docs: $(VENV)/.installed-test
+	$(BIN)/cog -r -I . docs/cli.md docs/deployment.md
 
 # The benchmark (bench/README.md): about 25 minutes, writes bench/RESULTS.md. wrk, from
 # Debian's packages, drives the load when it can be installed; else bench/loadgen.py.
