@@ -243,7 +243,7 @@ def _build(settings: Settings, services: Services) -> BasculeApp:
         )
     _add_documents(app)
     app.add_middleware(NotFramed, MiddlewarePosition.BEFORE_SWAGGER, prefix=f"{DOCS_PREFIX}/ui")
-    app.add_middleware(AttachServices, MiddlewarePosition.BEFORE_ROUTING, services=services)
+    app.add_middleware(AttachServices, MiddlewarePosition.BEFORE_SWAGGER, services=services)
     app.add_middleware(RefuseCrossOrigin, MiddlewarePosition.BEFORE_SECURITY)
     app.add_middleware(ReadBody, MiddlewarePosition.BEFORE_VALIDATION)
     errors.install(app)

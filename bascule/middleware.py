@@ -25,7 +25,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class AttachServices:
-    """Makes the application's services reachable from the request's handlers."""
+    """Makes the application's services reachable from the request's handlers, and what
+    routing finds reachable from the error handlers."""
 
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
@@ -34,6 +35,10 @@ class AttachServices:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
             self.services.attach(scope)
+            # Routing records the operation in scope["extensions"], in a copy of the scope,
+            # making that dict when the server gave none (uvicorn gives none): made here,
+            # before any copy, it is the one the error handlers see too.
+            scope.setdefault("extensions", {})
         await self.app(scope, receive, send)
 
 

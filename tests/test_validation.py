@@ -92,6 +92,22 @@ def test_a_content_type_not_taken_is_not_repeated(client, on):
     error(response, 415, 501, "The body must be application/x-www-form-urlencoded.")
 
 
+def test_the_media_type_is_named_under_a_server_that_gives_no_extensions(app, on):
+    # uvicorn's scope has no "extensions" (the test client's has): what routing records
+    # there must still reach the error handlers.
+    import asyncio
+
+    import httpx
+
+    async def put() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            headers = {**ADMIN, "Content-Type": "text/plain"}
+            return await c.put("/rest/v1/maintenance", content=b"{}", headers=headers)
+
+    error(asyncio.run(put()), 415, 501, "The body must be application/json.")
+
+
 @pytest.mark.parametrize("value", ["1" * 5000, "abc", "s3cr3t-value", "-5", "9" * 20])
 def test_query_parameter_errors_name_the_parameter_not_the_value(client, on, value):
     message = error(client.get(f"/rest/v1/maintenance/log?offset={value}", headers=ADMIN), 400, 501)
