@@ -35,28 +35,16 @@ MIGRATION_PROCESS = "schema-migration"
 
 
 def _settings_option(f: dataclasses.Field[Any]) -> Callable[[F], F]:
-    """The click option of a settings field, read from its BASCULE_* variable too."""
+    """The click option of a settings field. Its BASCULE_* variable is read by
+    Settings.from_env, the one reader of the environment; a flag given wins over it."""
     name = "--" + f.name.replace("_", "-")
     kind = config.field_type(f)
-    help_text = f.metadata["help"]
+    shown = str(f.default).lower() if isinstance(f.default, bool) else f.default
+    default = "" if f.default is None else f"; default: {shown}"
+    help_text = f"{f.metadata['help']} [env: {f.metadata['env']}{default}]"
     if kind is bool:
-        return click.option(
-            f"{name}/--no-{name[2:]}",
-            f.name,
-            default=None,
-            envvar=f.metadata["env"],
-            show_envvar=True,
-            help=help_text,
-        )
-    return click.option(
-        name,
-        f.name,
-        type=kind,
-        default=None,
-        envvar=f.metadata["env"],
-        show_envvar=True,
-        help=f"{help_text} [default: {f.default}]" if f.default is not None else help_text,
-    )
+        return click.option(f"{name}/--no-{name[2:]}", f.name, default=None, help=help_text)
+    return click.option(name, f.name, type=kind, default=None, help=help_text)
 
 
 def database_option(command: F) -> F:
@@ -114,12 +102,17 @@ def serve(**options: Any) -> None:
     import uvicorn
 
     from bascule.app import create_app
-    from bascule.protocol import bounded_protocol
     from bascule.service import Services, bootstrap
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    # Alembic's notes on every migration context, and connexion's on every refused request
+    # (a request without credentials is a warning to it), are not news to an operator.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("connexion").setLevel(logging.ERROR)
     try:
         settings = Settings.from_env(**options)
+        from bascule.protocol import bounded_protocol  # reads the environment: checked now
+
         if settings.workers > 1:
             # Workers import bascule.asgi:route and read the settings from the environment.
             services = Services(settings)
@@ -265,7 +258,7 @@ def _describe(state: MaintenanceState | None) -> str:
     return "\n".join(lines)
 
 
-@main.group("maintenance")
+@main.group("maintenance", short_help="Read and switch the maintenance state.")
 def maintenance_group() -> None:
     """Read and switch the maintenance state, directly in the database."""
 
@@ -426,7 +419,7 @@ def db_status(database_url: str | None) -> None:
         )
 
 
-@db.command("upgrade")
+@db.command("upgrade", short_help="Apply pending migrations, under automatic maintenance.")
 @database_option
 def db_upgrade(database_url: str | None) -> None:
     """Apply pending migrations, under automatic maintenance (process schema-migration)."""

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite:///bascule.db"
+# The range of each number (a port beyond 65535 must not mean "any port").
+LIMITS = [
+    ("port", 1, 65535),
+    ("workers", 1, 1024),
+    ("retry_after", 0, math.inf),
+    ("session_ttl", 1, math.inf),
+    ("failed_auth_per_address", 1, math.inf),
+    ("failed_auth_per_user", 1, math.inf),
+    ("failed_auth_window", 1, math.inf),
+    ("poll_interval", 0.01, 60),
+    ("database_timeout", 0.1, 3600),
+    ("header_timeout", 0.1, 3600),
+]
 
 
 def _option(env: str, help: str, *, flag: bool = True, **kwargs: Any) -> Any:
@@ -106,6 +120,15 @@ class Settings:
         repr=False,
     )
 
+    def __post_init__(self) -> None:
+        for name, low, high in LIMITS:
+            value = getattr(self, name)
+            if not low <= value <= high:
+                f = next(f for f in dataclasses.fields(self) if f.name == name)
+                flag = "--" + name.replace("_", "-")
+                bound = f"at least {low}" if high == math.inf else f"from {low} to {high}"
+                raise ValueError(f"{flag} ({f.metadata['env']}) must be {bound}, not {value}")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``BASCULE_*`` variables; explicit overrides win."""
@@ -143,7 +166,8 @@ def parse_value(f: dataclasses.Field[Any], raw: str) -> Any:
     try:
         return kind(raw)
     except ValueError:
-        raise ValueError(f"{f.metadata['env']} must be a {kind.__name__}, not {raw!r}") from None
+        what = {int: "an integer", float: "a number"}.get(kind, "text")
+        raise ValueError(f"{f.metadata['env']} must be {what}, not {raw!r}") from None
 
 
 def field_type(f: dataclasses.Field[Any]) -> type:

@@ -76,12 +76,12 @@ def _default(f: dataclasses.Field[Any]) -> str:
 
 
 def _serve_options() -> dict[str, list[str]]:
-    """The options of ``bascule serve``, by the environment variable each one reads."""
+    """The options of ``bascule serve``, by the settings field each one sets."""
     serve = main.get_command(click.Context(main, info_name=PROGRAM), "serve")
     options: dict[str, list[str]] = {}
     for param in serve.params if serve is not None else ():
-        if isinstance(param, click.Option) and isinstance(param.envvar, str):
-            options[param.envvar] = [*param.opts, *param.secondary_opts]
+        if isinstance(param, click.Option) and param.name:
+            options[param.name] = [*param.opts, *param.secondary_opts]
     return options
 
 
@@ -95,7 +95,7 @@ def settings_table() -> str:
     ]
     for f in config.fields():
         env = f.metadata.get("env", "")
-        flags = ", ".join(f"`{opt}`" for opt in options.get(env, ())) or "none"
+        flags = ", ".join(f"`{opt}`" for opt in options.get(f.name, ())) or "none"
         cells = [
             f"`{f.name}`",
             f"`{env}`" if env else "",

@@ -176,7 +176,7 @@ def test_run_refuses_when_maintenance_is_on(run):
 def test_db_status_and_upgrade(run, tmp_path, monkeypatch):
     monkeypatch.setenv("BASCULE_DATABASE_URL", f"sqlite:///{tmp_path}/fresh.db")
     assert "empty" in run("db", "status").output
-    assert "Created the schema (0001, 0002)" in run("db", "upgrade").output
+    assert "Created the schema (0001, 0002, 0003)" in run("db", "upgrade").output
     assert "up to date" in run("db", "status").output
     assert "up to date" in run("db", "upgrade").output
 
@@ -192,6 +192,31 @@ def test_a_bad_database_url_is_reported(run):
 def test_serve_refuses_bad_settings(run, monkeypatch):
     monkeypatch.setenv("BASCULE_ADMIN_PASSWORD", "short")
     assert "at least 8 characters" in run("serve", code=1).output
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--port", "99999"], {}, "--port (BASCULE_PORT) must be from 1 to 65535, not 99999"),
+        (["--port", "0"], {}, "--port (BASCULE_PORT) must be from 1 to 65535, not 0"),
+        ([], {"BASCULE_PORT": "abc"}, "BASCULE_PORT must be an integer, not 'abc'"),
+        (["--workers", "0"], {}, "--workers (BASCULE_WORKERS) must be from 1 to 1024"),
+        ([], {"BASCULE_POLL_INTERVAL": "0"}, "must be from 0.01 to 60, not 0.0"),
+        ([], {"BASCULE_ACCESS_LOG": "maybe"}, "BASCULE_ACCESS_LOG must be true or false"),
+    ],
+)
+def test_serve_refuses_a_setting_out_of_its_range(run, monkeypatch, args, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = run("serve", *args, code=1)
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_flag_wins_over_its_environment_variable(run, monkeypatch, tmp_path):
+    monkeypatch.setenv("BASCULE_DATABASE_URL", f"sqlite:///{tmp_path}/from-env.db")
+    run("maintenance", "on", "--database-url", f"sqlite:///{tmp_path}/from-flag.db")
+    assert (tmp_path / "from-flag.db").exists() and not (tmp_path / "from-env.db").exists()
 
 
 def test_an_unreachable_database_is_reported_without_a_traceback(run):

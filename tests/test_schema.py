@@ -41,8 +41,12 @@ def upgrade() -> None:
     assert any(m.startswith("Applying {revision}: Add a probe table.") for m in messages)
     op.create_table("probe", sa.Column("id", sa.Integer(), primary_key=True))
 '''
-HEAD = schema._script().get_current_head() or ""
+HEAD = schema.HEAD
 NEXT = f"{int(HEAD) + 1:04d}"
+
+
+def test_the_head_bascule_knows_is_its_newest_migration():
+    assert schema._script().get_current_head() == schema.HEAD
 
 
 @pytest.fixture
@@ -52,7 +56,12 @@ def upgrade_bascule(tmp_path, monkeypatch):
     shutil.copytree(Path(bascule.__file__).parent / "migrations", scripts)
     step = NEXT_STEP.format(revision=NEXT, down_revision=HEAD)
     (scripts / "versions" / f"{NEXT}_probe.py").write_text(step)
-    return lambda: monkeypatch.setattr(schema, "SCRIPT_LOCATION", str(scripts))
+
+    def upgrade() -> None:
+        monkeypatch.setattr(schema, "SCRIPT_LOCATION", str(scripts))
+        monkeypatch.setattr(schema, "HEAD", NEXT)
+
+    return upgrade
 
 
 def at_first_revision(database_url: str) -> None:
