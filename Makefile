@@ -6,7 +6,7 @@ OUT ?= out
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve check test lint docs bench system-packages
+.PHONY: serve check test lint docs screenshots bench system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ lint: $(VENV)/.installed-test
 # The generated parts of docs/cli.md and docs/deployment.md, rendered by docs/reference.py.
 docs: $(VENV)/.installed-test
 	$(BIN)/cog -r -I . docs/cli.md docs/deployment.md
+
+# The pictures docs/ shows, as the last `make test` took them.
+screenshots:
+	cp $(OUT)/screenshots/docs/*.png docs/screenshots/
 
 # The benchmark (bench/README.md): about 25 minutes, writes bench/RESULTS.md. wrk, from
 # Debian's packages, drives the load when it can be installed; else bench/loadgen.py.

@@ -6,8 +6,9 @@ a visitor kept out of the shop and let back in by the page itself; an administra
 switching maintenance on, posting progress and switching it off in the console; a
 read-only user; automatic maintenance; and axe-core's accessibility rules on both pages.
 
-Every step leaves a screenshot in out/screenshots/; two of them are also written to
-docs/screenshots/ for the README. A missing browser or axe-core fails, saying how to
+Every step leaves a screenshot in out/screenshots/; the two the docs show are also
+written to out/screenshots/docs/, which `make screenshots` copies to docs/screenshots/
+(a test run changes no tracked file). A missing browser or axe-core fails, saying how to
 install it: nothing is skipped.
 """
 
@@ -45,7 +46,7 @@ CHROMIUM_ARGS = [
 ]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = ROOT / "out" / "screenshots"
-README_SCREENSHOTS = ROOT / "docs" / "screenshots"
+README_SCREENSHOTS = SCREENSHOTS / "docs"
 VIEWPORT = {"width": 1000, "height": 700}
 TIMEOUT_MS = 10_000  # every wait in the browser is bounded by this
 RETRY_AFTER = 2  # the maintenance page polls every RETRY_AFTER seconds
@@ -185,7 +186,7 @@ def state(server: Server) -> dict[str, object] | None:
 
 
 def shot(page: Page, name: str, *, readme: str | None = None, full_page: bool = True) -> None:
-    """A screenshot in out/screenshots/; with ``readme``, the viewport also in docs/screenshots/."""
+    """A screenshot in out/screenshots/; with ``readme``, the viewport also in its docs/."""
     page.mouse.move(0, 0)  # no hover effect in the picture
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=full_page, animations="disabled")
     if readme:

@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import textwrap
-import time
 
 import httpx
 import pytest
@@ -15,6 +14,7 @@ import websockets.sync.client
 
 from tests.conftest import ADMIN_PASSWORD, basic
 from tests.serving import BASCULE, clean_env, leave_mid_body, raw_request, serving, stop
+from tests.waiting import until
 
 ADMIN = basic("admin", ADMIN_PASSWORD)
 WITH_PASSWORD = {"BASCULE_ADMIN_PASSWORD": ADMIN_PASSWORD}
@@ -29,15 +29,6 @@ def bascule(*args: str, database_url: str, **kwargs) -> subprocess.CompletedProc
         timeout=60,
         **kwargs,
     )
-
-
-def wait_for(predicate, timeout: float = 5.0) -> float:
-    """Poll until ``predicate()`` is true; the seconds it took."""
-    start = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - start < timeout, "condition not met in time"
-        time.sleep(0.02)
-    return time.monotonic() - start
 
 
 def test_first_start_generates_an_admin_password_printed_once(database_url, tmp_path):
@@ -85,13 +76,12 @@ def test_a_change_made_by_the_cli_is_enforced_within_a_second(database_url, tmp_
         assert httpx.get(f"{server.url}/page").status_code == 404
         result = bascule("maintenance", "on", "--process", "deploy", database_url=database_url)
         assert result.returncode == 0, result.stderr
-        delay = wait_for(lambda: httpx.get(f"{server.url}/page").status_code == 503, timeout=1.0)
-        print(f"propagation delay: {delay * 1000:.0f} ms")
+        until(lambda: httpx.get(f"{server.url}/page").status_code == 503, 1.0, "the change")
         response = httpx.delete(f"{server.url}/rest/v1/maintenance", headers=ADMIN)
         assert response.status_code == 409
         assert response.json()["error"]["code"] == 505
         bascule("maintenance", "off", "--process", "deploy", database_url=database_url)
-        wait_for(lambda: httpx.get(f"{server.url}/page").status_code == 404, timeout=1.0)
+        until(lambda: httpx.get(f"{server.url}/page").status_code == 404, 1.0)
 
 
 BYPASSES = [
@@ -176,12 +166,12 @@ def test_the_gate_around_any_app_served_by_uvicorn_as_the_readme_says(database_u
     args = ("--interface", "asgi3")
     with serving(database_url, tmp_path, *args, uvicorn="shop:app.route", ready="/page") as server:
         assert bascule("maintenance", "on", database_url=database_url).returncode == 0
-        wait_for(lambda: httpx.get(f"{server.url}/page").status_code == 503)
+        until(lambda: httpx.get(f"{server.url}/page").status_code == 503, 5.0)
         assert httpx.get(f"{server.url}/page").json()["error"]["code"] == 0
         assert httpx.get(f"{server.url}/healthz").text == "asgi says hello"
         assert raw_request(server.url, "/healthz/../page") == 503
         assert bascule("maintenance", "off", database_url=database_url).returncode == 0
-        wait_for(lambda: httpx.get(f"{server.url}/page").text == "asgi says hello")
+        until(lambda: httpx.get(f"{server.url}/page").text == "asgi says hello", 5.0)
 
 
 def refused_handshake(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -212,7 +202,7 @@ def test_behind_a_proxy_that_strips_a_prefix(database_url, tmp_path):
         assert (
             bascule("maintenance", "on", "--user", "ops", database_url=database_url).returncode == 0
         )
-        wait_for(lambda: httpx.get(f"{server.url}/page").status_code == 503)
+        until(lambda: httpx.get(f"{server.url}/page").status_code == 503, 5.0)
         assert httpx.get(f"{server.url}/healthz").text == "asgi says hello"
     env = {**WITH_PASSWORD, "BASCULE_ACCESS_LOG": "false"}
     target = "bascule.asgi:app"
@@ -303,4 +293,4 @@ def test_run_keeps_serving_instances_refusing_while_the_command_runs(database_ur
         )
         assert result.returncode == 0, result.stderr
         assert "refused while running" in result.stdout
-        wait_for(lambda: httpx.get(f"{server.url}/page").status_code == 404, timeout=1.0)
+        until(lambda: httpx.get(f"{server.url}/page").status_code == 404, 1.0)
