@@ -28,7 +28,10 @@ def load() -> dict[str, Any]:
 
 def _under(root_path: str) -> dict[str, Any]:
     """The specification with every server URL moved under ``root_path``, the prefix a
-    proxy in front serves Bascule under: what a client reads there, it calls there."""
+    proxy in front serves Bascule under: what a client reads there, it calls there.
+
+    Hand-written: connexion serves its copy of a spec with its own base path only, and
+    Bascule serves one document for all three bases, under any root path."""
     document = load()
     items = list(document["paths"].values())
     operations = [op for item in items for method, op in item.items() if method in HTTP_METHODS]

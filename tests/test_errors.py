@@ -8,6 +8,9 @@ from bascule import spec
 from bascule.maintenance import Actor
 from tests.conftest import ADMIN, VIEWER, basic, break_database
 
+# The HTTP layer: the database's backend changes nothing here (test_api runs on both).
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 # (method, path, request kwargs, setup, expected status, expected error code)
 ERROR_PATHS = [
     ("get", "/rest/v1/maintenance", {}, None, 401, 100),

@@ -83,6 +83,7 @@ async def app(scope, receive, send):
 """
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_workers_all_enforce_a_change(database_url, tmp_path):
     (tmp_path / "pidapp.py").write_text(PID_APP)
     with serving(

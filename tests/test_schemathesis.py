@@ -9,6 +9,9 @@ from hypothesis import settings as examples
 
 from tests.conftest import ADMIN
 
+# The HTTP layer: the database's backend changes nothing here (test_api runs on both).
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 @pytest.fixture
 def settings(settings):

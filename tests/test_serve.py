@@ -31,6 +31,7 @@ def bascule(*args: str, database_url: str, **kwargs) -> subprocess.CompletedProc
     )
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_first_start_generates_an_admin_password_printed_once(database_url, tmp_path):
     with serving(database_url, tmp_path) as server:
         printed = re.findall(r"user 'admin' with the password (\S+)", server.output())
@@ -97,6 +98,7 @@ BYPASSES = [
 ]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_bypass_attempts_over_the_wire(database_url, tmp_path):
     with serving(database_url, tmp_path, env=WITH_PASSWORD) as server:
         httpx.post(f"{server.url}/rest/v1/maintenance", headers=ADMIN)
@@ -160,6 +162,7 @@ app = MaintenanceGate(app, os.environ["BASCULE_DATABASE_URL"], allow=["/healthz"
 """
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_gate_around_any_app_served_by_uvicorn_as_the_readme_says(database_url, tmp_path):
     assert bascule("db", "upgrade", database_url=database_url).returncode == 0
     (tmp_path / "shop.py").write_text(GATED_APP)
@@ -182,6 +185,7 @@ def refused_handshake(url: str) -> tuple[int, dict[str, str], bytes]:
     return response.status_code, dict(response.headers), response.body
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_websocket_handshakes_get_the_503_and_unknown_ones_the_404(database_url, tmp_path):
     with serving(database_url, tmp_path, env=WITH_PASSWORD) as server:
         ws_url = server.url.replace("http://", "ws://")
@@ -193,6 +197,7 @@ def test_websocket_handshakes_get_the_503_and_unknown_ones_the_404(database_url,
         assert json.loads(body)["error"] == {"code": 0, "message": "Maintenance mode is enabled."}
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_behind_a_proxy_that_strips_a_prefix(database_url, tmp_path):
     # uvicorn --root-path /svc: the proxy took /svc off, uvicorn puts it back in the path.
     assert bascule("db", "upgrade", database_url=database_url).returncode == 0

@@ -11,6 +11,9 @@ from bascule.validation import MAX_DEPTH, MAX_DIGITS, NOT_UTF8
 from tests.conftest import ADMIN, ADMIN_PASSWORD
 from tests.test_api import error, ok
 
+# The HTTP layer: the database's backend changes nothing here (test_api runs on both).
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 JSON = {**ADMIN, "Content-Type": "application/json"}
 
 
