@@ -94,7 +94,9 @@ def secs(value: float | None) -> str:
 def bascule(database_url: str, *args: str, stdin: str = "") -> None:
     environ = clean_env(BASCULE_DATABASE_URL=database_url)
     argv = [*BASCULE, *args]
-    subprocess.run(argv, env=environ, input=stdin, capture_output=True, timeout=60, check=True)
+    subprocess.run(
+        argv, env=environ, input=stdin, text=True, capture_output=True, timeout=60, check=True
+    )
 
 
 # -- the attacks ----------------------------------------------------------------------------

@@ -442,22 +442,27 @@ def instructions(opts: argparse.Namespace) -> int:
     """The gate refusing against the bare 503, in instructions per request (callgrind): each
     server run twice, for --small then --large requests; the difference of the totals over
     the difference of the counts leaves start-up and shut-down out. Goal: < 1.25x."""
-    # The monitor's polls follow the clock (and valgrind slows the server fifty times);
-    # the hash seed fixes the dictionaries' layouts.
-    settings = {**PRODUCTION, "BASCULE_POLL_INTERVAL": "1000", "PYTHONHASHSEED": "0"}
+    # The monitor's polls follow the clock (and valgrind slows the server fifty times); the
+    # hash seed fixes the dictionaries' layouts; with no bytecode written, both runs of a
+    # server compile the same modules (the files others edit meanwhile, say).
+    settings = {**PRODUCTION, "BASCULE_POLL_INTERVAL": "60", "PYTHONHASHSEED": "0"}
+    settings["PYTHONDONTWRITEBYTECODE"] = "1"
     sides = {"bare ASGI 503": [*APPS, "refuse"], "Bascule, maintenance on": [*BASCULE, "serve"]}
     counts = {}
     with tempfile.TemporaryDirectory(prefix="bascule-instructions-") as tmp:
         settings["BASCULE_DATABASE_URL"] = f"sqlite:///{tmp}/gate.db"
         env = os.environ | settings
-        subprocess.run([*BASCULE, "maintenance", "on"], env=env, check=True, timeout=60)
+        # The admin made beforehand: a first start would hash a password of its own.
+        for command in (["users", "add", "admin", "--password-stdin"], ["maintenance", "on"]):
+            subprocess.run([*BASCULE, *command], env=env, input=PASSWORD, text=True, check=True)
         for label, argv in sides.items():
             small, large = (count(argv, Path(tmp), n, settings) for n in (opts.small, opts.large))
             counts[label] = (large - small) / (opts.large - opts.small)
             say(f"{label}: {counts[label]:,.0f} instructions per request")
     ratio = counts["Bascule, maintenance on"] / counts["bare ASGI 503"]
-    say(f"ratio: {ratio:.3f}x (goal: < 1.25x): {'met' if ratio < 1.25 else 'NOT MET'}")
-    return 0 if ratio < 1.25 else 1
+    met = 0 < ratio < 1.25
+    say(f"ratio: {ratio:.3f}x (goal: < 1.25x): {'met' if met else 'NOT MET'}")
+    return 0 if met else 1
 
 
 def count(argv: list[str], work: Path, requests: int, settings: dict[str, str]) -> int:
