@@ -88,7 +88,8 @@ async def constant_handler() -> tuple[dict[str, Any], int]:
 
 def connexion_app() -> Any:
     """A bare connexion AsyncApp: one API per base of openapi.yaml, longest base first,
-    as Bascule adds them, each operation bound to the constant handler."""
+    as Bascule adds them, every operation (each keeps its operationId, which connexion
+    keys its security and validation by) bound to the constant handler."""
     import connexion
     import yaml
     from connexion.options import SwaggerUIOptions
@@ -103,12 +104,6 @@ def connexion_app() -> Any:
         for server in item.get("servers", spec["servers"]):
             bases.setdefault(server["url"].rstrip("/"), []).append(path)
 
-    class ConstantResolver(Resolver):  # type: ignore[misc]
-        # connexion keys security and validation by operation id: one name each.
-        def resolve_operation_id(self, operation: Any) -> str:
-            globals()[f"op_{operation.operation_id}"] = constant_handler
-            return f"{__name__}.op_{operation.operation_id}"
-
     app = connexion.AsyncApp(__name__)
     for base in sorted(bases, key=len, reverse=True):
         document = copy.deepcopy(spec)
@@ -117,7 +112,7 @@ def connexion_app() -> Any:
         app.add_api(
             document,
             base_path=base,
-            resolver=ConstantResolver(),
+            resolver=Resolver(lambda _operation_id: constant_handler),
             validate_responses=False,
             swagger_ui_options=ui,
             name=base or "root",

@@ -18,7 +18,6 @@ import base64
 import contextlib
 import datetime
 import http.client
-import ipaddress
 import itertools
 import json
 import os
@@ -51,6 +50,7 @@ STATE, UPDATE = "/rest/v1/maintenance", json.dumps({"message": "Copying files."}
 PRODUCTION = {"BASCULE_ACCESS_LOG": "false", "BASCULE_VALIDATE_RESPONSES": "false"}
 SECTION = "<!-- reliability:start -->"  # bench/reliability.py's part of RESULTS.md
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+MAX_RESPONSES, TOP_UP_SECONDS, WRITERS = 5_000_000, 300, 4  # bounds of a run, of a top-up
 PACKAGES = ["bascule", "uvicorn", "uvloop", "httptools", "connexion", "starlette", "psycopg"]
 
 
@@ -181,8 +181,7 @@ class Bench:
             with psycopg.connect(self.pg, autocommit=True) as conn:
                 for database in self.databases:
                     conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        if not self.opts.keep:
-            shutil.rmtree(self.work, ignore_errors=True)
+        shutil.rmtree(self.work, ignore_errors=True)
 
     def enable(self, server: Server) -> Server:
         if call(server.port, "POST", STATE, BASIC)[0] != 201:
@@ -205,8 +204,8 @@ class Bench:
 
     def top_up(self, side: Side, updates: int) -> None:
         """Send ``side``'s PUT until the log holds ``updates`` updates after its enable, on
-        four connections: that many requests at most, within --top-up-timeout."""
-        deadline = time.monotonic() + self.opts.top_up_timeout
+        four connections: that many requests at most, within TOP_UP_SECONDS."""
+        deadline = time.monotonic() + TOP_UP_SECONDS
         missing = updates + 1 - self.log_size(side.server)
 
         def put(count: int) -> None:
@@ -233,7 +232,7 @@ class Bench:
         argv += [f"-H{name}: {value}" for name, value in side.headers.items()]
         argv.append(f"http://{HOST}:{side.server.port}{side.path}")
         env = {"BENCH_METHOD": side.method, "BENCH_BODY": side.body}
-        env |= {"BENCH_EXPECT": str(side.expect), "BENCH_MAX": str(self.opts.max_requests)}
+        env |= {"BENCH_EXPECT": str(side.expect), "BENCH_MAX": str(MAX_RESPONSES)}
         return subprocess.Popen(argv, env=os.environ | env, stdout=subprocess.PIPE, text=True)
 
     def run(self, a: Side, b: Side, seconds: int) -> list[dict[str, Any]]:
@@ -331,24 +330,21 @@ class Bench:
         self.pair("3v. Response validation on vs off", basic, valid)
         self.pair("3l. Access log on vs off", basic, logged)
         after = bare.rss(), bascule.rss()
-        self.row(
-            "3m. Memory of one worker (VmRSS)",
-            f"bare connexion: {rest[0]:.1f} MiB at rest, {after[0]:.1f} MiB after its runs",
-            f"Bascule: {rest[1]:.1f} MiB at rest, {after[1]:.1f} MiB after its runs",
-            f"{rest[1] / rest[0]:.2f}x at rest, {after[1] / after[0]:.2f}x after",
-            "report",
-            "—",
-        )
+        sides = zip(("bare connexion", "Bascule"), rest, after, strict=True)
+        cells = [f"{side}: {r:.1f} MiB at rest, {a:.1f} MiB after its runs" for side, r, a in sides]
+        ratio = f"{rest[1] / rest[0]:.2f}x at rest, {after[1] / after[0]:.2f}x after"
+        self.row("3m. Memory of one worker (VmRSS)", *cells, ratio, "report", "—")
 
     def goal_5(self) -> None:
         """Writes on PostgreSQL against SQLite; GET after --updates updates against after 100."""
         many, backends = self.opts.updates, ["SQLite", "PostgreSQL"] if self.pg else ["SQLite"]
-        puts, writes = {}, self.opts.write_connections  # (backend, updates): a server's PUT
+        puts = {}  # (backend, updates): the PUT of a server of its own
         for backend, updates in itertools.product(backends, (100, many)):
             name = f"log-{backend.lower()}-{updates}"
-            server = self.enable(self.bascule(name, self.postgres(name) if "Post" in name else ""))
+            database = self.postgres(name) if backend == "PostgreSQL" else ""
+            server = self.enable(self.bascule(name, database))
             put = Side(f"PUT on {backend}", server, expect=201, method="PUT", body=UPDATE)
-            put.headers["Content-Type"], put.connections = "application/json", writes
+            put.headers["Content-Type"], put.connections = "application/json", WRITERS
             puts[backend, updates] = put
         if self.pg:  # these writes count among the --updates
             writes = puts["SQLite", many], puts["PostgreSQL", many]
@@ -384,14 +380,15 @@ class Bench:
                 "",
                 f"- Machine: {cpu_model()}, {os.cpu_count()} CPUs, Linux {platform.release()}",
                 f"- Versions: Python {platform.python_version()}, {versions}; "
-                f"{wrk.stdout.split(' [')[0]}; SQLite {sqlite3.sqlite_version}; {self.pg_note}",
+                f"{wrk.stdout.split(' [')[0]}; SQLite {sqlite3.sqlite_version}; {self.pg_note}"
+                f" ({len(self.databases)} databases made and dropped)",
                 f"- Bascule's code: {source()}",
                 f"- Date: {started:%Y-%m-%d %H:%M} UTC, {minutes:.1f} minutes; load average "
                 f"{load} at the start, {loadavg()} at the end",
                 f"- Command: `{shlex.join([sys.executable, *sys.argv])}` (in {Path.cwd()})",
                 f"- Servers on CPU {self.server_cpu}, wrk on CPU {self.load_cpu}; per pair a "
                 f"{o.warmup} s warm-up, then {o.runs} runs of {o.duration} s; "
-                f"{o.connections} connections per side ({o.write_connections} for writes)",
+                f"{o.connections} connections per side ({WRITERS} for writes)",
                 "",
                 "| goal | baseline | Bascule | ratio (runs) | met | unexpected answers |",
                 "|---|---|---|---|---|---|",
@@ -406,7 +403,7 @@ def postgres_server(url: str) -> tuple[str, str]:
     host = urlsplit(url).hostname or "localhost"  # no host: a Unix socket, local too
     if not url:
         return "", "not run: no PostgreSQL (--postgres-url '')"
-    if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+    if host not in ("localhost", "127.0.0.1", "::1"):
         raise SystemExit(f"--postgres-url: {host} is not a loopback address")
     import psycopg
 
@@ -440,7 +437,7 @@ def source() -> str:
 
 def instructions(opts: argparse.Namespace) -> int:
     """The gate refusing against the bare 503, in instructions per request (callgrind): each
-    server run twice, for --small then --large requests; the difference of the totals over
+    server run twice, for each of --counts requests; the difference of the totals over
     the difference of the counts leaves start-up and shut-down out. Goal: < 1.25x."""
     # The monitor's polls follow the clock (and valgrind slows the server fifty times); the
     # hash seed fixes the dictionaries' layouts; with no bytecode written, both runs of a
@@ -456,8 +453,8 @@ def instructions(opts: argparse.Namespace) -> int:
         for command in (["users", "add", "admin", "--password-stdin"], ["maintenance", "on"]):
             subprocess.run([*BASCULE, *command], env=env, input=PASSWORD, text=True, check=True)
         for label, argv in sides.items():
-            small, large = (count(argv, Path(tmp), n, settings) for n in (opts.small, opts.large))
-            counts[label] = (large - small) / (opts.large - opts.small)
+            small, large = (count(argv, Path(tmp), n, settings) for n in opts.counts)
+            counts[label] = (large - small) / (opts.counts[1] - opts.counts[0])
             say(f"{label}: {counts[label]:,.0f} instructions per request")
     ratio = counts["Bascule, maintenance on"] / counts["bare ASGI 503"]
     met = 0 < ratio < 1.25
@@ -491,17 +488,12 @@ def main(argv: list[str] | None = None) -> int:
     add("--duration", type=int, default=5, help="seconds per run (5)")
     add("--warmup", type=int, default=1, help="seconds of warm-up per pair (1)")
     add("--connections", type=int, default=16, help="keep-alive connections per side (16)")
-    add("--write-connections", type=int, default=4, help="the same, for the writes (4)")
-    add("--max-requests", type=int, default=5_000_000, help="bound of responses per run")
     add("--updates", type=int, default=10_000, help="updates before goal 5's GET (10,000)")
-    add("--top-up-timeout", type=float, default=300, help="time bound of those updates")
     add("--goals", type=int, nargs="+", choices=[1, 2, 3, 5], default=[1, 2, 3, 5])
     add("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES))
     add("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
-    add("--keep", action="store_true", help="keep the work directory (the servers' logs)")
     add("--instructions", action="store_true", help="count instructions instead (valgrind)")
-    add("--small", type=int, default=300, help="requests of the shorter count (300)")
-    add("--large", type=int, default=2300, help="requests of the longer count (2300)")
+    add("--counts", type=int, nargs=2, default=[300, 2300], help="requests of each count")
     opts = parser.parse_args(argv)
     if min(opts.runs, opts.duration, opts.warmup, opts.connections) <= 0 or opts.updates <= 100:
         parser.error("--runs, --duration, --warmup, --connections: > 0; --updates: > 100")

@@ -91,6 +91,8 @@ def test_a_short_run_reports_every_goal(tmp_path):
     assert report.startswith("# Benchmark results\n") and report.endswith("\n" + SECTION)
     for fact in ("Machine", "Versions", "Bascule's code", "Date", "Command"):
         assert f"\n- {fact}: " in report, fact
+    # Goal 5's four servers: two of them on databases of their own on PostgreSQL.
+    assert f"({2 if postgres else 0} databases made and dropped)\n" in report, report
     table = rows(report)
     assert table.pop("goal") == ["baseline", "Bascule", "ratio (runs)", "met", "unexpected answers"]
     assert list(table) == list(ROWS), report
@@ -111,7 +113,7 @@ def test_a_short_run_reports_every_goal(tmp_path):
 
 @pytest.mark.valgrind
 def test_the_gate_refusing_costs_less_than_a_quarter_more_instructions():
-    output = script("run.py", "--instructions", "--small", "100", "--large", "400", minutes=6)
+    output = script("run.py", "--instructions", "--counts", "100", "400", minutes=6)
     counts = dict(re.findall(r"^(.+): ([\d,]+) instructions per request$", output, re.M))
     bare, gate = (
         int(counts[side].replace(",", "")) for side in ("bare ASGI 503", "Bascule, maintenance on")
