@@ -27,6 +27,7 @@ from bascule.gate import (
     DOCS_PREFIX,
     MaintenanceGate,
     Page,
+    RefusalLog,
     bascule_paths,
     console_files,
     refuse_websocket,
@@ -160,6 +161,8 @@ def _specs_by_base() -> list[tuple[str, dict[str, Any]]]:
     """One copy of the spec per base path, holding the paths served there, longest base first."""
     bases: dict[str, list[str]] = {}
     for path, item in spec.load()["paths"].items():
+        if any(op.get("x-bascule-gate") for op in item.values() if isinstance(op, dict)):
+            continue  # answered by the gate itself
         for base in spec.path_bases(item):
             bases.setdefault(base, []).append(path)
     result = []
@@ -247,10 +250,18 @@ def _build(settings: Settings, services: Services) -> BasculeApp:
     app.add_middleware(RefuseCrossOrigin, MiddlewarePosition.BEFORE_SECURITY)
     app.add_middleware(ReadBody, MiddlewarePosition.BEFORE_VALIDATION)
     errors.install(app)
+    # While the access log is on, refusals are logged as one line per interval.
+    refusals = RefusalLog() if settings.access_log else None
+    if refusals is not None:
+        services.monitor.on_tick.append(refusals.flush)
     app.front = MaintenanceGate(
         app.middleware,
         monitor=services.monitor,
-        allow=bascule_paths(),
+        own=bascule_paths(),
+        allow=settings.allow,
+        allow_prefixes=settings.allow_prefixes,
+        decision_paths=spec.decision_paths(),
+        refusals=refusals,
         retry_after=settings.retry_after,
         page_template=settings.page_template,
         elsewhere=without_session_cookie(mounted) if mounted is not None else not_found,

@@ -40,10 +40,13 @@ def _settings_option(f: dataclasses.Field[Any]) -> Callable[[F], F]:
     name = "--" + f.name.replace("_", "-")
     kind = config.field_type(f)
     shown = str(f.default).lower() if isinstance(f.default, bool) else f.default
-    default = "" if f.default is None else f"; default: {shown}"
+    default = "" if f.default in (None, ()) else f"; default: {shown}"
     help_text = f"{f.metadata['help']} [env: {f.metadata['env']}{default}]"
     if kind is bool:
         return click.option(f"{name}/--no-{name[2:]}", f.name, default=None, help=help_text)
+    if kind is tuple:  # --allow-prefix, singular, names one: repeat it for several
+        flag = name.removesuffix("es") if name.endswith("prefixes") else name
+        return click.option(flag, f.name, multiple=True, default=None, help=help_text)
     return click.option(name, f.name, type=kind, default=None, help=help_text)
 
 

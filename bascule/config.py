@@ -46,6 +46,19 @@ class Settings:
         "An ASGI or WSGI application, as module:attribute, to serve behind the gate.",
         default=None,
     )
+    allow: tuple[str, ...] = _option(
+        "BASCULE_ALLOW",
+        "A path of the application kept open during maintenance, such as its /healthz"
+        " (repeat the option for several; the variable takes them comma-separated).",
+        default=(),
+    )
+    allow_prefixes: tuple[str, ...] = _option(
+        "BASCULE_ALLOW_PREFIXES",
+        "A prefix, ending with '/', under which the application's paths stay open during"
+        " maintenance (repeat the option for several; the variable takes them"
+        " comma-separated).",
+        default=(),
+    )
     workers: int = _option("BASCULE_WORKERS", "Number of worker processes.", default=1)
     retry_after: int = _option(
         "BASCULE_RETRY_AFTER",
@@ -121,6 +134,14 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        for path in self.allow:
+            if not path.startswith("/"):
+                raise ValueError(f"--allow takes a path starting with '/', not {path!r}")
+        for prefix in self.allow_prefixes:
+            if not (prefix.startswith("/") and prefix.endswith("/")):
+                raise ValueError(
+                    f"--allow-prefix takes a prefix starting and ending with '/', not {prefix!r}"
+                )
         for name, low, high in LIMITS:
             value = getattr(self, name)
             if not low <= value <= high:
@@ -138,7 +159,8 @@ class Settings:
             raw = environ.get(f.metadata["env"])
             if raw is not None and raw != "":
                 values[f.name] = parse_value(f, raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        # None, or an empty tuple (a repeatable flag never given), leaves the variable's.
+        values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
         return cls(**values)
 
     def to_env(self) -> dict[str, str]:
@@ -146,7 +168,9 @@ class Settings:
         env = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is not None:
+            if isinstance(value, tuple):
+                env[f.metadata["env"]] = ",".join(value)
+            elif value is not None:
                 env[f.metadata["env"]] = (
                     str(value).lower() if isinstance(value, bool) else str(value)
                 )
@@ -156,6 +180,8 @@ class Settings:
 def parse_value(f: dataclasses.Field[Any], raw: str) -> Any:
     """Convert the text of an environment variable to the type of a settings field."""
     kind = field_type(f)
+    if kind is tuple:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
     if kind is bool:
         lowered = raw.strip().lower()
         if lowered in {"1", "true", "yes", "on"}:
@@ -172,7 +198,8 @@ def parse_value(f: dataclasses.Field[Any], raw: str) -> Any:
 
 def field_type(f: dataclasses.Field[Any]) -> type:
     """The Python type of a settings field (``str | None`` counts as ``str``)."""
-    return {"int": int, "float": float, "bool": bool}.get(str(f.type).split(" ")[0], str)
+    name = str(f.type).split(" ")[0].split("[")[0]
+    return {"int": int, "float": float, "bool": bool, "tuple": tuple}.get(name, str)
 
 
 def fields() -> tuple[dataclasses.Field[Any], ...]:

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 
 from bascule import spec
 from bascule.auth import AuthenticationFailed, SessionEnded, Throttled
+from bascule.bypass import InvalidToken, NoSuchToken, TokenExists
 from bascule.maintenance import (
     AlreadyEnabled,
     Forbidden,
@@ -53,6 +54,9 @@ DOMAIN_ERRORS: dict[type[MaintenanceError], tuple[int, Code]] = {
     NotEnabled: (404, Code.NOT_FOUND),
     NotYours: (409, Code.ILLEGAL_STATE),
     InvalidUpdate: (400, Code.BAD_PARAMETER),
+    TokenExists: (409, Code.ALREADY_EXISTS),
+    NoSuchToken: (404, Code.NOT_FOUND),
+    InvalidToken: (400, Code.BAD_PARAMETER),
 }
 DATABASE_UNAVAILABLE = "The database is unavailable."
 CANNOT_READ = "The database does not answer: this process enforces the state it last confirmed."

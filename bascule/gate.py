@@ -14,21 +14,28 @@ from __future__ import annotations
 import datetime
 import html
 import json
+import logging
 import os
 import re
 import string
-from collections.abc import Awaitable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, AnyStr, cast
+from urllib.parse import unquote_to_bytes
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bascule import spec
 from bascule.errors import MAINTENANCE_BODY
+from bascule.maintenance import now_ms
 
 if TYPE_CHECKING:
+    from bascule.bypass import Valid
     from bascule.maintenance import MaintenanceState
     from bascule.monitor import Monitor
+
+log = logging.getLogger(__name__)
 
 WEBSOCKET_TRY_AGAIN_LATER = 1013
 # How much of a request the refusal reads to choose between the page and the envelope.
@@ -69,16 +76,12 @@ class PathSet:
         for prefix in self.prefixes:
             if not prefix.endswith(b"/"):
                 raise ValueError(f"a prefix must end with '/': {prefix!r}")
-        # What every prefix starts with, for a first look cheaper than ``startswith`` with
-        # a tuple: ``path[head_span] == head``. With no prefix, no head (nothing equals
-        # None); prefixes that share no more than "/" let nearly every path past it.
-        common = cast(bytes, os.path.commonprefix(self.prefixes))  # noqa: RUF071 (bytes, not paths)
-        self.head: bytes | None = common if self.prefixes else None
-        self.head_span = slice(0, len(common))
 
     def __contains__(self, path: bytes) -> bool:
-        if path in self.exact:
-            return True
+        return path in self.exact or self.under_prefix(path)
+
+    def under_prefix(self, path: bytes) -> bool:
+        """Whether ``path`` is one of the prefixes followed by clean segments."""
         if not path.startswith(self.prefixes):  # one test for all prefixes: the usual case
             return False
         for prefix in self.prefixes:
@@ -133,7 +136,9 @@ class MaintenanceGate:
     """ASGI middleware: while maintenance is on, answer 503 to every request not allowed.
 
     Built from a database URL, it follows that database from a thread of its own;
-    given a monitor, whoever made the monitor starts and stops it.
+    given a monitor, whoever made the monitor starts and stops it. ``allow`` and
+    ``allow_prefixes`` keep paths of the application open; a request with a valid
+    bypass token passes too, and its answer says so (``X-Bascule-Bypassed``).
     """
 
     def __init__(
@@ -142,12 +147,15 @@ class MaintenanceGate:
         database_url: str | None = None,
         *,
         monitor: Monitor | None = None,
-        allow: Iterable[str] | PathSet = (),
+        allow: Iterable[str] = (),
         allow_prefixes: Iterable[str] = (),
         retry_after: int = 120,
         poll_interval: float = 0.25,
         page_template: str | Path | None = None,
         elsewhere: ASGIApp | None = None,
+        own: PathSet | None = None,
+        decision_paths: Iterable[str] = (),
+        refusals: RefusalLog | None = None,
     ) -> None:
         page = Page(Path(page_template) if page_template else DEFAULT_PAGE, retry_after)
         if monitor is None:
@@ -155,18 +163,27 @@ class MaintenanceGate:
 
             monitor = follow(database_url, poll_interval)
         self.app = app
-        # Where requests for paths not allowed go while maintenance is off (``app`` unless
-        # told; the lifespan always goes to ``app``): routing here spares every such
-        # request a second look at its path.
+        # Where requests for paths not open go while maintenance is off, and those of the
+        # application's open paths always (``app`` unless told; ``app`` gets ``own``
+        # paths and the lifespan): routing here spares each request a second look.
         self.elsewhere = app if elsewhere is None else elsewhere
         self.monitor = monitor
-        if isinstance(allow, PathSet) and allow_prefixes:
-            raise ValueError("allow_prefixes goes with a list of paths; a PathSet has its own")
-        self._allowed = allow if isinstance(allow, PathSet) else PathSet(allow, allow_prefixes)
-        # The hot path reads these without going through the PathSet (fewer lookups).
-        self._exact = self._allowed.exact
-        self._head, self._head_span = self._allowed.head, self._allowed.head_span
+        self.open = PathSet(allow, allow_prefixes)  # the application's own open paths
+        self.own = own or PathSet()  # the paths ``app`` answers itself (Bascule's)
+        # One lookup for an exact path: who answers it.
+        self._exact: dict[bytes, Callable[..., Awaitable[None]]] = dict.fromkeys(
+            self.open.exact, self.elsewhere
+        )
+        self._exact.update(dict.fromkeys(self.own.exact, app))
+        self._exact.update(dict.fromkeys((p.encode() for p in decision_paths), self.decide))
+        # What every prefix starts with: a first look cheaper than ``startswith`` with a
+        # tuple (``path[head_span] == head``); with no prefix, no head (nothing equals None).
+        prefixes = (*self.own.prefixes, *self.open.prefixes)
+        common = cast(bytes, os.path.commonprefix(prefixes))  # noqa: RUF071 (bytes, not paths)
+        self._head: bytes | None = common if prefixes else None
+        self._head_span = slice(0, len(common))
         self.page = page
+        self.refusals = refusals
         self._headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(MAINTENANCE_BODY)).encode()),
@@ -192,14 +209,18 @@ class MaintenanceGate:
         path = scope.get("raw_path")
         if path is None or 63 in path:  # 63: QUERY_MARK, a literal here (no global lookup)
             path = request_path(scope)
-        if path in self._exact or (path[self._head_span] == self._head and path in self._allowed):
-            return self.app(scope, receive, send)
-        if scope.get("root_path") and route_path(scope, path) in self._allowed:
-            return self.app(scope, receive, send)
+        target = self._exact.get(path)
+        if target is None and path[self._head_span] == self._head:
+            target = self._prefixed(path)
+        if target is None and scope.get("root_path"):
+            tail = route_path(scope, path)
+            target = self._exact.get(tail) or self._prefixed(tail)
+        if target is not None:
+            return target(scope, receive, send)
         if self.monitor.state is None:
             return self.elsewhere(scope, receive, send)
         if scope["type"] == "http":
-            return self.refuse(scope, send)
+            return self.refuse(scope, receive, send)
         if scope["type"] == "websocket":
             return refuse_websocket(
                 scope,
@@ -212,44 +233,276 @@ class MaintenanceGate:
             )
         return self.elsewhere(scope, receive, send)
 
-    async def refuse(self, scope: Scope, send: Send) -> None:
-        """Answer 503: the maintenance page to a browser, the envelope to anyone else."""
+    def _prefixed(self, path: bytes) -> Callable[..., Awaitable[None]] | None:
+        if self.own.under_prefix(path):
+            return self.app
+        if self.open.under_prefix(path):
+            return self.elsewhere
+        return None
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 503 (the page to a browser, the envelope to anyone else), unless the
+        request carries a valid bypass token: then it goes through, or, the token being
+        in the URL, is sent back to the same URL without it, with the token in a cookie."""
+        if self.monitor.bypass.by_hash:  # tokens exist: look for one (never logged)
+            headers = scope["headers"][:SCANNED_HEADERS]
+            found, token, query = find_bypass(headers, scope["query_string"], self.monitor)
+            if found is not None and token is None:
+                await self.elsewhere(
+                    {**scope, "headers": without_bypass(scope["headers"])},
+                    receive,
+                    marked(send, found.name),
+                )
+                return
+            if found is not None and token is not None:
+                root = (scope.get("root_path") or "").encode()
+                location = root + request_path(scope) + (b"?" + query if query else b"")
+                secure = scope.get("scheme") == "https"
+                await send_whole(send, *bypass_redirect(location, token, found, secure))
+                return
+        if self.refusals is not None:
+            self.refusals.count(scope["path"])
+            scope["bascule.refused"] = True  # for the access log: counted, not written
+        await send_whole(send, *self.refusal(scope["headers"], scope["method"] == "HEAD"))
+
+    def refusal(
+        self, headers: list[tuple[bytes, bytes]], head: bool
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The 503 a visitor sees: the page to a browser, the envelope to anyone else."""
+        state = self.monitor.state
         # Browsers send Accept among their first headers; a request with thousands of
         # headers (a server that lets them through) costs no more than one with a few.
-        for name, value in scope["headers"][:SCANNED_HEADERS]:
+        for name, value in headers[:SCANNED_HEADERS]:
             if name == b"accept":
-                if prefers_html(value):
-                    await self.refuse_with_page(scope, send)
-                    return
+                if state is not None and prefers_html(value):
+                    body = self.page.render(state)
+                    page_headers = [
+                        (b"content-type", b"text/html; charset=utf-8"),
+                        (b"content-length", str(len(body)).encode()),
+                        *self._headers[2:],
+                        *NOT_FRAMED,
+                    ]
+                    return 503, page_headers, b"" if head else body
                 break
-        await send({"type": "http.response.start", "status": 503, "headers": self._headers})
-        await send(
-            {
-                "type": "http.response.body",
-                "body": b"" if scope["method"] == "HEAD" else MAINTENANCE_BODY,
-            }
-        )
+        return 503, self._headers, b"" if head else MAINTENANCE_BODY
+
+    async def decide(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The decision endpoint: whether a reverse proxy may let the request it names
+        (``X-Original-URI`` or ``X-Forwarded-Uri``) through; the same decision as the
+        gate's for that request, with the answer a visitor must see when it does not."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] in ("GET", "HEAD"):
+            status, headers, body = self.decision(scope)
+        else:
+            status, headers, body = 405, *not_allowed()
+        await send_whole(send, status, headers, b"" if scope["method"] == "HEAD" else body)
+
+    def decision(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """What the decision endpoint answers (see ``decide``)."""
+        headers = scope["headers"][:SCANNED_HEADERS]
+        uri = deny = None
+        forwarded_https = False
+        for name, value in headers:
+            if name in (b"x-original-uri", b"x-forwarded-uri"):
+                if len(value) > MAX_URI:
+                    return 400, *bad_request(URI_TOO_LONG)
+                uri = value if uri is None else uri
+            elif name == b"x-forwarded-proto":
+                forwarded_https = value.strip().lower() == b"https"
+        for key, _, value in (p.partition(b"=") for p in scope["query_string"].split(b"&")):
+            if key == b"deny":
+                if value not in (b"401", b"403"):
+                    return 400, *bad_request(BAD_DENY)
+                deny = int(value)
+        path, query = split_uri(uri or b"/")
+        if self.monitor.state is None or path in self.open.exact or self.open.under_prefix(path):
+            return 200, ALLOWED, b""
+        found, token, rest = find_bypass(headers, query, self.monitor)
+        if found is not None and token is None:
+            return 200, [*ALLOWED, (BYPASSED, found.name.encode())], b""
+        if deny is not None:
+            return deny, DENIED, b""
+        if found is not None and token is not None:
+            location = path + (b"?" + rest if rest else b"")
+            return bypass_redirect(location, token, found, forwarded_https)
+        if self.refusals is not None:
+            self.refusals.count(path.decode("latin-1"))
+        return self.refusal(scope["headers"], False)
 
     def close(self) -> None:
         """Stop following the database (for a gate built from a URL)."""
         self.monitor.stop()
         self.monitor.store.close()
 
-    async def refuse_with_page(self, scope: Scope, send: Send) -> None:
-        """Send the 503 maintenance page (for a browser; API clients get the envelope)."""
-        state = self.monitor.state
-        body = self.page.render(state) if state is not None else MAINTENANCE_BODY
-        media_type = b"text/html; charset=utf-8" if state is not None else b"application/json"
-        headers = [
-            (b"content-type", media_type),
-            (b"content-length", str(len(body)).encode()),
-            *self._headers[2:],
-            *NOT_FRAMED,
-        ]
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send(
-            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
-        )
+
+# The decision endpoint's answers: let through, refused (for a proxy that asked for a
+# status it honours), and a question it cannot answer.
+BYPASSED = b"x-bascule-bypassed"
+ALLOWED = [(b"content-length", b"0"), (b"cache-control", b"no-store")]
+DENIED = [(b"content-length", b"0"), (b"cache-control", b"no-store")]
+MAX_URI = 8192
+BAD_DENY = "deny takes 401 or 403: the status a refusal gets instead of 503."
+URI_TOO_LONG = f"The URI to decide on is longer than {MAX_URI} bytes."
+BYPASS_HEADER = b"x-bascule-bypass"
+BYPASS_COOKIE = b"bascule-bypass"
+BYPASS_PARAM = b"bascule-bypass"
+
+
+def split_uri(uri: bytes) -> tuple[bytes, bytes]:
+    """The path and the query of a request's URI, as a proxy names it: its path and
+    query (a path not starting with '/' read as if it did), or its whole URL."""
+    uri = uri.strip()
+    scheme, sep, rest = uri.partition(b"://")
+    if sep and scheme.isalpha():
+        uri = b"/" + rest.partition(b"/")[2]
+    path, _, query = uri.partition(b"?")
+    path = path.partition(b"#")[0]
+    return path if path.startswith(b"/") else b"/" + path, query
+
+
+def not_allowed() -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and body of the decision endpoint's 405."""
+    from bascule.errors import NOT_ALLOWED
+
+    headers, body = bad_request(NOT_ALLOWED)
+    return [*headers, (b"allow", b"GET, HEAD")], body
+
+
+def bad_request(message: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and body of a 400 in the envelope."""
+    from bascule.errors import Code, encoded, error_envelope
+
+    body = encoded(error_envelope(Code.BAD_PARAMETER, message))
+    return [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))], body
+
+
+def find_bypass(
+    headers: list[tuple[bytes, bytes]], query: bytes, monitor: Monitor
+) -> tuple[Valid | None, bytes | None, bytes]:
+    """The valid bypass token a request carries, if any: in the X-Bascule-Bypass header,
+    the bascule-bypass cookie, or the bascule-bypass query parameter. With it, the token
+    itself when it came in the query (else None), and the query without it."""
+    tokens = monitor.bypass
+    for name, value in headers:
+        found = None
+        if name == BYPASS_HEADER:
+            found = tokens.find(value.strip())
+        elif name == b"cookie" and value.find(BYPASS_COOKIE) != -1:
+            for pair in value.split(b";"):
+                key, _, token = pair.strip().partition(b"=")
+                if key == BYPASS_COOKIE:
+                    found = tokens.find(token)
+                    break
+        if found is not None:
+            monitor.note_bypass(found.name)
+            return found, None, query
+    if query.find(BYPASS_PARAM) != -1:
+        pairs = query.split(b"&")
+        for index, pair in enumerate(pairs):
+            key, _, token = pair.partition(b"=")
+            if key == BYPASS_PARAM:
+                found = tokens.find(unquote_to_bytes(token))
+                if found is not None:
+                    monitor.note_bypass(found.name)
+                    return found, token, b"&".join(pairs[:index] + pairs[index + 1 :])
+    return None, None, query
+
+
+def bypass_redirect(
+    location: bytes, token: bytes, found: Valid, secure: bool
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The answer to a token in a URL: back to the URL without it, with a cookie that
+    lets the browser walk the whole application until the token expires."""
+    max_age = max(0, (found.expires_at - now_ms()) // 1000)
+    cookie = b"%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax" % (
+        BYPASS_COOKIE,
+        unquote_to_bytes(token),
+        max_age,
+    )
+    headers = [
+        (b"location", location),
+        (b"set-cookie", cookie + (b"; Secure" if secure else b"")),
+        (b"cache-control", b"no-store"),
+        (b"referrer-policy", b"no-referrer"),  # the URL held the token
+        (BYPASSED, found.name.encode()),
+        (b"content-length", b"0"),
+    ]
+    return 303, headers, b""
+
+
+def without_bypass(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The request's headers without its bypass token: the application has no use for
+    it and must not be able to log or replay it."""
+    kept = []
+    for name, value in headers:
+        if name == BYPASS_HEADER:
+            continue
+        if name == b"cookie" and value.find(BYPASS_COOKIE) != -1:
+            pairs = [p for p in value.split(b";") if p.strip().partition(b"=")[0] != BYPASS_COOKIE]
+            if not pairs:
+                continue
+            value = b";".join(pairs).strip()
+        kept.append((name, value))
+    return kept
+
+
+def marked(send: Send, name: str) -> Send:
+    """A ``send`` that says, in the answer's headers, which bypass token let it through."""
+    header = (BYPASSED, name.encode())
+
+    async def send_marked(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), header]}
+        await send(message)
+
+    return send_marked
+
+
+async def send_whole(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    """Send a whole answer."""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RefusalLog:
+    """Counts refusals by path prefix, and logs them as one line per interval: while
+    maintenance is on, a line per refused request would cost more than the refusal."""
+
+    MAX_PREFIXES = 50
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self.counts: dict[str, int] = {}
+        self.since = time.monotonic()
+
+    def count(self, path: str) -> None:
+        """One refusal of ``path`` (counted under its first segment)."""
+        segment = path.split("/", 2)[1] if path.startswith("/") else ""
+        prefix = f"/{segment}/" if segment and path != f"/{segment}" else path[:64] or "/"
+        counts = self.counts
+        if prefix not in counts and len(counts) >= self.MAX_PREFIXES:
+            prefix = "(other)"
+        counts[prefix] = counts.get(prefix, 0) + 1
+
+    def flush(self, force: bool = False) -> None:
+        """Log the counts once the interval is over (or now, with ``force``)."""
+        now = time.monotonic()
+        if not force and now - self.since < self.interval:
+            return
+        counts, self.counts = self.counts, {}
+        elapsed, self.since = now - self.since, now
+        if counts:
+            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            log.info(
+                "refused %d requests in the last %.0f s (maintenance is on): %s",
+                sum(counts.values()),
+                elapsed,
+                ", ".join(f"{prefix} {n}" for prefix, n in ranked),
+            )
 
 
 async def refuse_websocket(

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bascule.maintenance import MaintenanceState
+from bascule.bypass import BypassTokens, TokenSet
+from bascule.maintenance import MaintenanceState, now_ms
 from bascule.store import KINDS, NOTIFY_CHANNEL, Kind, Store, describe_error
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ SAFETY_INTERVAL = 1.0
 # How often the monitor checks that the database takes a write (every second while it
 # does not, to see it recover).
 WRITE_CHECK_INTERVAL = 5.0
+# How often the uses of bypass tokens seen here are added to the database's counts.
+USES_FLUSH_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -51,12 +54,19 @@ class Health:
 
 
 class Monitor:
-    """Holds the current maintenance state and tells listeners when users or sessions change."""
+    """Holds the current maintenance state and the valid bypass tokens, and tells listeners
+    when users or sessions change."""
 
     def __init__(self, store: Store, *, poll_interval: float = 0.25) -> None:
         self.store = store
         self.poll_interval = poll_interval
         self.state: MaintenanceState | None = None
+        self.bypass = TokenSet()  # the valid bypass tokens
+        # Called on every turn of the background thread (at least every poll_interval).
+        self.on_tick: list[Callable[[], None]] = []
+        # Uses of bypass tokens seen here and not yet counted in the database.
+        self._uses: dict[str, tuple[int, int]] = {}
+        self._next_flush = 0.0
         self.error: str | None = None  # why the database cannot be read, while it cannot
         self.write_error: str | None = None  # why it cannot be written, while it cannot
         # When (time.monotonic()) the database last confirmed ``state``: None until then.
@@ -80,6 +90,8 @@ class Monitor:
                 if current["state"] != previous.get("state"):
                     with self.store.read() as conn:
                         self.state = self.store.load_state(conn)
+                if current["bypass"] != previous.get("bypass"):
+                    self.bypass = BypassTokens(self.store).valid()
             except SQLAlchemyError as exc:
                 reason = describe_error(exc)
                 if self.error != reason:
@@ -117,6 +129,31 @@ class Monitor:
             state_age=age,
             maintenance=self.state is not None,
         )
+
+    def note_bypass(self, name: str) -> None:
+        """Count one use of the bypass token ``name`` (added to the database's count
+        within USES_FLUSH_INTERVAL, from the background thread)."""
+        seen = self._uses.get(name)
+        self._uses[name] = (seen[0] + 1 if seen else 1, now_ms())
+
+    def flush_uses(self) -> None:
+        """Add the uses seen here since the last flush to the database's counts."""
+        self._next_flush = time.monotonic() + USES_FLUSH_INTERVAL
+        if not self._uses:
+            return
+        pending, self._uses = self._uses, {}
+        try:
+            with self.store.write(None) as conn:
+                self.store.record_bypass_uses(conn, pending)
+        except SQLAlchemyError as exc:  # the counts are a report: lost, not retried
+            log.warning("the uses of bypass tokens could not be counted: %s", describe_error(exc))
+
+    def tick(self) -> None:
+        """What the background thread does on every turn besides following changes."""
+        if time.monotonic() >= self._next_flush:
+            self.flush_uses()
+        for call in self.on_tick:
+            call()
 
     def check_writes(self) -> None:
         """Try a write, and record whether the database takes it."""
@@ -241,6 +278,8 @@ class Monitor:
                 return
             if self.error is None and time.monotonic() >= self._next_write_check:
                 self.check_writes()
+            self.tick()
+        self.tick()
         self._stop.wait(self.poll_interval)
 
 

@@ -23,7 +23,11 @@ from itertools import chain
 from types import SimpleNamespace
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 
 from bascule.config import Settings
@@ -57,6 +61,15 @@ TOO_LARGE = _answer(
     f"The request headers are larger than {MAX_HEADER_BYTES} bytes, or more than {MAX_HEADERS}.",
 )
 TOO_SLOW = _answer(408, "The request was not sent in time.")
+
+
+class QuietCycle(RequestResponseCycle):
+    """A request whose refusal by the gate is left out of the access log: the gate
+    counts refusals, and logs them as one line per interval (gate.RefusalLog)."""
+
+    @property
+    def access_log(self) -> bool:  # type: ignore[override]
+        return bool(self.__dict__.get("access_log")) and "bascule.refused" not in self.scope
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -105,6 +118,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             )
             return
         super().on_headers_complete()
+        if self.access_log:
+            self.cycle.__class__ = QuietCycle  # its access_log now asks the scope
         self._deadline = self.loop.time() + self.timeout
 
     def _refuse(self, answer: bytes) -> None:

@@ -16,6 +16,7 @@ import anyio.to_thread
 from starlette.types import Scope
 
 from bascule.auth import Auth, AuthenticationFailed, Principal, Throttle
+from bascule.bypass import BypassTokens
 from bascule.config import Settings
 from bascule.errors import encoded, envelope
 from bascule.maintenance import (
@@ -55,6 +56,7 @@ class Services:
             window=settings.failed_auth_window,
         )
         self.maintenance = Maintenance(self.store, self.monitor)
+        self.bypass = BypassTokens(self.store)
         self._argon2: anyio.CapacityLimiter | None = None
         self._state_document: tuple[MaintenanceState | None, bytes] | None = None
 

@@ -80,6 +80,16 @@ def _routes() -> dict[str, dict[str, dict[str, Any]]]:
     return routes
 
 
+def decision_paths() -> list[str]:
+    """Where the gate itself answers (operations marked ``x-bascule-gate``), under every
+    base: connexion never sees them."""
+    return [
+        path
+        for path, operations in _routes().items()
+        if any(op.get("x-bascule-gate") for op in operations.values())
+    ]
+
+
 def served_paths() -> list[str]:
     """Every concrete path the API answers on, under every base it is served at."""
     return list(_routes())

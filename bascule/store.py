@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     create_engine,
     delete,
     event,
@@ -58,7 +59,7 @@ metadata = MetaData(
 # A counter per kind of shared data, which every committed change of that kind bumps, so
 # that every process can tell, with one cheap query, what changed. A new kind of shared
 # data is one more name here: its row is made by its first write.
-KINDS = ("state", "users", "sessions")
+KINDS = ("state", "users", "sessions", "bypass")
 Kind = str
 change_counters = Table(
     "change_counters",
@@ -132,6 +133,19 @@ auth_failures = Table(
     Column("window_start", BigInteger, nullable=False, index=True),
 )
 
+# Named tokens that let their bearer through the gate during maintenance (hashes only).
+bypass_tokens = Table(
+    "bypass_tokens",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("uses", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+)
+
 
 # The longest a database call may take by default (BASCULE_DATABASE_TIMEOUT), in seconds:
 # connecting, waiting for a pooled connection or a lock, running the statements.
@@ -163,6 +177,19 @@ class SessionRecord:
 
     user: UserRecord
     expires_at: int
+
+
+@dataclass(frozen=True)
+class BypassRecord:
+    """A bypass token as stored: its name, who made it, when, until when, its use."""
+
+    name: str
+    token_hash: str
+    created_by: str
+    created_at: int
+    expires_at: int
+    uses: int = 0
+    last_used_at: int | None = None
 
 
 def engine_url(url: str) -> str:
@@ -632,6 +659,44 @@ class Store:
     def delete_sessions_of(conn: Connection, user: str) -> int:
         """Revoke every session of a user; the number revoked."""
         return conn.execute(delete(sessions).where(sessions.c.user_name == user)).rowcount
+
+    # -- bypass tokens ---------------------------------------------------------------------
+
+    @staticmethod
+    def insert_bypass(conn: Connection, record: BypassRecord) -> bool:
+        """Store a new token; False, storing nothing, if its name is taken."""
+        values = {c.name: getattr(record, c.name) for c in bypass_tokens.columns}
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(bypass_tokens).values(values))
+        except IntegrityError:
+            return False
+        return True
+
+    @staticmethod
+    def list_bypass(conn: Connection) -> list[BypassRecord]:
+        """Every token, by name."""
+        rows = conn.execute(select(bypass_tokens).order_by(bypass_tokens.c.name))
+        return [BypassRecord(**row._mapping) for row in rows]
+
+    @staticmethod
+    def delete_bypass(conn: Connection, name: str) -> bool:
+        """End a token; False if there is none of that name."""
+        result = conn.execute(delete(bypass_tokens).where(bypass_tokens.c.name == name))
+        return result.rowcount == 1
+
+    @staticmethod
+    def record_bypass_uses(conn: Connection, uses: dict[str, tuple[int, int]]) -> None:
+        """Add to each token's count of uses, and set when it was last used
+        (``uses``: by name, how many more times and the last time)."""
+        column = bypass_tokens.c
+        for name, (count, last) in uses.items():
+            later = case((column.last_used_at > last, column.last_used_at), else_=last)
+            conn.execute(
+                update(bypass_tokens)
+                .where(column.name == name)
+                .values(uses=column.uses + count, last_used_at=later)
+            )
 
     # -- failed authentications ------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from handlers.security import session_principal
 Answer = tuple[dict[str, Any], int, dict[str, str]]
 
 
-def user_status(principal: Principal | None) -> dict[str, Any]:
+def _user_status(principal: Principal | None) -> dict[str, Any]:
     """Alien4Cloud's UserStatus."""
     return {
         "isLogged": principal is not None,
@@ -29,7 +29,7 @@ def user_status(principal: Principal | None) -> dict[str, Any]:
     }
 
 
-def session_cookie(value: str, max_age: int) -> str:
+def _session_cookie(value: str, max_age: int) -> str:
     """The Set-Cookie value for the session cookie (an empty value with max_age 0 clears it)."""
     cookie: SimpleCookie = SimpleCookie()
     cookie[SESSION_COOKIE] = value
@@ -50,8 +50,8 @@ async def login(body: dict[str, Any]) -> Answer:
     address = client_address(context.scope)
     principal = await services.authenticate(body["username"], body["password"], address)
     session = await anyio.to_thread.run_sync(services.auth.open_session, principal)
-    cookie = session_cookie(session.token, services.settings.session_ttl)
-    return envelope(user_status(session.principal)), 200, {"Set-Cookie": cookie}
+    cookie = _session_cookie(session.token, services.settings.session_ttl)
+    return envelope(_user_status(session.principal)), 200, {"Set-Cookie": cookie}
 
 
 def logout() -> Answer:
@@ -63,7 +63,7 @@ def logout() -> Answer:
     token = context.request.cookies.get(SESSION_COOKIE)
     if token:
         current().auth.logout(token_hash(token))
-    return envelope(), 200, {"Set-Cookie": session_cookie("", 0)}
+    return envelope(), 200, {"Set-Cookie": _session_cookie("", 0)}
 
 
 async def get_auth_status(token_info: dict[str, Any] | None = None) -> tuple[dict[str, Any], int]:
@@ -74,4 +74,4 @@ async def get_auth_status(token_info: dict[str, Any] | None = None) -> tuple[dic
         # Anonymous although a cookie came: ask again, so that a database that does
         # not answer is a 503 rather than "not logged in".
         principal = await session_principal(context.scope, token)
-    return envelope(user_status(principal)), 200
+    return envelope(_user_status(principal)), 200

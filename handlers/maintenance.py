@@ -6,6 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from bascule.bypass import bypass_json
 from bascule.errors import envelope
 from bascule.service import current
 
@@ -44,3 +45,22 @@ def get_maintenance_log(offset: int = 0, limit: int = 100) -> Answer:
     total, entries = current().maintenance.log_page(offset, limit)
     page = {"offset": offset, "total": total, "log": [e.as_json() for e in entries]}
     return envelope(page), 200
+
+
+def list_bypass_tokens(token_info: dict[str, Any]) -> Answer:
+    """GET /maintenance/bypass."""
+    records = current().bypass.list(token_info["principal"].actor())
+    return envelope([bypass_json(r) for r in records]), 200
+
+
+def create_bypass_token(body: dict[str, Any], token_info: dict[str, Any]) -> Answer:
+    """POST /maintenance/bypass: the token's value is in this answer only."""
+    actor = token_info["principal"].actor()
+    token, record = current().bypass.create(actor, body["name"], body.get("expiresIn"))
+    return envelope({**bypass_json(record), "token": token}), 201
+
+
+def revoke_bypass_token(name: str, token_info: dict[str, Any]) -> Answer:
+    """DELETE /maintenance/bypass/{name}."""
+    current().bypass.revoke(token_info["principal"].actor(), name)
+    return envelope(), 200

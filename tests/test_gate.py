@@ -13,6 +13,7 @@ from urllib.parse import unquote
 import pytest
 
 from bascule import MaintenanceGate
+from bascule.bypass import TokenSet
 from bascule.gate import bascule_paths, refuse_websocket
 from bascule.maintenance import (
     STARTED_MESSAGE,
@@ -141,9 +142,16 @@ def call(
 
 
 class Holder:
-    """What the gate reads of a monitor: the state, here set by the test itself."""
+    """What the gate reads of a monitor: the state and the valid bypass tokens, here set
+    by the test itself; and the uses of tokens it counts."""
 
-    state: MaintenanceState | None = None
+    def __init__(self) -> None:
+        self.state: MaintenanceState | None = None
+        self.bypass = TokenSet()
+        self.uses: list[str] = []
+
+    def note_bypass(self, name: str) -> None:
+        self.uses.append(name)
 
 
 class Switch:
@@ -181,7 +189,7 @@ def maintenance(monitor):
 
 @pytest.fixture
 def gate(monitor):
-    return MaintenanceGate(Recorder(), monitor=monitor, allow=bascule_paths(), retry_after=30)
+    return MaintenanceGate(Recorder(), monitor=monitor, own=bascule_paths(), retry_after=30)
 
 
 def switch_on(maintenance, monitor):
@@ -238,7 +246,7 @@ def test_a_raw_path_that_keeps_the_query_is_matched_without_it(gate, maintenance
 
 def test_paths_not_allowed_go_elsewhere_while_off(monitor, maintenance):
     own, other = Recorder(), Recorder()
-    gate = MaintenanceGate(own, monitor=monitor, allow=bascule_paths(), elsewhere=other)
+    gate = MaintenanceGate(own, monitor=monitor, own=bascule_paths(), elsewhere=other)
     assert call(gate, "/rest/v1/maintenance")[0]["status"] == 200
     assert call(gate, "/shop")[0]["status"] == 200
     assert [s["raw_path"] for s in own.seen] == [b"/rest/v1/maintenance"]
@@ -279,11 +287,6 @@ def test_allow_lists_of_every_shape(monitor, maintenance, allow, prefixes, open_
     assert {p: call(gate, p)[0]["status"] for p in open_paths} == dict.fromkeys(open_paths, 200)
     assert {p: call(gate, p)[0]["status"] for p in refused} == dict.fromkeys(refused, 503)
     assert [s["raw_path"] for s in app.seen] == [p.encode() for p in open_paths]
-
-
-def test_prefixes_beside_a_path_set_are_refused_rather_than_ignored(monitor):
-    with pytest.raises(ValueError, match="allow_prefixes"):
-        MaintenanceGate(Recorder(), monitor=monitor, allow=bascule_paths(), allow_prefixes=["/x/"])
 
 
 def test_head_gets_no_body(gate, maintenance, monitor):

@@ -1,0 +1,148 @@
+"""Bypass tokens: a way in for the team doing the work while maintenance is on.
+
+An ADMIN makes a named token; its value is shown once and stored only as a hash. A
+request that carries a valid one passes the gate. Every token expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from bascule.maintenance import Actor, Forbidden, MaintenanceError, now_ms
+from bascule.store import BypassRecord, Store
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+DEFAULT_LIFETIME = 24 * 3600  # seconds
+MAX_LIFETIME = 365 * 24 * 3600
+MIN_LIFETIME = 60
+# A token is 43 characters of URL-safe base64 (32 random bytes); anything much longer
+# or shorter is not one, and is refused before it is hashed.
+TOKEN_LENGTHS = range(20, 129)
+
+
+class TokenExists(MaintenanceError):
+    """A token of that name exists already."""
+
+    def __init__(self) -> None:
+        super().__init__("A bypass token of that name exists already.")
+
+
+class NoSuchToken(MaintenanceError):
+    """No token of that name."""
+
+    def __init__(self) -> None:
+        super().__init__("No bypass token of that name.")
+
+
+class InvalidToken(MaintenanceError):
+    """A name or a lifetime out of the rules."""
+
+
+def token_hash(token: str | bytes) -> str:
+    """What is stored of a token, and looked up: its SHA-256."""
+    raw = token.encode() if isinstance(token, str) else token
+    return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass(frozen=True)
+class Valid:
+    """A token known to be valid: its name, until when."""
+
+    name: str
+    token_hash: str
+    expires_at: int
+
+
+class TokenSet:
+    """The valid tokens, in memory, for the gate: looked up without any I/O."""
+
+    def __init__(self, records: list[BypassRecord] = ()) -> None:  # type: ignore[assignment]
+        self.by_hash = {r.token_hash: Valid(r.name, r.token_hash, r.expires_at) for r in records}
+
+    def find(self, token: bytes) -> Valid | None:
+        """The valid token ``token`` is, or None (unknown, expired, or not a token).
+
+        The lookup is by the token's hash: how long it takes says nothing of how close
+        a guess came, and the hash found is compared again in constant time.
+        """
+        if len(token) not in TOKEN_LENGTHS:
+            return None
+        digest = token_hash(token)
+        found = self.by_hash.get(digest)
+        if found is None or not hmac.compare_digest(found.token_hash, digest):
+            return None
+        if found.expires_at <= now_ms():
+            return None
+        return found
+
+
+def bypass_json(record: BypassRecord) -> dict[str, Any]:
+    """The wire form of a token as listed (never its value: it is not stored)."""
+    return {
+        "name": record.name,
+        "createdBy": record.created_by,
+        "createdAt": record.created_at,
+        "expiresAt": record.expires_at,
+        "expired": record.expires_at <= now_ms(),
+        "uses": record.uses,
+        "lastUsedAt": record.last_used_at,
+    }
+
+
+class BypassTokens:
+    """Makes, lists and ends bypass tokens on behalf of actors."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(
+        self, actor: Actor, name: str, lifetime: int | None = None
+    ) -> tuple[str, BypassRecord]:
+        """A new token named ``name``, valid ``lifetime`` seconds (DEFAULT_LIFETIME when
+        None): its value, shown once, and what is stored of it."""
+        if not actor.may_change:
+            raise Forbidden()
+        if not NAME.fullmatch(name):
+            raise InvalidToken(
+                "A token's name is 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+                "letter or a digit."
+            )
+        lifetime = DEFAULT_LIFETIME if lifetime is None else lifetime
+        if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
+            raise InvalidToken(
+                f"A token lives from {MIN_LIFETIME} seconds to {MAX_LIFETIME} seconds (a year)."
+            )
+        token = secrets.token_urlsafe(32)
+        now = now_ms()
+        record = BypassRecord(name, token_hash(token), actor.name, now, now + lifetime * 1000)
+        with self.store.write("bypass") as conn:
+            if not self.store.insert_bypass(conn, record):
+                raise TokenExists()
+        return token, record
+
+    def list(self, actor: Actor) -> list[BypassRecord]:
+        """Every token, expired ones included, by name."""
+        if not actor.may_change:
+            raise Forbidden()
+        with self.store.read() as conn:
+            return self.store.list_bypass(conn)
+
+    def revoke(self, actor: Actor, name: str) -> None:
+        """End the token named ``name``: refused everywhere within a second."""
+        if not actor.may_change:
+            raise Forbidden()
+        with self.store.write("bypass") as conn:
+            if not self.store.delete_bypass(conn, name):
+                raise NoSuchToken()
+
+    def valid(self) -> TokenSet:
+        """The tokens that have not expired, for the gate."""
+        now = now_ms()
+        with self.store.read() as conn:
+            records = [r for r in self.store.list_bypass(conn) if r.expires_at > now]
+        return TokenSet(records)
