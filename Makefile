@@ -27,12 +27,17 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # Debian packages the tests need: Chromium for the browser tests, a Java runtime for
-# OpenAPI Generator, valgrind for the instruction counts. Installed only when missing.
+# OpenAPI Generator, valgrind for the instruction counts, and three of the reverse
+# proxies the recipes are tested with (Envoy and Traefik come from PyPI). Installed only
+# when missing.
 system-packages:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v callgrind_annotate >/dev/null || missing="$$missing valgrind"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	[ -x /usr/bin/caddy ] || missing="$$missing caddy"; \
+	[ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
