@@ -116,10 +116,14 @@ def route_path(scope: Scope, path: AnyStr) -> AnyStr:
 
 
 def bascule_paths() -> PathSet:
-    """The paths Bascule answers itself, all of them open during maintenance."""
-    exact = [*spec.served_paths(), f"{DOCS_PREFIX}/openapi.json", f"{DOCS_PREFIX}/openapi.yaml"]
+    """The paths Bascule answers itself, all of them open during maintenance (a path
+    with a parameter, such as a token's name, opens the prefix before it)."""
+    served = spec.served_paths()
+    exact = [p for p in served if "{" not in p]
+    exact += [f"{DOCS_PREFIX}/openapi.json", f"{DOCS_PREFIX}/openapi.yaml"]
     exact += [f"{DOCS_PREFIX}/ui", *console_files()]
     prefixes = [f"{base}/auth/" for base in spec.API_BASES] + [f"{DOCS_PREFIX}/ui/"]
+    prefixes += sorted({p.partition("{")[0] for p in served if "{" in p})
     return PathSet(exact, prefixes)
 
 

@@ -230,3 +230,46 @@ def test_an_unreachable_database_is_reported_without_a_traceback(run):
         "not a database URL"
         in run("users", "list", "--database-url", "postgresql://h:port/x", code=1).output
     )
+
+
+def test_bypass_add_list_revoke(run, database_url):
+    from bascule.bypass import BypassTokens
+    from bascule.store import Store
+
+    added = run("bypass", "add", "testers", "--expires", "2h")
+    token = added.stdout.strip().splitlines()[-1]
+    assert "valid until" in added.output
+    listed = run("bypass", "list").output
+    assert listed.startswith("testers\tby ") and "0 uses" in listed and token not in listed
+    store = Store(database_url)
+    try:
+        found = BypassTokens(store).valid().find(token.encode())
+        assert found is not None and found.name == "testers"
+        assert found.expires_at - BypassTokens(store).list(_operator())[0].created_at == 7_200_000
+    finally:
+        store.close()
+    assert "exists already" in run("bypass", "add", "testers", code=1).output
+    assert "give seconds" in run("bypass", "add", "x", "--expires", "5y", code=2).output
+    run("bypass", "revoke", "testers")
+    assert "No bypass token" in run("bypass", "revoke", "testers", code=1).output
+    assert run("bypass", "list").output == ""
+
+
+def _operator():
+    from bascule.maintenance import Actor
+
+    return Actor.operator("root")
+
+
+def test_proxy_config_refuses_what_it_cannot_use(run, tmp_path):
+    out = str(tmp_path / "out")
+    args = ["--upstream", "http://127.0.0.1:1", "--bascule", "http://127.0.0.1:2"]
+    bad_listen = run(
+        "proxy-config", "nginx", "--listen", "nowhere", *args, "--output-dir", out, code=2
+    )
+    assert "give HOST:PORT" in bad_listen.output
+    https = ["--upstream", "https://x", "--bascule", "http://127.0.0.1:2"]
+    refused = run(
+        "proxy-config", "nginx", "--listen", "127.0.0.1:9", *https, "--output-dir", out, code=1
+    )
+    assert "http://HOST:PORT" in refused.output
