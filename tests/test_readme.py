@@ -28,16 +28,23 @@ MAX_LINES = 160
 HEADINGS = [
     "Prerequisites",
     "Quick start",
-    "Four ways to use it",
+    "Five ways to use it",
     "Documentation",
     "Development",
 ]
-WAYS = ["The REST API", "The command line", "In front of your application", "In your own code"]
+WAYS = [
+    "The REST API",
+    "The command line",
+    "In front of your application",
+    "Behind your reverse proxy",
+    "In your own code",
+]
 # What the Documentation section points to: the pages that hold the depth.
 DOCUMENTED = [
     "docs/api.md",
     "docs/gate.md",
     "docs/deployment.md",
+    "docs/proxies.md",
     "docs/cli.md",
     "docs/contract.md",
     "bench/RESULTS.md",
@@ -80,7 +87,7 @@ def test_the_readme_keeps_its_sections_in_order():
     readme = text(README)
     assert headings(readme, 1) == ["Bascule"]
     assert headings(readme, 2) == HEADINGS
-    ways = headings(section(readme, "Four ways to use it"), 3)
+    ways = headings(section(readme, "Five ways to use it"), 3)
     assert len(ways) == len(WAYS), ways
     for way, expected in zip(ways, WAYS, strict=True):
         assert way.startswith(expected), (way, expected)
