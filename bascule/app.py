@@ -217,6 +217,10 @@ def _build(settings: Settings, services: Services) -> BasculeApp:
     # Now, not at the lifespan's start: a server that runs no lifespan (daphne, uvicorn's
     # --lifespan off) must still see what other processes change.
     services.monitor.start()
+    # While the access log is on, refusals are logged as one line per interval.
+    refusals = RefusalLog() if settings.access_log else None
+    if refusals is not None:
+        services.monitor.on_tick.append(refusals.flush)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any] | None]:
@@ -230,6 +234,8 @@ def _build(settings: Settings, services: Services) -> BasculeApp:
             if child is not None:
                 await child.shutdown()
         finally:
+            if refusals is not None:
+                refusals.flush(force=True)  # what the last interval counted
             services.close()
 
     app = BasculeApp(__name__, lifespan=lifespan, jsonifier=errors.JSONIFIER)
@@ -250,10 +256,6 @@ def _build(settings: Settings, services: Services) -> BasculeApp:
     app.add_middleware(RefuseCrossOrigin, MiddlewarePosition.BEFORE_SECURITY)
     app.add_middleware(ReadBody, MiddlewarePosition.BEFORE_VALIDATION)
     errors.install(app)
-    # While the access log is on, refusals are logged as one line per interval.
-    refusals = RefusalLog() if settings.access_log else None
-    if refusals is not None:
-        services.monitor.on_tick.append(refusals.flush)
     app.front = MaintenanceGate(
         app.middleware,
         monitor=services.monitor,

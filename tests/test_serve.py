@@ -299,3 +299,20 @@ def test_run_keeps_serving_instances_refusing_while_the_command_runs(database_ur
         assert result.returncode == 0, result.stderr
         assert "refused while running" in result.stdout
         until(lambda: httpx.get(f"{server.url}/page").status_code == 404, 1.0)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_refusals_are_logged_in_aggregate_and_the_rest_as_usual(database_url, tmp_path):
+    with serving(database_url, tmp_path, env={"BASCULE_ADMIN_PASSWORD": ADMIN_PASSWORD}) as server:
+        admin = basic("admin", ADMIN_PASSWORD)
+        assert httpx.post(f"{server.url}/rest/v1/maintenance", headers=admin).status_code == 201
+        with httpx.Client() as client:
+            for path in ["/shop/a", "/shop/b", "/shop/c", "/api/x", "/"]:
+                assert client.get(f"{server.url}{path}").status_code == 503
+            assert client.get(f"{server.url}/rest/v1/admin/health").status_code == 200
+        stop(server.process)  # the last interval's count is written on the way out
+        output = server.output()
+    assert '"GET /shop/a HTTP/1.1" 503' not in output  # no line per refusal
+    assert '"GET /rest/v1/admin/health HTTP/1.1" 200' in output  # the rest, as usual
+    assert "refused 5 requests in the last" in output
+    assert "/shop/ 3, / 1, /api/ 1" in output
