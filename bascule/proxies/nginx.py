@@ -1,0 +1,174 @@
+"""nginx in front of the application, asking Bascule with ``auth_request``.
+
+Every request first makes a bodiless subrequest to ``/rest/v1/gate?deny=403`` (the
+visitor's headers, ``X-Original-URI``/``-Method`` naming the request): a 2xx lets it
+through to the application (with ``X-Bascule-Bypassed`` copied onto the answer), a 403
+sends it to a named location that asks ``/rest/v1/gate`` again without ``deny`` and
+gives the visitor Bascule's own answer (the 503 page or envelope, or the 303 that sets
+the bypass cookie) with its status. Fail open: a Bascule that refuses the connection,
+or does not answer within the recipe's timeout, makes ``auth_request`` fail with a 500
+that ``error_page`` sends to the application unasked; so does a Bascule that fails
+between the two questions. The application's own answers (its 403s, its 500s) are never
+intercepted (``proxy_intercept_errors`` stays off), so they reach the visitor as they are.
+No cache of the answers: Bascule answers them from memory, with ``no-store``, and a
+cache keyed on everything a decision reads (URI, Accept, Cookie, X-Bascule-Bypass) would
+hardly ever hit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bascule.proxies import DECISION_PATH, Recipe
+
+# The internal location of the subrequest: a visitor asking for it gets a 404 (nginx
+# answers ``internal`` locations only to subrequests and redirections).
+CHECK = "/.bascule-gate"
+
+TEMPLATE = """\
+# Written by `bascule proxy-config nginx`: every request asks Bascule at {bascule_url}
+# whether it goes to the application at {upstream_url}; Bascule silent or slow (more
+# than {timeout}) lets it through.
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log stderr warn;
+
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+    access_log {dir}/access.log;
+    # Everything under this directory: no path of the system nginx's is written.
+    client_body_temp_path {dir}/temp/client_body;
+    proxy_temp_path {dir}/temp/proxy;
+    fastcgi_temp_path {dir}/temp/fastcgi;
+    uwsgi_temp_path {dir}/temp/uwsgi;
+    scgi_temp_path {dir}/temp/scgi;
+    server_tokens off;
+
+    # Connections to Bascule and to the application are kept open between requests
+    # (HTTP/1.1 with an empty Connection header in each location that proxies); closed
+    # on nginx's side before uvicorn's 5 s idle timeout closes them on the other.
+    upstream bascule {{
+        server {bascule};
+        keepalive 16;
+        keepalive_timeout 4s;
+    }}
+
+    upstream application {{
+        server {upstream};
+        keepalive 32;
+    }}
+
+    server {{
+        listen {listen};
+
+        location / {{
+            auth_request {check};
+            # Bascule names the bypass token that let the request through; nginx adds
+            # no header whose value is empty.
+            auth_request_set $bascule_bypassed $upstream_http_x_bascule_bypassed;
+            add_header X-Bascule-Bypassed $bascule_bypassed always;
+            # 403: refused; the visitor gets Bascule's own answer. 500: auth_request
+            # could not ask (refused, timed out, an answer not 2xx/401/403): fail open.
+            # Neither applies to the application's answers, proxied as they are.
+            error_page 403 = @bascule;
+            error_page 500 = @application;
+            # @bascule may fail open in turn (Bascule gone between the two questions).
+            recursive_error_pages on;
+            proxy_intercept_errors off;
+            proxy_pass http://application;
+{to_application}
+        }}
+
+        location = {check} {{
+            internal;
+            proxy_method GET;
+            proxy_pass http://bascule{decision}?deny=403;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+{to_bascule}
+        }}
+
+        location @bascule {{
+            # The same question without deny: Bascule's answer, status and all, is the
+            # visitor's (a named location's proxy_pass takes no URI, hence the rewrite).
+            rewrite ^ {decision}? break;
+            proxy_method GET;
+            proxy_pass http://bascule;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+{to_bascule}
+            proxy_intercept_errors off;
+            error_page 502 504 = @application;
+        }}
+
+        location @application {{
+            proxy_pass http://application;
+{to_application}
+        }}
+    }}
+}}
+"""
+
+# proxy_set_header in a location replaces every one inherited, so each location that
+# proxies says all of its own.
+TO_BASCULE = [
+    "proxy_http_version 1.1",
+    'proxy_set_header Connection ""',
+    "proxy_set_header Host {bascule}",
+    "proxy_set_header X-Original-URI $request_uri",
+    "proxy_set_header X-Original-Method $request_method",
+    # Bascule reads X-Forwarded-Uri too: a visitor's own is not passed on.
+    'proxy_set_header X-Forwarded-Uri ""',
+    # Whether the bypass cookie Bascule sets is Secure.
+    "proxy_set_header X-Forwarded-Proto $scheme",
+    "proxy_connect_timeout {timeout}",
+    "proxy_send_timeout {timeout}",
+    "proxy_read_timeout {timeout}",
+    # proxy_next_upstream keeps its default: a kept-alive connection Bascule had closed
+    # is tried again on a new one (nginx counts no try for it), a timeout is not.
+]
+TO_APPLICATION = [
+    "proxy_http_version 1.1",
+    'proxy_set_header Connection ""',
+    "proxy_set_header Host $http_host",
+    "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for",
+    "proxy_set_header X-Forwarded-Proto $scheme",
+    # The token is Bascule's business, not the application's (the gate drops it too).
+    'proxy_set_header X-Bascule-Bypass ""',
+]
+
+
+def write(recipe: Recipe, directory: Path) -> list[str]:
+    """Write ``nginx.conf`` (and its temp directory) into ``directory``; the command."""
+    bascule = "{}:{}".format(*Recipe.host_port(recipe.bascule))
+    upstream = "{}:{}".format(*Recipe.host_port(recipe.upstream))
+    timeout = f"{max(1, round(recipe.timeout * 1000))}ms"
+    host = recipe.listen_host
+    listen = f"[{host}]:{recipe.listen_port}" if ":" in host else f"{host}:{recipe.listen_port}"
+
+    def block(lines: list[str]) -> str:
+        return "\n".join(
+            f"            {line.format(bascule=bascule, timeout=timeout)};" for line in lines
+        )
+
+    (directory / "temp").mkdir(exist_ok=True)
+    config = directory / "nginx.conf"
+    config.write_text(
+        TEMPLATE.format(
+            dir=directory,
+            bascule_url=recipe.bascule,
+            upstream_url=recipe.upstream,
+            timeout=timeout,
+            bascule=bascule,
+            upstream=upstream,
+            listen=listen,
+            check=CHECK,
+            decision=DECISION_PATH,
+            to_bascule=block(TO_BASCULE),
+            to_application=block(TO_APPLICATION),
+        )
+    )
+    return ["nginx", "-p", str(directory), "-c", str(config), "-g", "daemon off;"]
