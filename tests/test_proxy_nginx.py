@@ -201,6 +201,7 @@ def check_application_answers(proxy: str, tmp_path: Path, marks_bypass: bool = T
             assert (answer.status_code, answer.text) == (status, body)
             if marks_bypass:
                 assert answer.headers["x-bascule-bypassed"] == "testers"
+                assert app.seen[-1].headers["x-bascule-bypassed"] == "testers"
         assert (app.hits("/forbidden"), app.hits("/broken")) == (2, 2)
         assert all("x-bascule-bypass" not in s.headers for s in app.seen)
 
@@ -246,11 +247,13 @@ def asked(proxy: str, tmp_path: Path) -> tuple[Seen, Seen]:
                 "X-Bascule-Bypass": "token",
                 "X-Original-URI": "/healthz",  # the visitor's own: never believed
                 "X-Forwarded-Uri": "/healthz",
+                "X-Bascule-Bypassed": "anyone",  # nor its claim to a bypass
             },
             content=b"quantity=2",
             timeout=5,
         )
         assert answer.status_code == 200, answer.text
+        assert "x-bascule-bypassed" not in answer.headers
         (question,) = bascule.seen
         (request,) = app.seen
         return question, request
@@ -277,6 +280,7 @@ def test_what_bascule_is_asked(tmp_path):
         b"quantity=2",
     )
     assert "x-bascule-bypass" not in request.headers
+    assert "x-bascule-bypassed" not in request.headers
 
 
 def test_the_applications_answers_pass_through(tmp_path):

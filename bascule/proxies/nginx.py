@@ -80,6 +80,8 @@ http {{
             proxy_intercept_errors off;
             proxy_pass http://application;
 {to_application}
+            # Only Bascule says a request used a bypass token (no header when empty).
+            proxy_set_header X-Bascule-Bypassed $bascule_bypassed;
         }}
 
         location = {check} {{
@@ -107,6 +109,7 @@ http {{
         location @application {{
             proxy_pass http://application;
 {to_application}
+            proxy_set_header X-Bascule-Bypassed "";
         }}
     }}
 }}

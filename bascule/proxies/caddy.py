@@ -1,0 +1,121 @@
+"""Caddy in front of the application, asking Bascule before proxying every request.
+
+The question is ``forward_auth`` written out as the ``reverse_proxy`` it stands for
+(``forward_auth`` puts its own 2xx handler first, and Caddy 2.6's ``copy_headers``
+leaves a literal placeholder where Bascule sends no header): a bodiless GET of
+``/rest/v1/gate`` with the visitor's headers plus ``X-Forwarded-Method`` and
+``X-Forwarded-Uri``. A 2xx goes on to the application, ``X-Bascule-Bypassed`` (when
+Bascule names a bypass token) set on the application's request and on the visitor's
+answer; any other answer (the 503 page or envelope, the 303 that sets the bypass
+cookie) is the visitor's as it is. Fail open: Bascule refusing the connection, or not
+answering within the recipe's timeout, is an error that ``handle_errors`` answers with
+the application, unless the request had passed (the application's own failure, then).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bascule.proxies import DECISION_PATH, Recipe
+
+TEMPLATE = """\
+# Written by `bascule proxy-config caddy`: every request asks Bascule at {bascule_url}
+# whether it goes to the application at {upstream_url}; Bascule silent or slow (more
+# than {timeout}) lets it through.
+{{
+	# No admin endpoint (a system Caddy may hold :2019), no certificates to get.
+	admin off
+	auto_https off
+	storage file_system {dir}/data
+}}
+
+http://:{port} {{
+	bind {host}
+	route {{
+		# Only Bascule says a request used a bypass token.
+		request_header -X-Bascule-Bypassed
+		reverse_proxy {bascule} {{
+			method GET
+			# The "?" drops the visitor's query, which Bascule reads in X-Forwarded-Uri
+			# (a visitor's own ?deny= must not reach the decision endpoint).
+			rewrite {decision}?
+			header_up X-Forwarded-Method {{method}}
+			header_up X-Forwarded-Uri {{uri}}
+			# Bascule reads X-Original-URI too: a visitor's own is not passed on.
+			header_up -X-Original-URI
+			transport http {{
+				dial_timeout {timeout}
+				response_header_timeout {timeout}
+				# Idle connections closed before uvicorn's 5 s closes them.
+				keepalive 4s
+			}}
+			@bypassed {{
+				status 2xx
+				header X-Bascule-Bypassed *
+			}}
+			handle_response @bypassed {{
+				request_header X-Bascule-Bypassed {{rp.header.X-Bascule-Bypassed}}
+				header X-Bascule-Bypassed {{rp.header.X-Bascule-Bypassed}}
+				vars bascule_passed yes
+			}}
+			@allowed status 2xx
+			handle_response @allowed {{
+				vars bascule_passed yes
+			}}
+			# Any other answer is copied to the visitor, status, headers and body.
+		}}
+		reverse_proxy {upstream} {{
+{to_application}
+		}}
+	}}
+	# Bascule unreachable or slow: the request was not let through, nor refused; it
+	# goes to the application. An error once it had passed is the application's own.
+	handle_errors {{
+		@unasked not vars bascule_passed yes
+		reverse_proxy @unasked {upstream} {{
+{to_application}
+		}}
+	}}
+}}
+"""
+
+TO_APPLICATION = [
+    # The token is Bascule's business, not the application's (the gate drops it too).
+    "header_up -X-Bascule-Bypass",
+]
+
+
+def write(recipe: Recipe, directory: Path) -> list[str]:
+    """Write the ``Caddyfile`` (and Caddy's environment) into ``directory``; the command."""
+    bascule = "{}:{}".format(*Recipe.host_port(recipe.bascule))
+    upstream = "{}:{}".format(*Recipe.host_port(recipe.upstream))
+    timeout = f"{max(1, round(recipe.timeout * 1000))}ms"
+    config = directory / "Caddyfile"
+    config.write_text(
+        TEMPLATE.format(
+            dir=directory,
+            bascule_url=recipe.bascule,
+            upstream_url=recipe.upstream,
+            timeout=timeout,
+            host=recipe.listen_host,
+            port=recipe.listen_port,
+            bascule=bascule,
+            upstream=upstream,
+            decision=DECISION_PATH,
+            to_application="\n".join(f"\t\t\t{line}" for line in TO_APPLICATION),
+        )
+    )
+    # `caddy run` saves the config it runs (autosave.json) under XDG_CONFIG_HOME, and
+    # keeps its data under XDG_DATA_HOME: both here, not in the user's home.
+    environment = directory / "caddy.env"
+    environment.write_text(f"XDG_CONFIG_HOME={directory}/config\nXDG_DATA_HOME={directory}/data\n")
+    return [
+        "caddy",
+        "run",
+        "--config",
+        str(config),
+        "--adapter",
+        "caddyfile",
+        "--envfile",
+        str(environment),
+    ]

@@ -1,0 +1,45 @@
+"""Caddy's recipe, through the real Caddy: the scenario, what Bascule is asked, the
+application's own refusals and errors passed through as they are, and failing open."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.proxying import behind, exercise
+from tests.test_proxy_nginx import asked, check_application_answers, check_slow_bascule
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_scenario(tmp_path):
+    with behind("caddy", tmp_path) as proxied:
+        exercise(proxied)
+    # Caddy kept what it saves in the directory it was given.
+    assert (tmp_path / "caddy" / "config" / "caddy" / "autosave.json").exists()
+
+
+def test_what_bascule_is_asked(tmp_path):
+    question, request = asked("caddy", tmp_path)
+    assert (question.method, question.target) == ("GET", "/rest/v1/gate")
+    assert question.headers["x-forwarded-uri"] == "/cart/add?item=7"
+    assert question.headers["x-forwarded-method"] == "POST"
+    assert "x-original-uri" not in question.headers
+    assert question.headers["accept"] == "text/html"
+    assert question.headers["cookie"] == "bascule-bypass=abc; other=1"
+    assert question.headers["x-bascule-bypass"] == "token"
+    assert question.body == b"" and "content-length" not in question.headers
+    assert (request.method, request.target, request.body) == (
+        "POST",
+        "/cart/add?item=7",
+        b"quantity=2",
+    )
+    assert "x-bascule-bypass" not in request.headers
+    assert "x-bascule-bypassed" not in request.headers
+
+
+def test_the_applications_answers_pass_through(tmp_path):
+    check_application_answers("caddy", tmp_path)
+
+
+def test_a_slow_bascule_fails_open(tmp_path):
+    check_slow_bascule("caddy", tmp_path)
