@@ -4,8 +4,8 @@ endpoint about every request with HAProxy's ``core.httpclient()``.
 ``bascule.lua`` registers the action ``lua.bascule_ask``, which sends the visitor's
 path and query (``X-Original-URI``) with their Accept, Cookie, X-Bascule-Bypass and
 X-Forwarded-Proto. A 200 lets the request through to the application (the name of a
-bypass that let it through lands in ``txn.bascule_bypassed``, copied onto the
-response as X-Bascule-Bypassed); any other answer of Bascule's is kept in txn
+bypass that let it through lands in ``txn.bascule_bypassed``, sent to the application
+and to the visitor as X-Bascule-Bypassed); any other answer of Bascule's is kept in txn
 variables and given to the visitor, status, headers and body, by the Lua service
 ``lua.bascule_answer``. Fail open: when Bascule does not answer within the recipe's
 timeout (refused, timed out: HAProxy's own 503 or 504 in the section that forwards
@@ -43,8 +43,11 @@ frontend bascule
     acl bypassed var(txn.bascule_bypassed) -m found
     http-request lua.bascule_ask
     http-request use-service lua.bascule_answer if answered
-    # The application has no use for the token, and must not be able to log it.
+    # The application has no use for the token, and must not be able to log it; it
+    # learns that a bypass let the request through from Bascule only, not the visitor.
     http-request del-header X-Bascule-Bypass
+    http-request del-header X-Bascule-Bypassed
+    http-request set-header X-Bascule-Bypassed %[var(txn.bascule_bypassed)] if bypassed
     http-response set-header X-Bascule-Bypassed %[var(txn.bascule_bypassed)] if bypassed
     default_backend application
 

@@ -1,0 +1,242 @@
+"""Envoy: its built-in Lua HTTP filter asks the decision endpoint about every request.
+
+Envoy's ext_authz filter gives its own 403, without a body, for any 5xx of the auth
+service, so it cannot show Bascule's 503. Instead ``envoy_on_request`` sends the
+visitor's path and query (``X-Original-URI``) with their Accept, Cookie,
+X-Bascule-Bypass and X-Forwarded-Proto to the ``bascule`` cluster with
+``httpCall``; a 200 lets the request through to the ``application`` cluster (the
+name of a bypass that let it through sent to the application as X-Bascule-Bypassed,
+and kept in the stream's dynamic metadata for ``envoy_on_response`` to put on the
+visitor's answer); any other answer of
+Bascule's is given to the visitor with ``respond``, status, headers and body. Fail
+open: when Bascule does not answer within the recipe's timeout (refused, reset,
+timed out: Envoy's own 503 or 504 without Retry-After), or answers a server error
+other than its refusal, the request goes through. No admin interface, no hot
+restart (no shared memory to clash with another Envoy on the same machine).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bascule.proxies import DECISION_PATH, Recipe
+
+FILTER = "envoy.filters.http.lua"
+
+LUA = """\
+-- Written by `bascule proxy-config envoy`: ask Bascule's decision endpoint about
+-- every request, give the visitor its answer when it is not 200, and let the request
+-- through when Bascule does not answer (fail open).
+local GATE = "%(gate)s"
+local AUTHORITY = "%(authority)s"
+local TIMEOUT_MS = %(timeout_ms)d
+-- The visitor's headers the decision depends on.
+local ASKED = { "accept", "cookie", "x-bascule-bypass", "x-forwarded-proto" }
+-- Headers of Bascule's answer that describe its connection, not the answer; Envoy
+-- sets the length of the body it sends.
+local HOP = { ["connection"] = true, ["keep-alive"] = true, ["transfer-encoding"] = true,
+  ["content-length"] = true }
+
+function envoy_on_request(request_handle)
+  local visitor = request_handle:headers()
+  local question = {
+    [":method"] = "GET",
+    [":path"] = GATE,
+    [":authority"] = AUTHORITY,
+    ["x-original-uri"] = visitor:get(":path"),
+  }
+  for _, name in ipairs(ASKED) do
+    local value = visitor:get(name)
+    if value ~= nil then
+      question[name] = value
+    end
+  end
+  if question["x-forwarded-proto"] == nil then
+    question["x-forwarded-proto"] = "http"
+  end
+  -- The application has no use for the token, and must not be able to log it; it
+  -- learns that a bypass let the request through from Bascule only, not the visitor.
+  visitor:remove("x-bascule-bypass")
+  visitor:remove("x-bascule-bypassed")
+  local ok, headers, body = pcall(request_handle.httpCall, request_handle, "bascule",
+    question, "", TIMEOUT_MS)
+  -- No answer at all: the request goes through.
+  if not ok or headers == nil then
+    return
+  end
+  local status = tonumber(headers[":status"])
+  if status == nil then
+    return
+  end
+  if status == 200 then
+    local bypassed = headers["x-bascule-bypassed"]
+    if bypassed ~= nil then
+      -- The headers' handle of before the call is out of scope after it.
+      request_handle:headers():add("x-bascule-bypassed", bypassed)
+      request_handle:streamInfo():dynamicMetadata():set("%(filter)s", "bypassed", bypassed)
+    end
+    return
+  end
+  -- A server error other than Bascule's refusal (a 503 with Retry-After) is no
+  -- decision: Envoy's own answer when Bascule is refused, reset or late (503, 504),
+  -- or Bascule failing. The request goes through.
+  if status >= 500 and not (status == 503 and headers["retry-after"] ~= nil) then
+    return
+  end
+  local answer = {}
+  for name, value in pairs(headers) do
+    if not HOP[name] then
+      answer[name] = value
+    end
+  end
+  request_handle:respond(answer, body or "")
+end
+
+function envoy_on_response(response_handle)
+  local kept = response_handle:streamInfo():dynamicMetadata():get("%(filter)s")
+  if kept ~= nil and kept["bypassed"] ~= nil then
+    response_handle:headers():replace("x-bascule-bypassed", kept["bypassed"])
+  end
+end
+"""
+
+
+class _Dumper(yaml.SafeDumper):
+    """YAML with the Lua script as a block a reader can read."""
+
+
+def _text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
+def cluster(name: str, url: str, connect_timeout: str) -> dict[str, Any]:
+    """A cluster of the one server at ``url`` (a name resolved like /etc/hosts does)."""
+    host, port = Recipe.host_port(url)
+    return {
+        "name": name,
+        "type": "STRICT_DNS",
+        "connect_timeout": connect_timeout,
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {"socket_address": {"address": host, "port_value": port}}
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def bootstrap(recipe: Recipe) -> dict[str, Any]:
+    """Envoy's whole configuration: a listener, the Lua filter, two clusters."""
+    timeout_ms = max(1, round(recipe.timeout * 1000))
+    host, port = Recipe.host_port(recipe.bascule)
+    lua = LUA % {
+        "gate": DECISION_PATH,
+        "authority": f"{host}:{port}",
+        "timeout_ms": timeout_ms,
+        "filter": FILTER,
+    }
+    manager = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network."
+        "http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "bascule",
+        "access_log": [
+            {
+                "name": "envoy.access_loggers.stdout",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3."
+                    "StdoutAccessLog"
+                },
+            }
+        ],
+        "route_config": {
+            "virtual_hosts": [
+                {
+                    "name": "application",
+                    "domains": ["*"],
+                    # The application's own slow answers are not cut at Envoy's 15 s.
+                    "routes": [
+                        {
+                            "match": {"prefix": "/"},
+                            "route": {"cluster": "application", "timeout": "60s"},
+                        }
+                    ],
+                }
+            ]
+        },
+        "http_filters": [
+            {
+                "name": FILTER,
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                    "default_source_code": {"inline_string": lua},
+                },
+            },
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                },
+            },
+        ],
+    }
+    return {
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "bascule",
+                    "address": {
+                        "socket_address": {
+                            "address": recipe.listen_host,
+                            "port_value": recipe.listen_port,
+                        }
+                    },
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": manager,
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ],
+            "clusters": [
+                cluster("application", recipe.upstream, "5s"),
+                # Refused or late, Bascule's connection fails within the recipe's timeout.
+                cluster("bascule", recipe.bascule, f"{timeout_ms / 1000}s"),
+            ],
+        }
+    }
+
+
+def program(name: str) -> str:
+    """``name`` next to this Python (a virtual environment's bin/), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
+
+
+def write(recipe: Recipe, directory: Path) -> list[str]:
+    """Write envoy.yaml into ``directory``; the command that runs Envoy."""
+    config = directory / "envoy.yaml"
+    header = "# Written by `bascule proxy-config envoy`: the application behind Envoy.\n"
+    config.write_text(header + yaml.dump(bootstrap(recipe), Dumper=_Dumper, sort_keys=False))
+    # No hot restart: no shared memory, so that Envoys side by side never clash.
+    return [program("envoy"), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"]

@@ -1,0 +1,45 @@
+"""Envoy's recipe (its Lua filter asking the decision endpoint), through the real
+Envoy: the scenario, what Bascule is asked, the application's own answers passed
+through as they are, and failing open when Bascule is gone or stuck."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.proxying import behind, exercise
+from tests.test_proxy_haproxy import bascule_knows_new_tokens  # noqa: F401 (a fixture)
+from tests.test_proxy_nginx import asked, check_application_answers, check_slow_bascule
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.usefixtures("bascule_knows_new_tokens")
+def test_the_scenario(tmp_path) -> None:
+    with behind("envoy", tmp_path) as proxied:
+        exercise(proxied)
+
+
+def test_what_bascule_is_asked(tmp_path) -> None:
+    question, request = asked("envoy", tmp_path)
+    assert (question.method, question.target) == ("GET", "/rest/v1/gate")
+    assert question.headers["x-original-uri"] == "/cart/add?item=7"  # the visitor's, not theirs
+    assert "x-forwarded-uri" not in question.headers
+    assert question.headers["accept"] == "text/html"
+    assert question.headers["cookie"] == "bascule-bypass=abc; other=1"
+    assert question.headers["x-bascule-bypass"] == "token"
+    assert question.headers["x-forwarded-proto"] == "http"
+    assert question.body == b""
+    assert (request.method, request.target, request.body) == (
+        "POST",
+        "/cart/add?item=7",
+        b"quantity=2",
+    )
+    assert "x-bascule-bypass" not in request.headers
+
+
+def test_the_applications_answers_pass_through(tmp_path) -> None:
+    check_application_answers("envoy", tmp_path)
+
+
+def test_a_slow_bascule_fails_open(tmp_path) -> None:
+    check_slow_bascule("envoy", tmp_path)
