@@ -18,7 +18,7 @@ import pytest
 
 from bascule.proxies import Recipe, write
 from tests.conftest import ADMIN_PASSWORD
-from tests.proxying import ADMIN, behind, exercise, get, listening
+from tests.proxying import ADMIN, API_CLIENT, behind, exercise, get, listening
 from tests.serving import Server, clean_env, free_port, serving, stop
 from tests.waiting import until
 
@@ -189,6 +189,9 @@ def check_application_answers(proxy: str, tmp_path: Path, marks_bypass: bool = T
         assert get(f"{url}/forbidden").status_code == 503
         assert get(f"{url}/broken").status_code == 503
         assert (app.hits("/forbidden"), app.hits("/broken")) == (1, 1)
+        posted = httpx.post(f"{url}/cart", content=b"quantity=2", headers=API_CLIENT, timeout=5)
+        assert (posted.status_code, posted.headers["content-type"]) == (503, "application/json")
+        assert app.hits("/cart") == 0
         created = httpx.post(f"{api}/bypass", headers=ADMIN, json={"name": "testers"})
         token = {"X-Bascule-Bypass": created.json()["data"]["token"]}
         until(lambda: get(f"{url}/shop", headers=token).status_code == 200, 1.0, "the token")
@@ -212,6 +215,9 @@ def check_application_answers(proxy: str, tmp_path: Path, marks_bypass: bool = T
         answer = get(f"{url}/forbidden")
         assert (answer.status_code, answer.text) == (403, "the application forbids")
         assert app.hits("/forbidden") == 3, "asked once"
+        posted = httpx.post(f"{url}/cart", content=b"quantity=2", timeout=5)
+        assert (posted.status_code, posted.text) == (200, "the application at /cart")
+        assert (app.seen[-1].method, app.seen[-1].body) == ("POST", b"quantity=2")
 
 
 def check_slow_bascule(proxy: str, tmp_path: Path) -> None:

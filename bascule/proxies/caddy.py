@@ -18,6 +18,9 @@ from pathlib import Path
 
 from bascule.proxies import DECISION_PATH, Recipe
 
+# Characters a path cannot hold unquoted in the configuration.
+UNSAFE = set("\"'{};#$")
+
 TEMPLATE = """\
 # Written by `bascule proxy-config caddy`: every request asks Bascule at {bascule_url}
 # whether it goes to the application at {upstream_url}; Bascule silent or slow (more
@@ -87,6 +90,10 @@ TO_APPLICATION = [
 
 def write(recipe: Recipe, directory: Path) -> list[str]:
     """Write the ``Caddyfile`` (and Caddy's environment) into ``directory``; the command."""
+    if any(c.isspace() or c in UNSAFE for c in str(directory)):
+        raise ValueError(
+            "the Caddyfile is written in a directory with no spaces, quotes, ; or braces"
+        )
     bascule = "{}:{}".format(*Recipe.host_port(recipe.bascule))
     upstream = "{}:{}".format(*Recipe.host_port(recipe.upstream))
     timeout = f"{max(1, round(recipe.timeout * 1000))}ms"

@@ -25,6 +25,9 @@ from bascule.proxies import DECISION_PATH, Recipe
 # answers ``internal`` locations only to subrequests and redirections).
 CHECK = "/.bascule-gate"
 
+# Characters a path cannot hold unquoted in the configuration.
+UNSAFE = set("\"'{};#$")
+
 TEMPLATE = """\
 # Written by `bascule proxy-config nginx`: every request asks Bascule at {bascule_url}
 # whether it goes to the application at {upstream_url}; Bascule silent or slow (more
@@ -146,6 +149,8 @@ TO_APPLICATION = [
 
 def write(recipe: Recipe, directory: Path) -> list[str]:
     """Write ``nginx.conf`` (and its temp directory) into ``directory``; the command."""
+    if any(c.isspace() or c in UNSAFE for c in str(directory)):
+        raise ValueError("nginx.conf is written in a directory with no spaces, quotes, ; or braces")
     bascule = "{}:{}".format(*Recipe.host_port(recipe.bascule))
     upstream = "{}:{}".format(*Recipe.host_port(recipe.upstream))
     timeout = f"{max(1, round(recipe.timeout * 1000))}ms"
