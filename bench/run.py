@@ -300,14 +300,13 @@ class Bench:
 
     def goal_2(self) -> None:
         """The gate open, against the application it lets requests through to, alone."""
-        apps = {"2a. Gate open, raw ASGI app": "downstream"}
-        apps["2b. Gate open, Starlette app"] = "starlette_app"
-        for name, app in apps.items():
-            alone = Side(f"{app} alone", self.launch(app, [*APPS, app]), "/shop")
+        for goal, what, app in (("2a", "raw ASGI app", "downstream"),
+                                ("2b", "Starlette app", "starlette_app")):  # fmt: skip
+            alone = Side(f"{what} alone", self.launch(app, [*APPS, app]), "/shop")
             gated = self.bascule(f"gated-{app}", BASCULE_APP=f"bench.apps:{app}")
-            behind = Side(f"{app} behind Bascule", gated, "/shop")
+            behind = Side(f"{what} behind Bascule", gated, "/shop")
             self.same_answers(alone, behind)
-            self.pair(f"{name}: GET /shop, 200", alone, behind, 0.95)
+            self.pair(f"{goal}. Gate open, {what}: GET /shop, 200", alone, behind, 0.95)
 
     def goal_3(self) -> None:
         """The API, with Basic and the cookie, against bare connexion; two settings' costs."""
