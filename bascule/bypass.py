@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from bascule.maintenance import Actor, Forbidden, MaintenanceError, now_ms
+from bascule.maintenance import Actor, Forbidden, MaintenanceError, StateListener, now_ms
 from bascule.store import BypassRecord, Store
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -97,8 +97,13 @@ def bypass_json(record: BypassRecord) -> dict[str, Any]:
 class BypassTokens:
     """Makes, lists and ends bypass tokens on behalf of actors."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, listener: StateListener | None = None) -> None:
         self.store = store
+        self.listener = listener  # told after each change: this process enforces it at once
+
+    def _changed(self) -> None:
+        if self.listener is not None:
+            self.listener.refresh()
 
     def create(
         self, actor: Actor, name: str, lifetime: int | None = None
@@ -123,6 +128,7 @@ class BypassTokens:
         with self.store.write("bypass") as conn:
             if not self.store.insert_bypass(conn, record):
                 raise TokenExists()
+        self._changed()
         return token, record
 
     def list(self, actor: Actor) -> list[BypassRecord]:
@@ -139,6 +145,7 @@ class BypassTokens:
         with self.store.write("bypass") as conn:
             if not self.store.delete_bypass(conn, name):
                 raise NoSuchToken()
+        self._changed()
 
     def valid(self) -> TokenSet:
         """The tokens that have not expired, for the gate."""

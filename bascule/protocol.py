@@ -118,7 +118,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             )
             return
         super().on_headers_complete()
-        if self.access_log:
+        # (No new cycle for a WebSocket upgrade: the last request's, or none, is left.)
+        if self.access_log and type(self.cycle) is RequestResponseCycle:
             self.cycle.__class__ = QuietCycle  # its access_log now asks the scope
         self._deadline = self.loop.time() + self.timeout
 

@@ -56,7 +56,7 @@ class Services:
             window=settings.failed_auth_window,
         )
         self.maintenance = Maintenance(self.store, self.monitor)
-        self.bypass = BypassTokens(self.store)
+        self.bypass = BypassTokens(self.store, self.monitor)
         self._argon2: anyio.CapacityLimiter | None = None
         self._state_document: tuple[MaintenanceState | None, bytes] | None = None
 
