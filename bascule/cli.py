@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import getpass
@@ -9,6 +10,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,9 +27,11 @@ from bascule.auth import Auth, UserError
 from bascule.config import Settings
 from bascule.maintenance import (
     Actor,
+    AlreadyEnabled,
     Maintenance,
     MaintenanceError,
     MaintenanceState,
+    NotYours,
     maintenance_window,
 )
 from bascule.schema import SchemaError, pending_steps, prepare, status, upgrade
@@ -71,12 +75,31 @@ def opened(database_url: str | None, *, ready: bool = True) -> Iterator[Store]:
         if ready:
             prepare(store)
         yield store
+    except (AlreadyEnabled, NotYours) as exc:
+        raise click.ClickException(f"{exc.message} {_held(store)}") from None
     except (SchemaError, UserError, MaintenanceError) as exc:
         raise click.ClickException(getattr(exc, "message", str(exc))) from None
     except SQLAlchemyError as exc:
         raise click.ClickException(unreachable(exc)) from None
     finally:
         store.close()
+
+
+def _held(store: Store) -> str:
+    """What is on, who holds it, since when, and the command that ends it."""
+    try:
+        state = Maintenance(store).state()
+    except SQLAlchemyError:
+        return ""
+    if state is None:
+        return "Maintenance is off now."
+    since = datetime.datetime.fromtimestamp(state.started_at / 1000, tz=datetime.UTC)
+    if state.user_triggered:
+        who, ends = f"switched on by {state.user!r}", "bascule maintenance off"
+    else:
+        who = f"automatic, held by the process {state.user!r}"
+        ends = f"bascule maintenance off --process {shlex.quote(state.user)}"
+    return f"Maintenance is on ({who}, since {since:%Y-%m-%d %H:%M:%S} UTC): `{ends}` ends it."
 
 
 def unreachable(exc: SQLAlchemyError) -> str:
@@ -338,25 +361,50 @@ class CommandFailed(Exception):
     """The command run under maintenance failed."""
 
     def __init__(self, command: list[str], returncode: int) -> None:
-        super().__init__(f"the command {' '.join(command)!r} exited with status {returncode}")
+        how = (
+            f"was killed by {signal.Signals(returncode - 128).name}"
+            if returncode > 128 and returncode - 128 in set(signal.Signals)
+            else f"exited with status {returncode}"
+        )
+        super().__init__(f"the command {shlex.join(command)!r} {how}")
         self.returncode = returncode
 
 
+def _runnable(command: list[str]) -> str:
+    """The program ``command`` runs, found as the shell would; refuse one that cannot
+    run before anything changes."""
+    program = command[0]
+    found = shutil.which(program) if os.sep not in program else program
+    if found is None or not os.path.isfile(found):
+        raise click.ClickException(f"cannot run {program!r}: no such command; nothing changed")
+    if not os.access(found, os.X_OK):
+        raise click.ClickException(f"cannot run {program!r}: not executable; nothing changed")
+    return found
+
+
 def _run_child(command: list[str]) -> int:
-    """Run ``command``, passing SIGTERM on to it; its exit status."""
+    """Run ``command`` in a process group of its own; its exit status, or 128 + n when it
+    died of signal n (as a shell says). SIGTERM, SIGINT and SIGHUP sent to bascule are
+    passed on to the whole group, which bascule waits for: it leaves no orphan."""
     try:
-        child = subprocess.Popen(command)  # noqa: S603 - running the user's command is the point
+        # A group of its own: a signal reaches every process the command started, and
+        # a Ctrl-C at the terminal reaches it once, through bascule.
+        child = subprocess.Popen(command, process_group=0)  # noqa: S603 - the user's command
     except OSError as exc:
         raise click.ClickException(f"cannot run {command[0]!r}: {exc.strerror}") from None
-    previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+
+    def pass_on(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signum)
+
+    passed = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, pass_on) for signum in passed}
     try:
-        while True:
-            try:
-                return child.wait()
-            except KeyboardInterrupt:  # the child got the SIGINT too: wait for it to end
-                continue
+        returncode = child.wait()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 - returncode if returncode < 0 else returncode
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -386,6 +434,7 @@ def run(
     --always-off), and bascule exits with the command's status.
     """
     argv = list(command)
+    _runnable(argv)
     with opened(database_url) as store:
         maintenance = Maintenance(store)
         try:

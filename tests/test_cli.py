@@ -152,10 +152,29 @@ def test_run_always_off(run):
     assert state(run) is None
 
 
-def test_run_a_missing_command(run):
-    result = run("run", "--process", "deploy", "--", "/no/such/command", code=1)
-    assert "cannot run" in result.output
-    assert state(run)["log"][-1]["message"].startswith("Failed")
+@pytest.mark.parametrize(
+    ("command", "why"),
+    [("/no/such/command", "no such command"), ("no-such-command-x", "no such command")],
+)
+def test_run_refuses_a_command_that_cannot_run_changing_nothing(run, command, why):
+    result = run("run", "--process", "deploy", "--", command, code=1)
+    assert f"cannot run {command!r}: {why}; nothing changed" in result.output
+    assert state(run) is None
+
+
+def test_run_refuses_a_file_that_is_not_executable(run, tmp_path):
+    script = tmp_path / "deploy.sh"
+    script.write_text("#!/bin/sh\n")
+    result = run("run", "--process", "deploy", "--", str(script), code=1)
+    assert "not executable; nothing changed" in result.output
+    assert state(run) is None
+
+
+def test_run_exits_128_plus_the_signal_that_killed_its_command(run):
+    command = python("import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    result = run("run", "--process", "deploy", "--", *command, code=137)
+    assert "was killed by SIGKILL; maintenance is still on" in result.output
+    assert "killed by SIGKILL" in state(run)["log"][-1]["message"]
 
 
 def test_run_with_an_invalid_message_runs_nothing(run, tmp_path):
@@ -169,9 +188,15 @@ def test_run_with_an_invalid_message_runs_nothing(run, tmp_path):
     assert state(run) is None
 
 
-def test_run_refuses_when_maintenance_is_on(run):
-    run("maintenance", "on")
-    assert "already exist" in run("run", "--process", "deploy", "--", "true", code=1).output
+def test_run_refuses_when_maintenance_is_on_saying_who_holds_it(run):
+    run("maintenance", "on", "--process", "migration")
+    output = run("run", "--process", "deploy", "--", "true", code=1).output
+    assert "held by the process 'migration', since " in output
+    assert "`bascule maintenance off --process migration` ends it" in output
+    run("maintenance", "off", "--process", "migration")
+    run("maintenance", "on", "--user", "alice")
+    output = run("maintenance", "on", code=1).output
+    assert "switched on by 'alice'" in output and "`bascule maintenance off` ends it" in output
 
 
 def test_db_status_and_upgrade(run, tmp_path, monkeypatch):

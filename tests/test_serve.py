@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import httpx
 import pytest
@@ -316,3 +321,38 @@ def test_refusals_are_logged_in_aggregate_and_the_rest_as_usual(database_url, tm
     assert '"GET /rest/v1/admin/health HTTP/1.1" 200' in output  # the rest, as usual
     assert "refused 5 requests in the last" in output
     assert "/shop/ 3, / 1, /api/ 1" in output
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_run_passes_sigterm_on_and_leaves_no_orphan(database_url, tmp_path):
+    # A command that starts a grandchild, then waits: both must be gone after SIGTERM.
+    pids = tmp_path / "pids"
+    script = (
+        "import os, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+        "time.sleep(60)\n"
+    )
+    env = clean_env(BASCULE_DATABASE_URL=database_url)
+    command = [*BASCULE, "run", "--process", "deploy", "--", sys.executable, "-c", script]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    until(pids.exists, 10.0, "the command to start")
+    until(lambda: len(pids.read_text().split()) == 2, 5.0, "the grandchild")
+    started = [int(pid) for pid in pids.read_text().split()]
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "killed by SIGTERM" in stderr
+    for pid in started:
+        until(lambda pid=pid: not alive(pid), 5.0, f"process {pid} to end")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):  # a zombie is dead, waiting for its parent
+        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            return False
+    return True
