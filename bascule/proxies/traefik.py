@@ -1,0 +1,190 @@
+"""Traefik (3.x): a ``forwardAuth`` middleware asks the decision endpoint about every
+request, through a route of Traefik's own that fails open.
+
+Traefik gives the visitor any non-2xx answer of the auth service as it is (status,
+headers with Set-Cookie, body; ``preserveLocationHeader`` keeps the 303's Location
+relative to the visitor's site, not Bascule's), and sends the application Bascule's
+X-Bascule-Bypassed (``authResponseHeaders``, which also drops a visitor's own). It
+sends the visitor's Accept, Cookie and X-Bascule-Bypass, and its own X-Forwarded-*
+(``trustForwardHeader: false``): X-Forwarded-Uri from the request itself, and
+X-Forwarded-Proto from Traefik's connection, so behind a TLS terminator the bypass
+cookie of a 303 lacks Secure. Nothing else of the visitor's (their own X-Original-URI
+or X-Forwarded-Uri would name another request).
+
+Fail open: forwardAuth has no timeout of its own (30 s) and answers 500 when it
+cannot reach its address, so it asks Traefik itself, on a path of the same
+entrypoint that only this configuration knows, routed to Bascule with the recipe's
+timeout to connect and to answer; there an ``errors`` middleware turns Traefik's 502
+(Bascule refused) or 504 (too slow), or any server error other than Bascule's 503
+refusal, into an empty 200 (from ``noop@internal``): the request goes through.
+
+What Traefik cannot do: put X-Bascule-Bypassed on the visitor's answer. Only cookies
+of a 2xx auth answer reach it (``addAuthCookiesToResponse``); response headers set by
+a middleware are constants.
+
+Traefik listens before it has loaded the routes (404 until then): ``GET
+/.bascule-gate/ready`` from the loopback answers 204 once it has them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bascule.proxies import DECISION_PATH, Recipe
+
+# The headers of the visitor's the decision depends on.
+ASKED = ["Accept", "Cookie", "X-Bascule-Bypass"]
+# Where the loopback learns that Traefik has loaded the routes.
+READY_PATH = "/.bascule-gate/ready"
+LOOPBACK = "ClientIP(`127.0.0.1/32`) || ClientIP(`::1/128`)"
+
+
+def address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def loopback(host: str) -> str:
+    """Where Traefik reaches its own entrypoint listening on ``host``."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 (a host to reach, not to bind)
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def static(recipe: Recipe, dynamic: Path) -> dict[str, Any]:
+    """Traefik's static configuration: one entrypoint, the file provider, logs to stdout."""
+    return {
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "entryPoints": {
+            "web": {
+                "address": address(recipe.listen_host, recipe.listen_port),
+                # The questions forwardAuth asks Traefik itself come from the loopback:
+                # their X-Forwarded-Uri and -Proto are kept for Bascule.
+                "forwardedHeaders": {"trustedIPs": ["127.0.0.1/32", "::1/128"]},
+            }
+        },
+        # The routes as soon as the file is read, not two seconds later.
+        "providers": {
+            "file": {"filename": str(dynamic), "watch": False},
+            "providersThrottleDuration": "0s",
+        },
+        "log": {"level": "ERROR"},
+        "accessLog": {},
+    }
+
+
+def dynamic(recipe: Recipe, gate_path: str) -> dict[str, Any]:
+    """The routers, middlewares and services: the application behind forwardAuth, and
+    the route forwardAuth asks through."""
+    timeout = f"{max(1, round(recipe.timeout * 1000))}ms"
+    own = f"http://{address(loopback(recipe.listen_host), recipe.listen_port)}"
+    return {
+        "http": {
+            "routers": {
+                "application": {
+                    "entryPoints": ["web"],
+                    "rule": "PathPrefix(`/`)",
+                    "priority": 1,
+                    "middlewares": ["bascule", "bascule-token-kept"],
+                    "service": "application",
+                },
+                # forwardAuth's questions: a path no visitor knows, tried first.
+                "bascule-gate": {
+                    "entryPoints": ["web"],
+                    "rule": f"Path(`{gate_path}`)",
+                    "priority": 1000,
+                    "middlewares": ["bascule-fails-open", "bascule-gate"],
+                    "service": "bascule",
+                },
+                # From the loopback, a 204 once the routes are loaded (Traefik listens
+                # before it has them, and answers 404 in the meantime).
+                "bascule-ready": {
+                    "entryPoints": ["web"],
+                    "rule": f"Path(`{READY_PATH}`) && ({LOOPBACK})",
+                    "priority": 1000,
+                    "middlewares": ["bascule-ready"],
+                    "service": "noop@internal",
+                },
+            },
+            "middlewares": {
+                # noop@internal answers 418, made a 204 (the page: noop@internal's, empty).
+                "bascule-ready": {
+                    "errors": {
+                        "status": ["418"],
+                        "statusRewrites": {"418": 204},
+                        "service": "noop@internal",
+                        "query": "/",
+                    }
+                },
+                "bascule": {
+                    "forwardAuth": {
+                        "address": own + gate_path,
+                        # X-Forwarded-* of forwardAuth's own, from the request: a
+                        # visitor's X-Forwarded-Uri, passed on by a proxy in front,
+                        # would name a path Bascule keeps open.
+                        "trustForwardHeader": False,
+                        "authRequestHeaders": ASKED,
+                        "authResponseHeaders": ["X-Bascule-Bypassed"],
+                        "preserveLocationHeader": True,
+                        "maxResponseBodySize": 1 << 20,
+                    }
+                },
+                # The application has no use for the token, and must not be able to
+                # log it (after forwardAuth, which sent it to Bascule).
+                "bascule-token-kept": {
+                    "headers": {"customRequestHeaders": {"X-Bascule-Bypass": ""}}
+                },
+                "bascule-gate": {"replacePath": {"path": DECISION_PATH}},
+                # No answer from Bascule, or an error that is not its refusal: an empty
+                # 200, which lets the request through.
+                "bascule-fails-open": {
+                    "errors": {
+                        "status": ["500-502", "504-599"],
+                        "statusRewrites": {"500-502": 200, "504-599": 200},
+                        "service": "noop@internal",
+                        "query": "/",
+                    }
+                },
+            },
+            "services": {
+                "application": {"loadBalancer": {"servers": [{"url": recipe.upstream}]}},
+                "bascule": {
+                    "loadBalancer": {
+                        "servers": [{"url": recipe.bascule}],
+                        "passHostHeader": False,
+                        "serversTransport": "bascule",
+                    }
+                },
+            },
+            "serversTransports": {
+                # Refused or late, Bascule's answer is Traefik's 502 or 504 within the
+                # recipe's timeout.
+                "bascule": {
+                    "forwardingTimeouts": {"dialTimeout": timeout, "responseHeaderTimeout": timeout}
+                }
+            },
+        }
+    }
+
+
+def program(name: str) -> str:
+    """``name`` next to this Python (a virtual environment's bin/), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
+
+
+def write(recipe: Recipe, directory: Path) -> list[str]:
+    """Write traefik.yaml and dynamic.yaml into ``directory``; the command that runs Traefik."""
+    header = "# Written by `bascule proxy-config traefik`: the application behind Traefik.\n"
+    routes = directory / "dynamic.yaml"
+    gate_path = f"/.bascule-gate/{secrets.token_urlsafe(16)}"
+    routes.write_text(header + yaml.safe_dump(dynamic(recipe, gate_path), sort_keys=False))
+    config = directory / "traefik.yaml"
+    config.write_text(header + yaml.safe_dump(static(recipe, routes), sort_keys=False))
+    return [program("traefik"), f"--configFile={config}"]

@@ -1,0 +1,69 @@
+"""Traefik's recipe (forwardAuth to the decision endpoint, through a route of its own
+that fails open), through the real Traefik: the scenario, what Bascule is asked, the
+application's own answers passed through as they are, and failing open when Bascule
+is gone or stuck. Traefik cannot mark a bypass on the visitor's answer (see
+bascule/proxies/traefik.py): the application's request is marked, not the answer."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+import tests.proxying
+import tests.test_proxy_nginx
+from bascule.proxies.traefik import READY_PATH
+from tests.proxying import behind, exercise, listening
+from tests.test_proxy_haproxy import bascule_knows_new_tokens  # noqa: F401 (a fixture)
+from tests.test_proxy_nginx import asked, check_application_answers, check_slow_bascule
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("routes_loaded")]
+
+
+def ready(port: int) -> bool:
+    """Listening, and with its routes: Traefik answers 404 to everything until then."""
+    if not listening(port):
+        return False
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}{READY_PATH}", timeout=1).status_code == 204
+    except httpx.TransportError:
+        return False
+
+
+@pytest.fixture
+def routes_loaded(monkeypatch) -> None:
+    """The proxy counts as started once Traefik has loaded its routes."""
+    monkeypatch.setattr(tests.proxying, "listening", ready)
+    monkeypatch.setattr(tests.test_proxy_nginx, "listening", ready)
+
+
+@pytest.mark.usefixtures("bascule_knows_new_tokens")
+def test_the_scenario(tmp_path) -> None:
+    with behind("traefik", tmp_path) as proxied:
+        exercise(proxied, marks_bypass=False)
+
+
+def test_what_bascule_is_asked(tmp_path) -> None:
+    question, request = asked("traefik", tmp_path)
+    assert (question.method, question.target) == ("GET", "/rest/v1/gate")
+    assert question.headers["x-forwarded-uri"] == "/cart/add?item=7"  # the visitor's, not theirs
+    assert "x-original-uri" not in question.headers
+    assert question.headers["accept"] == "text/html"
+    assert question.headers["cookie"] == "bascule-bypass=abc; other=1"
+    assert question.headers["x-bascule-bypass"] == "token"
+    assert question.headers["x-forwarded-proto"] == "http"
+    assert question.body == b""
+    assert (request.method, request.target, request.body) == (
+        "POST",
+        "/cart/add?item=7",
+        b"quantity=2",
+    )
+    assert "x-bascule-bypass" not in request.headers
+    assert "x-bascule-bypassed" not in request.headers
+
+
+def test_the_applications_answers_pass_through(tmp_path) -> None:
+    check_application_answers("traefik", tmp_path, marks_bypass=False)
+
+
+def test_a_slow_bascule_fails_open(tmp_path) -> None:
+    check_slow_bascule("traefik", tmp_path)
