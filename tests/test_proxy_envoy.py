@@ -7,13 +7,11 @@ from __future__ import annotations
 import pytest
 
 from tests.proxying import behind, exercise
-from tests.test_proxy_haproxy import bascule_knows_new_tokens  # noqa: F401 (a fixture)
 from tests.test_proxy_nginx import asked, check_application_answers, check_slow_bascule
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.usefixtures("bascule_knows_new_tokens")
 def test_the_scenario(tmp_path) -> None:
     with behind("envoy", tmp_path) as proxied:
         exercise(proxied)
@@ -35,6 +33,7 @@ def test_what_bascule_is_asked(tmp_path) -> None:
         b"quantity=2",
     )
     assert "x-bascule-bypass" not in request.headers
+    assert "x-bascule-bypassed" not in request.headers  # the visitor's own claim
 
 
 def test_the_applications_answers_pass_through(tmp_path) -> None:

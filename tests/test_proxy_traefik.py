@@ -13,7 +13,6 @@ import tests.proxying
 import tests.test_proxy_nginx
 from bascule.proxies.traefik import READY_PATH
 from tests.proxying import behind, exercise, listening
-from tests.test_proxy_haproxy import bascule_knows_new_tokens  # noqa: F401 (a fixture)
 from tests.test_proxy_nginx import asked, check_application_answers, check_slow_bascule
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("routes_loaded")]
@@ -36,7 +35,6 @@ def routes_loaded(monkeypatch) -> None:
     monkeypatch.setattr(tests.test_proxy_nginx, "listening", ready)
 
 
-@pytest.mark.usefixtures("bascule_knows_new_tokens")
 def test_the_scenario(tmp_path) -> None:
     with behind("traefik", tmp_path) as proxied:
         exercise(proxied, marks_bypass=False)
