@@ -34,8 +34,10 @@ LUA = """\
 local GATE = "%(gate)s"
 local AUTHORITY = "%(authority)s"
 local TIMEOUT_MS = %(timeout_ms)d
--- The visitor's headers the decision depends on.
-local ASKED = { "accept", "cookie", "x-bascule-bypass", "x-forwarded-proto" }
+-- The visitor's headers the decision depends on, and how their lines are joined
+-- (an HTTP/2 browser sends a cookie a line).
+local ASKED = { accept = ", ", cookie = "; ", ["x-bascule-bypass"] = ", ",
+  ["x-forwarded-proto"] = ", " }
 -- Headers of Bascule's answer that describe its connection, not the answer; Envoy
 -- sets the length of the body it sends.
 local HOP = { ["connection"] = true, ["keep-alive"] = true, ["transfer-encoding"] = true,
@@ -49,10 +51,13 @@ function envoy_on_request(request_handle)
     [":authority"] = AUTHORITY,
     ["x-original-uri"] = visitor:get(":path"),
   }
-  for _, name in ipairs(ASKED) do
-    local value = visitor:get(name)
-    if value ~= nil then
-      question[name] = value
+  for name, separator in pairs(ASKED) do
+    local lines = {}
+    for i = 0, visitor:getNumValues(name) - 1 do
+      lines[#lines + 1] = visitor:getAtIndex(name, i)
+    end
+    if #lines > 0 then
+      question[name] = table.concat(lines, separator)
     end
   end
   if question["x-forwarded-proto"] == nil then
