@@ -26,6 +26,8 @@ from bascule import config
 from bascule.auth import Auth, UserError
 from bascule.config import Settings
 from bascule.maintenance import (
+    FULL,
+    READ_ONLY,
     Actor,
     AlreadyEnabled,
     Maintenance,
@@ -282,6 +284,8 @@ def _describe(state: MaintenanceState | None) -> str:
     if state is None:
         return "Maintenance is off."
     kind = "user-triggered" if state.user_triggered else "automatic"
+    if state.read_only:
+        kind = f"read-only, {kind}"
     lines = [f"Maintenance is on ({kind}, by {state.user}), {state.progress_percent}% done."]
     lines += [f"  {entry.user}: {entry.message}" for entry in state.log]
     return "\n".join(lines)
@@ -307,11 +311,17 @@ def maintenance_status(as_json: bool, database_url: str | None) -> None:
 
 @maintenance_group.command("on")
 @click.option("--message", help="A first message for the log.")
+@click.option(
+    "--read-only",
+    is_flag=True,
+    help="Let GET, HEAD and OPTIONS requests through; refuse every other one.",
+)
 @_progress_option
 @_actor_options
 @database_option
 def maintenance_on(
     message: str | None,
+    read_only: bool,
     progress: int | None,
     process: str | None,
     user: str | None,
@@ -320,8 +330,10 @@ def maintenance_on(
     """Switch maintenance on."""
     actor = _actor(process, user)
     with opened(database_url) as store:
-        Maintenance(store).enable(actor, message=message, progress=progress)
-    click.echo("Maintenance is on" + (" (automatic)" if process else ""))
+        mode = READ_ONLY if read_only else FULL
+        Maintenance(store).enable(actor, message=message, progress=progress, mode=mode)
+    kinds = [kind for kind, yes in (("read-only", read_only), ("automatic", process)) if yes]
+    click.echo("Maintenance is on" + (f" ({', '.join(kinds)})" if kinds else ""))
 
 
 @maintenance_group.command("update")

@@ -106,6 +106,13 @@ def error_envelope(code: int, message: str, data: Any = None) -> dict[str, Any]:
 
 # The answers sent whole, as constant bytes: the gate's refusal, an unknown path's 404.
 MAINTENANCE_BODY = encoded(error_envelope(Code.MAINTENANCE, "Maintenance mode is enabled."))
+READ_ONLY_BODY = encoded(
+    error_envelope(
+        Code.MAINTENANCE,
+        "Maintenance mode is enabled: the service is read-only, only GET, HEAD and OPTIONS"
+        " requests are served.",
+    )
+)
 NOT_FOUND_BODY = encoded(error_envelope(Code.NOT_FOUND, NO_SUCH_PATH))
 
 

@@ -27,8 +27,8 @@ from urllib.parse import unquote_to_bytes
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bascule import spec
-from bascule.errors import MAINTENANCE_BODY
-from bascule.maintenance import now_ms
+from bascule.errors import MAINTENANCE_BODY, READ_ONLY_BODY
+from bascule.maintenance import READ_METHODS, now_ms
 
 if TYPE_CHECKING:
     from bascule.bypass import Valid
@@ -194,6 +194,11 @@ class MaintenanceGate:
             (b"retry-after", str(retry_after).encode()),
             (b"cache-control", b"no-store"),
         ]
+        self._read_only_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(READ_ONLY_BODY)).encode()),
+            *self._headers[2:],
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.route(scope, receive, send)
@@ -221,9 +226,12 @@ class MaintenanceGate:
             target = self._exact.get(tail) or self._prefixed(tail)
         if target is not None:
             return target(scope, receive, send)
-        if self.monitor.state is None:
+        state = self.monitor.state
+        if state is None:
             return self.elsewhere(scope, receive, send)
         if scope["type"] == "http":
+            if state.read_only and scope["method"] in READ_METHODS:
+                return self.elsewhere(scope, receive, send)
             return self.refuse(scope, receive, send)
         if scope["type"] == "websocket":
             return refuse_websocket(
@@ -276,6 +284,9 @@ class MaintenanceGate:
         state = self.monitor.state
         # Browsers send Accept among their first headers; a request with thousands of
         # headers (a server that lets them through) costs no more than one with a few.
+        json_headers, json_body = self._headers, MAINTENANCE_BODY
+        if state is not None and state.read_only:
+            json_headers, json_body = self._read_only_headers, READ_ONLY_BODY
         for name, value in headers[:SCANNED_HEADERS]:
             if name == b"accept":
                 if state is not None and prefers_html(value):
@@ -288,7 +299,7 @@ class MaintenanceGate:
                     ]
                     return 503, page_headers, b"" if head else body
                 break
-        return 503, self._headers, b"" if head else MAINTENANCE_BODY
+        return 503, json_headers, b"" if head else json_body
 
     async def decide(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The decision endpoint: whether a reverse proxy may let the request it names
@@ -307,8 +318,13 @@ class MaintenanceGate:
         """What the decision endpoint answers (see ``decide``)."""
         headers = scope["headers"][:SCANNED_HEADERS]
         uri = deny = None
+        method = b""  # unknown: a read-only maintenance lets it through only if it is told
         forwarded_https = False
         for name, value in headers:
+            if name in (b"x-original-method", b"x-forwarded-method"):
+                if len(value) > MAX_METHOD:
+                    return 400, *bad_request(METHOD_TOO_LONG)
+                method = value.strip().upper()
             if name in (b"x-original-uri", b"x-forwarded-uri"):
                 if len(value) > MAX_URI:
                     return 400, *bad_request(URI_TOO_LONG)
@@ -321,7 +337,10 @@ class MaintenanceGate:
                     return 400, *bad_request(BAD_DENY)
                 deny = int(value)
         path, query = split_uri(uri or b"/")
-        if self.monitor.state is None or path in self.open.exact or self.open.under_prefix(path):
+        state = self.monitor.state
+        if state is None or path in self.open.exact or self.open.under_prefix(path):
+            return 200, ALLOWED, b""
+        if state.read_only and method.decode("latin-1") in READ_METHODS:
             return 200, ALLOWED, b""
         found, token, rest = find_bypass(headers, query, self.monitor)
         if found is not None and token is None:
@@ -347,6 +366,8 @@ BYPASSED = b"x-bascule-bypassed"
 ALLOWED = [(b"content-length", b"0"), (b"cache-control", b"no-store")]
 DENIED = [(b"content-length", b"0"), (b"cache-control", b"no-store")]
 MAX_URI = 8192
+MAX_METHOD = 32
+METHOD_TOO_LONG = f"The method to decide on is longer than {MAX_METHOD} bytes."
 BAD_DENY = "deny takes 401 or 403: the status a refusal gets instead of 503."
 URI_TOO_LONG = f"The URI to decide on is longer than {MAX_URI} bytes."
 BYPASS_HEADER = b"x-bascule-bypass"
@@ -560,6 +581,9 @@ def prefers_html(accept: bytes) -> bool:
     return html_q > 0 and html_q > json_q
 
 
+READ_ONLY_TEXT = "You can still browse this service meanwhile, but not change anything."
+
+
 class Page:
     """The maintenance page for browsers: a template, rendered once per state."""
 
@@ -588,6 +612,7 @@ class Page:
             "retry_after": str(self.retry_after),
             "retry_after_text": f"{minutes} minute{'s' if minutes > 1 else ''}",
             "poll_seconds": str(max(1, min(5, self.retry_after))),
+            "mode_text": READ_ONLY_TEXT if state.read_only else "",
         }
         body = self.template.safe_substitute(
             {name: html.escape(value) for name, value in values.items()}

@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 STATE_ID = "mms_id"
 ADMIN = "ADMIN"
 STARTED_MESSAGE = "Maintenance operation started."
+# The modes of a maintenance: everything refused, or only what changes something.
+FULL = "full"
+READ_ONLY = "read-only"
+MODES = (FULL, READ_ONLY)
+# What a read-only maintenance lets through: the methods that change nothing.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # How many of the latest log entries a state read carries (the contract's log maxItems).
 LOG_TAIL = 100
 # The rules of a message (the contract's MaintenanceUpdateDTO.message says the same).
@@ -82,9 +88,15 @@ class MaintenanceState:
     started_at: int
     log: tuple[LogEntry, ...] = ()
     log_size: int = 0
+    mode: str = FULL
+
+    @property
+    def read_only(self) -> bool:
+        """Whether requests that change nothing still go through."""
+        return self.mode == READ_ONLY
 
     def as_json(self) -> dict[str, Any]:
-        """The wire form (Alien4Cloud's MaintenanceModeState, plus ``logSize``)."""
+        """The wire form (Alien4Cloud's MaintenanceModeState, plus ``logSize``, ``mode``)."""
         return {
             "id": STATE_ID,
             "user": self.user,
@@ -92,6 +104,7 @@ class MaintenanceState:
             "progressPercent": self.progress_percent,
             "log": [entry.as_json() for entry in self.log],
             "logSize": self.log_size,
+            "mode": self.mode,
         }
 
 
@@ -202,15 +215,22 @@ class Maintenance:
             return state.log_size, list(self.store.log_page(conn, offset, limit))
 
     def enable(
-        self, actor: Actor, message: str | None = None, progress: int | None = None
+        self,
+        actor: Actor,
+        message: str | None = None,
+        progress: int | None = None,
+        mode: str = FULL,
     ) -> MaintenanceState:
-        """Switch maintenance on; automatic when the actor is a process.
+        """Switch maintenance on, in ``mode`` (full, or read-only); automatic when the
+        actor is a process.
 
         A first ``message`` and ``progress`` are checked before anything changes and
         recorded in the same transaction: maintenance never goes on without them.
         """
         _require_rights(actor)
         _check_update(message, progress)
+        if mode not in MODES:
+            raise InvalidUpdate(f"mode is {' or '.join(MODES)}, not {mode!r}")
         now = self.clock()
         log = [LogEntry(now, actor.name, STARTED_MESSAGE)]
         if message is not None:
@@ -222,6 +242,7 @@ class Maintenance:
             started_at=now,
             log=tuple(log),
             log_size=len(log),
+            mode=mode,
         )
         with self.store.write("state") as conn:
             if self.store.load_state(conn, with_log=False) is not None:

@@ -78,6 +78,7 @@ maintenance_state = Table(
     Column("started_at", BigInteger, nullable=False),
     # Kept with the state so that no read ever counts the log.
     Column("log_size", Integer, nullable=False),
+    Column("mode", String(16), nullable=False, server_default="full"),
 )
 
 maintenance_log = Table(
@@ -508,6 +509,7 @@ class Store:
             started_at=row.started_at,
             log=tuple(_log_entry(r) for r in reversed(tail)),
             log_size=int(row.log_size),
+            mode=row.mode,
         )
 
     @staticmethod
@@ -530,6 +532,7 @@ class Store:
                         user_triggered=state.user_triggered,
                         progress_percent=state.progress_percent,
                         started_at=state.started_at,
+                        mode=state.mode,
                         log_size=0,
                     )
                 )

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from bascule.bypass import bypass_json
 from bascule.errors import envelope
+from bascule.maintenance import FULL
 from bascule.service import current
 
 Answer = tuple[dict[str, Any], int]
@@ -18,9 +19,14 @@ async def get_maintenance_state() -> Response:
     return Response(current().state_document(), media_type="application/json")
 
 
-def enable_maintenance(token_info: dict[str, Any]) -> Answer:
-    """POST /maintenance."""
-    current().maintenance.enable(token_info["principal"].actor())
+def enable_maintenance(token_info: dict[str, Any], body: dict[str, Any] | None = None) -> Answer:
+    """POST /maintenance: full maintenance without a body, as Alien4Cloud's clients send it."""
+    body = body or {}
+    current().maintenance.enable(
+        token_info["principal"].actor(),
+        message=body.get("message"),
+        mode=body.get("mode") or FULL,
+    )
     return envelope(), 201
 
 

@@ -164,6 +164,13 @@ def exercise(proxied: Proxied, *, marks_bypass: bool = True) -> None:
     assert httpx.delete(api, headers=ADMIN).status_code == 200
     until(lambda: get(shop).status_code == 200, 1.0, "the reopening, within a second")
 
+    # Read-only: what changes nothing goes through (the proxy tells Bascule the method).
+    assert httpx.post(api, headers=ADMIN, json={"mode": "read-only"}).status_code == 201
+    until(lambda: httpx.post(shop).status_code == 503, 1.0, "the read-only refusal")
+    assert APP_PAGE in get(shop).text
+    assert httpx.delete(api, headers=ADMIN).status_code == 200
+    until(lambda: httpx.post(shop).status_code != 503, 1.0, "the reopening")
+
     # Bascule gone: the recipe fails open, the site stays up.
     assert httpx.post(api, headers=ADMIN).status_code == 201
     until(lambda: get(shop).status_code == 503, 1.0, "the refusal")

@@ -744,3 +744,38 @@ def test_the_console_is_served_and_stays_open_during_maintenance(client):
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["x-frame-options"] == "DENY"
     assert client.get("/maintenance/nothing.js").status_code == 503  # not one of its files
+
+
+def test_read_only_maintenance_lets_reads_through(client):
+    ok(client.post("/rest/v1/maintenance", headers=ADMIN, json={"mode": "read-only"}), 201)
+    state = ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)
+    assert state["mode"] == "read-only"
+    # No application is mounted: a read goes through to the 404 of "no such path".
+    assert client.get("/shop").status_code == 404
+    assert client.head("/shop").status_code == 404
+    refused = client.post("/shop")
+    assert refused.status_code == 503 and refused.headers["retry-after"]
+    assert "read-only" in refused.json()["error"]["message"]
+    assert client.put("/shop", json={}).status_code == 503
+
+
+def test_enable_without_a_body_is_full_maintenance_as_alien4cloud_sends_it(client):
+    ok(client.post("/rest/v1/maintenance", headers=ADMIN, content=b""), 201)
+    assert ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)["mode"] == "full"
+    assert client.get("/shop").status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({"mode": "half"}, 400), ({"mode": "read-only", "extra": 1}, 400), ({"message": " "}, 400)],
+)
+def test_a_bad_enable_body_changes_nothing(client, body, status):
+    assert client.post("/rest/v1/maintenance", headers=ADMIN, json=body).status_code == status
+    assert ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200) is None
+
+
+def test_a_first_message_with_the_mode(client):
+    body = {"mode": "read-only", "message": "Moving the database"}
+    ok(client.post("/rest/v1/maintenance", headers=ADMIN, json=body), 201)
+    state = ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)
+    assert [entry["message"] for entry in state["log"]][1:] == ["Moving the database"]

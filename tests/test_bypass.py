@@ -175,3 +175,14 @@ def app_with_allow(settings):
             yield client
     finally:
         app.services.close()
+
+
+def test_a_read_only_decision_needs_the_method(client):
+    ok(client.post(API, headers=ADMIN, json={"mode": "read-only"}), 201)
+    for header in ("X-Original-Method", "X-Forwarded-Method"):
+        for method, status in (("GET", 200), ("head", 200), ("OPTIONS", 200), ("POST", 503)):
+            assert decide(client, "/shop", {header: method}).status_code == status, method
+    assert decide(client, "/shop").status_code == 503  # not told: not let through
+    refused = decide(client, "/shop", {"X-Original-Method": "DELETE"})
+    assert "read-only" in refused.json()["error"]["message"]
+    error(decide(client, "/shop", {"X-Original-Method": "X" * 40}), 400, 501)

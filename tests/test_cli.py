@@ -300,3 +300,9 @@ def test_proxy_config_refuses_what_it_cannot_use(run, tmp_path):
         "proxy-config", "nginx", "--listen", "127.0.0.1:9", *https, "--output-dir", out, code=1
     )
     assert "http://HOST:PORT" in refused.output
+
+
+def test_maintenance_on_read_only(run):
+    assert "Maintenance is on (read-only)" in run("maintenance", "on", "--read-only").output
+    assert state(run)["mode"] == "read-only"
+    assert "(read-only, user-triggered" in run("maintenance", "status").output

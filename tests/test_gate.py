@@ -413,10 +413,10 @@ def test_standalone_gate_refuses_to_start_blind(tmp_path):
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
 
 
-def call_accepting(app, accept: str | None, path: str = "/shop"):
-    """One GET with that Accept header (none for None): status, headers and body."""
+def call_accepting(app, accept: str | None, path: str = "/shop", method: str = "GET"):
+    """One request with that Accept header (none for None): status, headers and body."""
     headers = [(b"accept", accept.encode())] if accept is not None else []
-    start, body = call(app, path, headers=headers)
+    start, body = call(app, path, method=method, headers=headers)
     return start["status"], dict(start["headers"]), body["body"]
 
 
@@ -502,3 +502,19 @@ def test_a_custom_page_template(tmp_path, maintenance, monitor):
 def test_a_missing_page_template_is_refused_at_once(monitor):
     with pytest.raises(ValueError, match="cannot read the page template"):
         MaintenanceGate(Recorder(), monitor=monitor, page_template="/no/such/page.html")
+
+
+def test_read_only_lets_what_changes_nothing_through(gate, maintenance, monitor):
+    switch_on(maintenance, monitor)
+    monitor.state = replace(monitor.state, mode="read-only")
+    for method in ("GET", "HEAD", "OPTIONS"):
+        assert call(gate, "/shop", method=method)[0]["status"] == 200, method
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        start, body = call(gate, "/shop", method=method)
+        assert start["status"] == 503, method
+        assert "read-only" in json.loads(body["body"])["error"]["message"]
+    status, _, page = call_accepting(gate, BROWSER, method="POST")
+    assert status == 503 and b"still browse" in page
+    # A WebSocket may change anything: refused too.
+    closed = call(gate, "/live", scope_type="websocket")[-1]
+    assert (closed["type"], closed["code"]) == ("websocket.close", 1013)

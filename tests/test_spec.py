@@ -124,6 +124,8 @@ def test_the_spec_and_the_domain_agree_on_what_a_message_is():
     from bascule.maintenance import MESSAGE_MAX_LENGTH, visible
 
     rule = spec.schema("MaintenanceUpdateDTO")["properties"]["message"]
+    first = spec.schema("MaintenanceEnableDTO")["properties"]["message"]
+    assert (first["pattern"], first["maxLength"]) == (rule["pattern"], rule["maxLength"])
     assert rule["maxLength"] == MESSAGE_MAX_LENGTH
     pattern = re.compile(rule["pattern"])
     for code in range(1, 0x10000):

@@ -321,9 +321,12 @@
       ui.stateSummary.textContent =
         "Maintenance is off: the service answers requests normally.";
     } else {
-      ui.stateSummary.textContent = automatic
-        ? `Maintenance is on, automatic, by process ${state.user}.`
-        : `Maintenance is on, enabled by ${state.user}.`;
+      const readOnly =
+        state.mode === "read-only" ? " Read-only: GET, HEAD and OPTIONS requests still go through." : "";
+      ui.stateSummary.textContent =
+        (automatic
+          ? `Maintenance is on, automatic, by process ${state.user}.`
+          : `Maintenance is on, enabled by ${state.user}.`) + readOnly;
       ui.factBy.textContent = automatic ? `Automatic, by process ${state.user}` : state.user;
       const firstEntry = log.entries.get(0);
       if (firstEntry) {

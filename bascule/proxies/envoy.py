@@ -50,6 +50,7 @@ function envoy_on_request(request_handle)
     [":path"] = GATE,
     [":authority"] = AUTHORITY,
     ["x-original-uri"] = visitor:get(":path"),
+    ["x-original-method"] = visitor:get(":method"),
   }
   for name, separator in pairs(ASKED) do
     local lines = {}

@@ -97,7 +97,10 @@ end
 
 core.register_action("bascule_ask", {{ "http-req" }}, function(txn)
   local visitor = txn.http:req_get_headers()
-  local headers = {{ ["x-original-uri"] = {{ txn.f:pathq() }} }}
+  local headers = {{
+    ["x-original-uri"] = {{ txn.f:pathq() }},
+    ["x-original-method"] = {{ txn.f:method() }},
+  }}
   for _, name in ipairs(ASKED) do
     local list = values(visitor, name)
     if #list > 0 then
