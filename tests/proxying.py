@@ -3,17 +3,22 @@ scenario every recipe of ``bascule proxy-config`` must pass, end to end through 
 
 from __future__ import annotations
 
+import importlib
 import shlex
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 
+from bascule.proxies import Recipe, write
 from tests.conftest import ADMIN_PASSWORD, basic
 from tests.serving import BASCULE, Server, clean_env, free_port, serving, stop
 from tests.waiting import until
@@ -108,7 +113,7 @@ def behind(proxy: str, tmp_path: Path, **env: str) -> Iterator[Proxied]:
         url = f"http://127.0.0.1:{port}"
         try:
             until(
-                lambda: process.poll() is None and listening(port),
+                lambda: process.poll() is None and started(proxy, port),
                 20.0,
                 f"{proxy} to listen ({log.read_text()[-2000:]})",
             )
@@ -121,6 +126,20 @@ def listening(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def started(proxy: str, port: int) -> bool:
+    """Whether ``proxy`` serves on ``port``: listening, and, for a proxy that listens
+    before its routes are loaded (Traefik), answering 204 at its recipe's READY_PATH."""
+    if not listening(port):
+        return False
+    ready = getattr(importlib.import_module(f"bascule.proxies.{proxy}"), "READY_PATH", None)
+    if ready is None:
+        return True
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=1).status_code == 204
+    except httpx.TransportError:
+        return False
 
 
 def get(url: str, **kwargs) -> httpx.Response:
@@ -176,3 +195,246 @@ def exercise(proxied: Proxied, *, marks_bypass: bool = True) -> None:
     until(lambda: get(shop).status_code == 503, 1.0, "the refusal")
     stop(proxied.bascule.process)
     until(lambda: APP_PAGE in get(shop).text, 5.0, "the application, with Bascule down")
+
+
+# -- a recording application and Bascule, for what each recipe asks and passes on -----
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class Seen:
+    """A request a test server received."""
+
+    method: str
+    target: str
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
+@dataclass
+class Recorder:
+    """A small HTTP/1.1 server (keep-alive) that answers with ``answer`` and keeps what
+    it was asked."""
+
+    url: str
+    seen: list[Seen] = field(default_factory=list)
+
+    def hits(self, target: str) -> int:
+        return sum(s.target == target for s in self.seen)
+
+
+@contextmanager
+def recording(answer: Callable[[Seen], Answer]) -> Iterator[Recorder]:
+    port = free_port()
+    recorder = Recorder(f"http://127.0.0.1:{port}")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def handle_one(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            seen = Seen(
+                self.command,
+                self.path,
+                {k.lower(): v for k, v in self.headers.items()},
+                self.rfile.read(length),
+            )
+            recorder.seen.append(seen)
+            status, headers, body = answer(seen)
+            self.send_response(status)
+            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_POST = do_HEAD = handle_one
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield recorder
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def application(seen: Seen) -> Answer:
+    """An application with a page that forbids and one that breaks."""
+    if seen.target == "/forbidden":
+        return 403, {"Content-Type": "text/plain"}, b"the application forbids"
+    if seen.target == "/broken":
+        return 500, {"Content-Type": "text/plain"}, b"the application broke"
+    return 200, {"Content-Type": "text/plain"}, f"the application at {seen.target}".encode()
+
+
+def letting_through(_seen: Seen) -> Answer:
+    """A stand-in for Bascule that lets everything through."""
+    return 200, {"Cache-Control": "no-store"}, b""
+
+
+@contextmanager
+def silent() -> Iterator[str]:
+    """A server that accepts connections and never answers (a Bascule stuck): its URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stopping = threading.Event()
+
+    def accept() -> None:
+        while not stopping.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stopping.set()
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+@contextmanager
+def proxy_in_front(
+    proxy: str, tmp_path: Path, upstream: str, bascule: str, timeout: float = 1.0
+) -> Iterator[str]:
+    """``proxy`` run on its recipe in front of ``upstream``, asking ``bascule``: its URL."""
+    port = free_port()
+    directory = tmp_path / f"{proxy}-{port}"
+    command = write(proxy, Recipe("127.0.0.1", port, upstream, bascule, timeout), directory)
+    log = tmp_path / f"{proxy}-{port}.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(), cwd=directory
+        )
+    try:
+        until(
+            lambda: process.poll() is None and started(proxy, port),
+            20.0,
+            f"{proxy} to listen ({log.read_text()[-2000:]})",
+        )
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+@contextmanager
+def live_bascule(tmp_path: Path) -> Iterator[Server]:
+    with serving(
+        f"sqlite:///{tmp_path}/bascule.db",
+        tmp_path,
+        env={"BASCULE_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    ) as bascule:
+        yield bascule
+
+
+def check_application_answers(proxy: str, tmp_path: Path, marks_bypass: bool = True) -> None:
+    """The application's 403 and 500 reach the visitor as they are, asked once, whether
+    Bascule lets them through, lets a bypass through, or is gone; the token stays
+    Bascule's business."""
+    with (
+        recording(application) as app,
+        live_bascule(tmp_path) as bascule,
+        proxy_in_front(proxy, tmp_path, app.url, bascule.url) as url,
+    ):
+        for path, status, body in [
+            ("/forbidden", 403, "the application forbids"),
+            ("/broken", 500, "the application broke"),
+        ]:
+            answer = get(f"{url}{path}")
+            assert (answer.status_code, answer.text) == (status, body)
+            assert app.hits(path) == 1, "asked once"
+
+        api = f"{bascule.url}/rest/v1/maintenance"
+        assert httpx.post(api, headers=ADMIN).status_code == 201
+        until(lambda: get(f"{url}/shop").status_code == 503, 1.0, "the refusal")
+        assert app.hits("/shop") == 0
+        assert get(f"{url}/forbidden").status_code == 503
+        assert get(f"{url}/broken").status_code == 503
+        assert (app.hits("/forbidden"), app.hits("/broken")) == (1, 1)
+        posted = httpx.post(f"{url}/cart", content=b"quantity=2", headers=API_CLIENT, timeout=5)
+        assert (posted.status_code, posted.headers["content-type"]) == (503, "application/json")
+        assert app.hits("/cart") == 0
+        created = httpx.post(f"{api}/bypass", headers=ADMIN, json={"name": "testers"})
+        token = {"X-Bascule-Bypass": created.json()["data"]["token"]}
+        until(lambda: get(f"{url}/shop", headers=token).status_code == 200, 1.0, "the token")
+        for path, status, body in [
+            ("/forbidden", 403, "the application forbids"),
+            ("/broken", 500, "the application broke"),
+            ("/shop", 200, "the application at /shop"),
+        ]:
+            answer = get(f"{url}{path}", headers=token)
+            assert (answer.status_code, answer.text) == (status, body)
+            if marks_bypass:
+                assert answer.headers["x-bascule-bypassed"] == "testers"
+                assert app.seen[-1].headers["x-bascule-bypassed"] == "testers"
+        assert (app.hits("/forbidden"), app.hits("/broken")) == (2, 2)
+        assert all("x-bascule-bypass" not in s.headers for s in app.seen)
+
+        stop(bascule.process)  # gone: the application answers, its errors as they are
+        answer = get(f"{url}/broken")
+        assert (answer.status_code, answer.text) == (500, "the application broke")
+        assert app.hits("/broken") == 3, "asked once"
+        answer = get(f"{url}/forbidden")
+        assert (answer.status_code, answer.text) == (403, "the application forbids")
+        assert app.hits("/forbidden") == 3, "asked once"
+        posted = httpx.post(f"{url}/cart", content=b"quantity=2", timeout=5)
+        assert (posted.status_code, posted.text) == (200, "the application at /cart")
+        assert (app.seen[-1].method, app.seen[-1].body) == ("POST", b"quantity=2")
+
+
+def check_slow_bascule(proxy: str, tmp_path: Path) -> None:
+    """A Bascule that accepts and never answers: the application answers, once, within
+    the recipe's timeout (and a little)."""
+    with (
+        recording(application) as app,
+        silent() as bascule,
+        proxy_in_front(proxy, tmp_path, app.url, bascule, timeout=0.3) as url,
+    ):
+        for n in (1, 2):
+            start = time.monotonic()
+            answer = get(f"{url}/shop?n={n}")
+            took = time.monotonic() - start
+            assert (answer.status_code, answer.text) == (200, f"the application at /shop?n={n}")
+            assert 0.25 < took < 1.5, took
+            assert app.hits(f"/shop?n={n}") == 1
+
+
+def asked(proxy: str, tmp_path: Path) -> tuple[Seen, Seen]:
+    """What Bascule (a stand-in letting everything through) is asked about a visitor's
+    POST with a body, and what the application receives."""
+    with (
+        recording(application) as app,
+        recording(letting_through) as bascule,
+        proxy_in_front(proxy, tmp_path, app.url, bascule.url) as url,
+    ):
+        answer = httpx.post(
+            f"{url}/cart/add?item=7",
+            headers={
+                "Accept": "text/html",
+                "Cookie": "bascule-bypass=abc; other=1",
+                "X-Bascule-Bypass": "token",
+                "X-Original-URI": "/healthz",  # the visitor's own: never believed
+                "X-Forwarded-Uri": "/healthz",
+                "X-Bascule-Bypassed": "anyone",  # nor its claim to a bypass
+            },
+            content=b"quantity=2",
+            timeout=5,
+        )
+        assert answer.status_code == 200, answer.text
+        assert "x-bascule-bypassed" not in answer.headers
+        (question,) = bascule.seen
+        (request,) = app.seen
+        return question, request

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.proxying import behind, exercise
-from tests.test_proxy_nginx import asked, check_application_answers, check_slow_bascule
+from tests.proxying import asked, behind, check_application_answers, check_slow_bascule, exercise
 
 pytestmark = pytest.mark.slow
 

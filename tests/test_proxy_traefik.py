@@ -6,33 +6,11 @@ bascule/proxies/traefik.py): the application's request is marked, not the answer
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
-import tests.proxying
-import tests.test_proxy_nginx
-from bascule.proxies.traefik import READY_PATH
-from tests.proxying import behind, exercise, listening
-from tests.test_proxy_nginx import asked, check_application_answers, check_slow_bascule
+from tests.proxying import asked, behind, check_application_answers, check_slow_bascule, exercise
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("routes_loaded")]
-
-
-def ready(port: int) -> bool:
-    """Listening, and with its routes: Traefik answers 404 to everything until then."""
-    if not listening(port):
-        return False
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}{READY_PATH}", timeout=1).status_code == 204
-    except httpx.TransportError:
-        return False
-
-
-@pytest.fixture
-def routes_loaded(monkeypatch) -> None:
-    """The proxy counts as started once Traefik has loaded its routes."""
-    monkeypatch.setattr(tests.proxying, "listening", ready)
-    monkeypatch.setattr(tests.test_proxy_nginx, "listening", ready)
+pytestmark = pytest.mark.slow
 
 
 def test_the_scenario(tmp_path) -> None:
