@@ -95,13 +95,17 @@ def _held(store: Store) -> str:
         return ""
     if state is None:
         return "Maintenance is off now."
-    since = datetime.datetime.fromtimestamp(state.started_at / 1000, tz=datetime.UTC)
     if state.user_triggered:
         who, ends = f"switched on by {state.user!r}", "bascule maintenance off"
     else:
         who = f"automatic, held by the process {state.user!r}"
         ends = f"bascule maintenance off --process {shlex.quote(state.user)}"
-    return f"Maintenance is on ({who}, since {since:%Y-%m-%d %H:%M:%S} UTC): `{ends}` ends it."
+    return f"Maintenance is on ({who}, since {_utc(state.started_at)}): `{ends}` ends it."
+
+
+def _utc(ms: int) -> str:
+    """A time in epoch milliseconds, for people to read."""
+    return f"{datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def unreachable(exc: SQLAlchemyError) -> str:
@@ -519,8 +523,7 @@ def bypass_list(database_url: str | None) -> None:
         records = BypassTokens(store).list(_actor(None, None))
     for record in records:
         shown = bypass_json(record)
-        until = datetime.datetime.fromtimestamp(record.expires_at / 1000, tz=datetime.UTC)
-        state = "expired" if shown["expired"] else f"until {until:%Y-%m-%d %H:%M} UTC"
+        state = "expired" if shown["expired"] else f"until {_utc(record.expires_at)}"
         click.echo(f"{record.name}\tby {record.created_by}\t{state}\t{record.uses} uses")
 
 

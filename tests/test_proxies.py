@@ -1,0 +1,81 @@
+"""Each recipe of ``bascule proxy-config``, through the real proxy: the scenario a
+visitor lives (tests/proxying.py), what Bascule is asked and what the application is
+handed, the application's own answers passed through as they are, and failing open
+when Bascule is stuck."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from tests.proxying import asked, behind, check_application_answers, check_slow_bascule, exercise
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Asks:
+    """How a recipe names the visitor's request to Bascule."""
+
+    target: str  # the decision endpoint's path and query
+    uri: str  # the header that names the visitor's path and query
+    method: str  # the header that names its method
+    marks_bypass: bool = True  # whether the visitor's answer says that a token let it in
+
+
+RECIPES = {
+    "nginx": Asks("/rest/v1/gate?deny=403", "x-original-uri", "x-original-method"),
+    "caddy": Asks("/rest/v1/gate", "x-forwarded-uri", "x-forwarded-method"),
+    "haproxy": Asks("/rest/v1/gate", "x-original-uri", "x-original-method"),
+    "envoy": Asks("/rest/v1/gate", "x-original-uri", "x-original-method"),
+    # Traefik cannot put a header of the auth answer on the visitor's answer: it marks
+    # the application's request instead (see bascule/proxies/traefik.py).
+    "traefik": Asks("/rest/v1/gate", "x-forwarded-uri", "x-forwarded-method", False),
+}
+parametrized = pytest.mark.parametrize("proxy", list(RECIPES))
+
+
+@parametrized
+def test_the_scenario(proxy, tmp_path):
+    with behind(proxy, tmp_path) as proxied:
+        exercise(proxied, marks_bypass=RECIPES[proxy].marks_bypass)
+
+
+@parametrized
+def test_what_bascule_is_asked_and_the_application_handed(proxy, tmp_path):
+    expected = RECIPES[proxy]
+    question, request = asked(proxy, tmp_path)
+    assert (question.method, question.target) == ("GET", expected.target)
+    # the visitor's own request, whatever X-Original-URI or X-Forwarded-Uri it sent
+    assert question.headers[expected.uri] == "/cart/add?item=7"
+    other = {"x-original-uri", "x-forwarded-uri"} - {expected.uri}
+    assert not other & set(question.headers)
+    assert question.headers[expected.method] == "POST"
+    assert question.headers["accept"] == "text/html"
+    assert question.headers["cookie"] == "bascule-bypass=abc; other=1"
+    assert question.headers["x-bascule-bypass"] == "token"
+    assert question.body == b""
+    assert (request.method, request.target, request.body) == (
+        "POST",
+        "/cart/add?item=7",
+        b"quantity=2",
+    )
+    assert "x-bascule-bypass" not in request.headers  # the token stays with Bascule
+    assert "x-bascule-bypassed" not in request.headers  # the visitor's own claim
+
+
+@parametrized
+def test_the_applications_answers_pass_through(proxy, tmp_path):
+    check_application_answers(proxy, tmp_path, marks_bypass=RECIPES[proxy].marks_bypass)
+
+
+@parametrized
+def test_a_slow_bascule_fails_open(proxy, tmp_path):
+    check_slow_bascule(proxy, tmp_path)
+
+
+def test_caddy_keeps_what_it_saves_in_the_directory_it_was_given(tmp_path):
+    with behind("caddy", tmp_path) as proxied:
+        assert proxied.url
+    assert (tmp_path / "caddy" / "config" / "caddy" / "autosave.json").exists()
