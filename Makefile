@@ -27,14 +27,15 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # Debian packages the tests need: Chromium for the browser tests, a Java runtime for
-# OpenAPI Generator, valgrind for the instruction counts, and three of the reverse
-# proxies the recipes are tested with (Envoy and Traefik come from PyPI). Installed only
-# when missing.
+# OpenAPI Generator, valgrind for the instruction counts, wrk for the benchmark, and
+# nginx, Caddy and HAProxy for the proxy recipes (Envoy and Traefik come from PyPI).
+# Installed only when missing.
 system-packages:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v callgrind_annotate >/dev/null || missing="$$missing valgrind"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	[ -x /usr/bin/caddy ] || missing="$$missing caddy"; \
 	[ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
@@ -69,10 +70,7 @@ docs: $(VENV)/.installed-test
 screenshots:
 	cp $(OUT)/screenshots/docs/*.png docs/screenshots/
 
-# The benchmark (bench/README.md): about 25 minutes, writes bench/RESULTS.md. wrk, from
-# Debian's packages, drives the load when it can be installed; else bench/loadgen.py.
-bench: $(VENV)/.installed
-	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && \
-		$(SUDO) apt-get install -y -qq --no-install-recommends wrk; } || \
-		echo "wrk could not be installed: bench/loadgen.py drives the load"
+# The benchmark (bench/README.md): about 6 minutes, writes bench/RESULTS.md; wrk, from
+# Debian's packages, drives the load.
+bench: system-packages $(VENV)/.installed
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
