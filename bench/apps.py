@@ -2,7 +2,8 @@
 
     python bench/apps.py KIND --host 127.0.0.1 --port PORT
 
-KIND: ``refuse``, a bare ASGI callable answering the gate's 503 byte for byte;
+KIND: ``refuse``, a bare ASGI callable answering the gate's 503 byte for byte, and
+``allow``, one answering the decision endpoint's empty 200;
 ``downstream``, a raw ASGI app, and ``starlette_app``, a small Starlette app (each also
 mounted behind the gate with ``--app bench.apps:KIND``); ``connexion``, a bare
 connexion AsyncApp on a copy of openapi.yaml (same paths, bases and security schemes,
@@ -56,6 +57,8 @@ def _refuse(retry_after: int) -> Any:
 
 
 downstream = _constant(200, _headers(SHOP), SHOP)
+# The decision endpoint's "let it through" (bascule.gate.ALLOWED), checked before the runs.
+allow = _constant(200, [(b"content-length", b"0"), (b"cache-control", b"no-store")], b"")
 
 
 def _starlette() -> Any:
@@ -122,7 +125,9 @@ def connexion_app() -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve one of the benchmark's baselines.")
-    parser.add_argument("kind", choices=["refuse", "downstream", "starlette_app", "connexion"])
+    parser.add_argument(
+        "kind", choices=["refuse", "allow", "downstream", "starlette_app", "connexion"]
+    )
     parser.add_argument("--host", choices=["127.0.0.1"], default="127.0.0.1")  # loopback only
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()

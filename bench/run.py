@@ -22,6 +22,8 @@ import itertools
 import json
 import os
 import platform
+import random
+import re
 import shlex
 import shutil
 import signal
@@ -39,6 +41,10 @@ from statistics import median
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import yaml
+
+from bascule.proxies import DECISION_PATH, PROXIES
+
 ROOT = Path(__file__).resolve().parent.parent
 APPS = [sys.executable, str(ROOT / "bench" / "apps.py")]
 BASCULE = [str(Path(sys.executable).with_name("bascule"))]
@@ -51,6 +57,8 @@ PRODUCTION = {"BASCULE_ACCESS_LOG": "false", "BASCULE_VALIDATE_RESPONSES": "fals
 SECTION = "<!-- reliability:start -->"  # bench/reliability.py's part of RESULTS.md
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 MAX_RESPONSES, TOP_UP_SECONDS, WRITERS = 5_000_000, 300, 4  # bounds of a run, of a top-up
+ASKS = {"X-Original-URI": "/shop"}  # the decision endpoint's question, as nginx asks it
+GOALS = [1, 2, 3, 5, 6, 7, 8]
 PACKAGES = ["bascule", "uvicorn", "uvloop", "httptools", "connexion", "starlette", "psycopg"]
 
 
@@ -67,35 +75,49 @@ def call(port: int, method: str, path: str, headers: dict[str, str], body: str =
         return answer.status, kept, answer.read()
 
 
-class Server:
-    """One server process on a free loopback port; its output in the work directory."""
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
 
-    def __init__(self, name: str, argv: list[str], work: Path, **settings: str) -> None:
-        with socket.socket() as s:
-            s.bind((HOST, 0))
-            self.name, self.port, self.log = name, s.getsockname()[1], work / f"{name}.log"
+
+class Server:
+    """One server process on a loopback port (a free one, given as --host and --port,
+    unless its configuration names one); its output in the work directory."""
+
+    def __init__(self, name: str, argv: list[str], work: Path, port: int = 0, **settings: str):
+        self.name, self.port, self.log = name, port or free_port(), work / f"{name}.log"
         # Without the caller's BASCULE_* settings; bench/ importable (--app bench.apps:...).
         env = {k: v for k, v in os.environ.items() if not k.startswith("BASCULE_")}
         env |= {"PYTHONPATH": str(ROOT), **settings}
-        argv = [*argv, "--host", HOST, "--port", str(self.port)]
+        argv = argv if port else [*argv, "--host", HOST, "--port", str(self.port)]
         with self.log.open("wb") as out:  # a session of its own: Ctrl-C is the benchmark's
             self.proc = subprocess.Popen(
                 argv, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True
             )
 
-    def ready(self, timeout: float = 60) -> Server:
+    def ready(self, timeout: float = 60, path: str = "/", expect: int = 0) -> Server:
+        """Once it answers ``path`` (with ``expect``, if given: Traefik answers 404 until
+        its routes are loaded)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.proc.poll() is None:
             with contextlib.suppress(OSError):
-                call(self.port, "GET", "/", {})
-                return self
+                status = call(self.port, "GET", path, {})[0]
+                if status == expect or not expect:
+                    return self
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} did not start:\n{self.log.read_text()[-3000:]}")
 
     def cpu(self) -> float:
-        """User and system CPU time of the process, all its threads, in seconds."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User and system CPU time of the process and its children (nginx's worker), all
+        their threads, in seconds."""
+        ticks, pids = 0, [self.proc.pid]
+        while pids:
+            pid = pids.pop()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+            pids += Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def rss(self) -> float:
         """Resident memory (VmRSS), in MiB."""
@@ -124,6 +146,10 @@ class Side:
     method: str = "GET"
     body: str = ""
     connections: int = 0  # 0: --connections
+    also: list[Server] = field(default_factory=list)  # the rest of its processes
+
+    def cpu(self) -> float:
+        return sum(server.cpu() for server in (self.server, *self.also))
 
 
 def per_cpu_second(figures: dict[str, Any]) -> float:
@@ -151,10 +177,10 @@ class Bench:
         os.sched_setaffinity(0, {self.load_cpu})  # this process stays off the servers' CPU
         self.pg, self.pg_note = postgres_server(opts.postgres_url)
 
-    def launch(self, name: str, argv: list[str], **settings: str) -> Server:
+    def launch(self, name: str, argv: list[str], port: int = 0, **settings: str) -> Server:
         pinned = ["taskset", "-c", str(self.server_cpu), *argv]
-        self.servers.append(Server(name, pinned, self.work, **settings))
-        return self.servers[-1].ready()
+        self.servers.append(Server(name, pinned, self.work, port, **settings))
+        return self.servers[-1].ready(**({"path": "/shop", "expect": 200} if port else {}))
 
     def bascule(self, name: str, database: str = "", **settings: str) -> Server:
         """``bascule serve`` on a database of its own (SQLite unless given), in production
@@ -237,7 +263,7 @@ class Bench:
 
     def run(self, a: Side, b: Side, seconds: int) -> list[dict[str, Any]]:
         """Both sides loaded at once: each one's wrk figures and its server's CPU time."""
-        cpu = [a.server.cpu(), b.server.cpu()]
+        cpu = [a.cpu(), b.cpu()]
         procs = [self.wrk(a, seconds), self.wrk(b, seconds)]
         try:
             outputs = [proc.communicate(timeout=seconds + 30)[0] for proc in procs]
@@ -249,7 +275,7 @@ class Bench:
             line = next((x for x in output.splitlines() if x.startswith("BENCH_JSON ")), "")
             if not line:
                 raise RuntimeError(f"wrk gave no figures for {side.label}:\n{output[-2000:]}")
-            figures.append({**json.loads(line[11:]), "cpu_s": side.server.cpu() - before})
+            figures.append({**json.loads(line[11:]), "cpu_s": side.cpu() - before})
         return figures
 
     def runs(self, a: Side, b: Side, measure: Any) -> tuple[list[float], list[list[Any]]]:
@@ -362,6 +388,84 @@ class Bench:
             a, b = (Side(f"log of {self.log_size(s):,} entries", s) for s in servers)
             self.pair(name, a, b, 0.9)
 
+    def goal_6(self) -> None:
+        """The decision endpoint, allowing and refusing, against bare ASGI callables."""
+        refusing = self.enable(self.bascule("deciding-on"))
+        for row, kind, server in (("6a. Decision endpoint allowing: GET /rest/v1/gate, 200",
+                                   "allow", self.bascule("deciding-off")),
+                                  ("6r. Decision endpoint refusing: GET /rest/v1/gate, 503",
+                                   "refuse", refusing)):  # fmt: skip
+            status = 200 if kind == "allow" else 503
+            bare = self.launch(kind, [*APPS, kind])
+            a = Side(f"bare ASGI {status}", bare, DECISION_PATH, status, dict(ASKS))
+            b = Side(f"Bascule, maintenance {'off' if status == 200 else 'on'}", server)
+            b.path, b.expect, b.headers = DECISION_PATH, status, dict(ASKS)
+            self.same_answers(a, b)
+            self.pair(row, a, b, 0.9)
+
+    def goal_7(self) -> None:
+        """The default ``bascule serve`` (access log on) refusing, against the log off."""
+        off = Side("access log off", self.enable(self.bascule("quiet")), "/shop", 503)
+        default = self.enable(self.bascule("default", BASCULE_ACCESS_LOG="true"))
+        on = Side("access log on (the default)", default, "/shop", 503)
+        self.same_answers(off, on)
+        self.pair("7. Gate refusing, access log on vs off: GET /shop, 503", off, on, 0.8)
+
+    def goal_8(self) -> None:
+        """Each proxy asking Bascule (its recipe), against the same proxy not asking, in
+        front of the Starlette app; how soon a change reaches a visitor through it."""
+        for kind in PROXIES:
+            bascule = self.bascule(f"{kind}-bascule")
+            plain, alone = self.proxied(kind, None)
+            recipe, app = self.proxied(kind, bascule)
+            a = Side(f"{kind} alone", plain, "/shop", headers={}, also=[alone])
+            b = Side(f"{kind} asking Bascule", recipe, "/shop", headers={}, also=[app, bascule])
+            self.same_answers(a, b)
+            self.pair(f"8. {kind} asking Bascule vs not: GET /shop, 200", a, b,
+                      0.8 if kind == "nginx" else 0)  # fmt: skip
+            self.propagation(kind, recipe, bascule)
+            for server in self.servers:
+                server.stop()
+
+    def proxied(self, kind: str, bascule: Server | None) -> tuple[Server, Server]:
+        """The Starlette app behind ``kind`` configured by ``bascule proxy-config``, asking
+        ``bascule``; or (None) the same configuration without the question: the proxy
+        and its app."""
+        app = self.launch(f"{kind}-app-{bool(bascule)}", [*APPS, "starlette_app"])
+        port, directory = free_port(), self.work / f"{kind}-{bool(bascule)}"
+        urls = [f"http://{HOST}:{server.port}" for server in (app, bascule or app)]
+        argv = [*BASCULE, "proxy-config", kind, "--listen", f"{HOST}:{port}", "--upstream"]
+        argv += [urls[0], "--bascule", urls[1], "--output-dir", str(directory)]
+        printed = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        if bascule is None:
+            without_bascule(kind, directory)
+        return self.launch(directory.name, shlex.split(printed.splitlines()[-1]), port), app
+
+    def propagation(self, kind: str, front: Server, bascule: Server) -> None:
+        """The seconds from each change sent to Bascule (maintenance on, then off, in
+        turn) to the first answer through ``front`` that shows it: a visitor asking again
+        and again after the change, for 2 s at most. Its row: their p99 against 1 s."""
+        seen, missed = [], 0
+        visitor = http.client.HTTPConnection(HOST, front.port, timeout=5)
+        for i in range(self.opts.changes):
+            time.sleep(random.uniform(0, 0.3))  # any phase of Bascule's polls
+            start, (method, status) = time.monotonic(), (("POST", 503), ("DELETE", 200))[i % 2]
+            call(bascule.port, method, STATE, BASIC)
+            while (took := time.monotonic() - start) < 2:
+                visitor.request("GET", "/shop")
+                answer = visitor.getresponse()
+                answer.read()
+                if answer.status == status:
+                    break
+            seen.append(took)
+            missed += took >= 2
+        visitor.close()
+        p99 = sorted(seen)[max(0, -(-99 * len(seen) // 100) - 1)]  # the nearest rank
+        figures = f"p99 {p99 * 1000:.0f} ms (median {median(seen) * 1000:.0f} ms, n={len(seen)})"
+        met = ("yes" if p99 <= 1 else "**NO**") + " (<= 1 s)"
+        self.row(f"8p. Propagation through {kind}", "—", "maintenance on, then off, via the API",
+                 figures, met, missed)  # fmt: skip
+
     # -- the report -------------------------------------------------------------------------
 
     def report(self, started: datetime.datetime, load: str) -> str:
@@ -396,6 +500,29 @@ class Bench:
                 "",
             ]
         )
+
+
+def without_bascule(kind: str, directory: Path) -> None:
+    """Rewrite the recipe in ``directory`` into the same proxy, with the same settings,
+    asking nobody: every request proxied to the application."""
+    if kind in ("envoy", "traefik"):
+        path = directory / ("envoy.yaml" if kind == "envoy" else "dynamic.yaml")
+        config = yaml.safe_load(path.read_text())
+        if kind == "envoy":  # the router alone, without the Lua filter
+            listener = config["static_resources"]["listeners"][0]
+            manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+            manager["http_filters"] = manager["http_filters"][-1:]
+        else:  # the application's route without forwardAuth
+            del config["http"]["routers"]["application"]["middlewares"]
+        path.write_text(yaml.safe_dump(config))
+    elif kind == "caddy":  # the route without its first reverse_proxy, the question
+        path = directory / "Caddyfile"
+        question = re.compile(r"\n\t\treverse_proxy [^\n]*\{\n.*?\n\t\t\}", re.S)
+        path.write_text(question.sub("", path.read_text(), count=1))
+    else:  # the lines that ask, and those that copy what Bascule answered
+        path = directory / ("nginx.conf" if kind == "nginx" else "haproxy.cfg")
+        drop = re.compile(r"auth_request|\$bascule_bypassed" if kind == "nginx" else "lua")
+        path.write_text("".join(x for x in path.read_text().splitlines(True) if not drop.search(x)))
 
 
 def postgres_server(url: str) -> tuple[str, str]:
@@ -489,14 +616,17 @@ def main(argv: list[str] | None = None) -> int:
     add("--warmup", type=int, default=1, help="seconds of warm-up per pair (1)")
     add("--connections", type=int, default=16, help="keep-alive connections per side (16)")
     add("--updates", type=int, default=10_000, help="updates before goal 5's GET (10,000)")
-    add("--goals", type=int, nargs="+", choices=[1, 2, 3, 5], default=[1, 2, 3, 5])
+    add("--goals", type=int, nargs="+", choices=GOALS, default=GOALS)
+    add("--changes", type=int, default=20, help="changes timed through each proxy (20)")
     add("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES))
     add("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     add("--instructions", action="store_true", help="count instructions instead (valgrind)")
     add("--counts", type=int, nargs=2, default=[300, 2300], help="requests of each count")
     opts = parser.parse_args(argv)
-    if min(opts.runs, opts.duration, opts.warmup, opts.connections) <= 0 or opts.updates <= 100:
-        parser.error("--runs, --duration, --warmup, --connections: > 0; --updates: > 100")
+    if min(opts.runs, opts.duration, opts.warmup, opts.connections, opts.changes) <= 0:
+        parser.error("--runs, --duration, --warmup, --connections, --changes: > 0")
+    if opts.updates <= 100:
+        parser.error("--updates: > 100")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: clean up all the same
     if opts.instructions:
         return instructions(opts)
