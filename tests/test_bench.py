@@ -33,7 +33,14 @@ ROWS = {
     "5w. Write rate, PostgreSQL vs SQLite": None,
     "5. GET after 150 updates vs after 100, SQLite": 0.9,
     "5. GET after 150 updates vs after 100, PostgreSQL": 0.9,
+    "6a. Decision endpoint allowing: GET /rest/v1/gate, 200": 0.9,
+    "6r. Decision endpoint refusing: GET /rest/v1/gate, 503": 0.9,
+    "7. Gate refusing, access log on vs off: GET /shop, 503": 0.8,
 }
+PROXIES = ["nginx", "caddy", "haproxy", "traefik", "envoy"]
+for proxy in PROXIES:  # each pair (goal 0.8x for nginx), then the propagation through it
+    ROWS[f"8. {proxy} asking Bascule vs not: GET /shop, 200"] = 0.8 if proxy == "nginx" else None
+    ROWS[f"8p. Propagation through {proxy}"] = 1
 
 
 def script(name: str, *args: str, minutes: float) -> str:
@@ -86,6 +93,7 @@ def test_a_short_run_reports_every_goal(tmp_path):
     out.write_text("# An older report\n\n" + SECTION)
     postgres = postgres_server() or ""
     args = ["--runs", "1", "--duration", "1", "--updates", "150", "--connections", "4"]
+    args += ["--changes", "4"]
     script("run.py", *args, "--postgres-url", postgres, "--out", str(out), minutes=4)
     report = out.read_text()
     assert report.startswith("# Benchmark results\n") and report.endswith("\n" + SECTION)
@@ -100,6 +108,12 @@ def test_a_short_run_reports_every_goal(tmp_path):
     baseline, bascule = table.pop("3m. Memory of one worker (VmRSS)")[:2]
     assert re.fullmatch(memory.format("bare connexion"), baseline), baseline
     assert re.fullmatch(memory.format("Bascule"), bascule), bascule
+    for proxy in PROXIES:  # the changes, on and off, each seen through the proxy within 2 s
+        cells = table.pop(f"8p. Propagation through {proxy}")
+        assert cells[:2] == ["—", "maintenance on, then off, via the API"], cells
+        p99 = re.fullmatch(r"p99 (\d+) ms \(median \d+ ms, n=4\)", cells[2])
+        assert p99 and cells[3] == ("yes" if int(p99[1]) <= 1000 else "**NO**") + " (<= 1 s)"
+        assert cells[4] == "0", f"{proxy}: {cells[4]} changes not seen within 2 s"
     for name, cells in table.items():
         if "PostgreSQL" in name and not postgres:
             assert cells[2].startswith("not run: "), name
