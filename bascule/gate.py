@@ -70,9 +70,17 @@ class PathSet:
     forms, empty segments (``//``) and dot segments never match anything.
     """
 
-    def __init__(self, exact: Iterable[str] = (), prefixes: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        exact: Iterable[str] = (),
+        prefixes: Iterable[str] = (),
+        parameters: Iterable[str] = (),
+    ) -> None:
         self.exact = frozenset(p.encode() for p in exact)
-        self.prefixes = tuple(p.encode() for p in prefixes)
+        # Prefixes followed by one segment of any characters: those of a path parameter
+        # of Bascule's own API (a token's name), which only ever reaches Bascule's router.
+        self.parameters = tuple(p.encode() for p in parameters)
+        self.prefixes = tuple(p.encode() for p in prefixes) + self.parameters
         for prefix in self.prefixes:
             if not prefix.endswith(b"/"):
                 raise ValueError(f"a prefix must end with '/': {prefix!r}")
@@ -84,6 +92,9 @@ class PathSet:
         """Whether ``path`` is one of the prefixes followed by clean segments."""
         if not path.startswith(self.prefixes):  # one test for all prefixes: the usual case
             return False
+        for prefix in self.parameters:
+            if path.startswith(prefix) and path.find(b"/", len(prefix)) == -1:
+                return len(path) > len(prefix)
         for prefix in self.prefixes:
             if path.startswith(prefix):
                 tail = path[len(prefix) :]
@@ -123,8 +134,8 @@ def bascule_paths() -> PathSet:
     exact += [f"{DOCS_PREFIX}/openapi.json", f"{DOCS_PREFIX}/openapi.yaml"]
     exact += [f"{DOCS_PREFIX}/ui", *console_files()]
     prefixes = [f"{base}/auth/" for base in spec.API_BASES] + [f"{DOCS_PREFIX}/ui/"]
-    prefixes += sorted({p.partition("{")[0] for p in served if "{" in p})
-    return PathSet(exact, prefixes)
+    parameters = sorted({p.partition("{")[0] for p in served if "{" in p})
+    return PathSet(exact, prefixes, parameters)
 
 
 def console_files() -> dict[str, Path]:

@@ -113,6 +113,7 @@ class JSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
         require_utf8(scope)
         chunks = [chunk async for chunk in stream]
         check_json_shape(b"".join(chunks))
+        self._absent = not any(chunks)  # no body at all, which is not a JSON null
 
         async def again() -> Any:
             for chunk in chunks:
@@ -128,6 +129,8 @@ class JSONBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
             ) from None
 
     def _validate(self, body: Any) -> dict[str, Any] | None:
+        if body is None and not self._required and getattr(self, "_absent", False):
+            return None  # an optional body left out (POST /maintenance, as Alien4Cloud's)
         if not self._nullable and body is None:
             raise BadRequestProblem(detail="The request body must not be empty.")
         check(self._validator, body)

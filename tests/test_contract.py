@@ -87,6 +87,8 @@ def test_schemathesis_the_whole_way(database_url, tmp_path, role):
         result = subprocess.run(
             [
                 SCHEMATHESIS,
+                "--config-file",
+                str(Path(__file__).with_name("schemathesis.toml")),
                 "run",
                 f"{server.url}/rest/v1/openapi.json",
                 "--url",
