@@ -390,18 +390,16 @@ class Bench:
 
     def goal_6(self) -> None:
         """The decision endpoint, allowing and refusing, against bare ASGI callables."""
-        refusing = self.enable(self.bascule("deciding-on"))
-        for row, kind, server in (("6a. Decision endpoint allowing: GET /rest/v1/gate, 200",
-                                   "allow", self.bascule("deciding-off")),
-                                  ("6r. Decision endpoint refusing: GET /rest/v1/gate, 503",
-                                   "refuse", refusing)):  # fmt: skip
-            status = 200 if kind == "allow" else 503
+        for kind, status, state, row in (("allow", 200, "off", "6a"), ("refuse", 503, "on", "6r")):
+            server = self.bascule(f"deciding-{state}")
+            if status == 503:
+                self.enable(server)
             bare = self.launch(kind, [*APPS, kind])
             a = Side(f"bare ASGI {status}", bare, DECISION_PATH, status, dict(ASKS))
-            b = Side(f"Bascule, maintenance {'off' if status == 200 else 'on'}", server)
-            b.path, b.expect, b.headers = DECISION_PATH, status, dict(ASKS)
+            b = Side(f"Bascule, maintenance {state}", server, DECISION_PATH, status, dict(ASKS))
             self.same_answers(a, b)
-            self.pair(row, a, b, 0.9)
+            doing = f"{row}. Decision endpoint {'allowing' if status == 200 else 'refusing'}"
+            self.pair(f"{doing}: GET {DECISION_PATH}, {status}", a, b, 0.9)
 
     def goal_7(self) -> None:
         """The default ``bascule serve`` (access log on) refusing, against the log off."""
