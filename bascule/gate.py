@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, AnyStr, cast
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -242,7 +242,9 @@ class MaintenanceGate:
             return self.elsewhere(scope, receive, send)
         if scope["type"] == "http":
             if state.read_only and scope["method"] in READ_METHODS:
-                return self.elsewhere(scope, receive, send)
+                return self.elsewhere(
+                    {**scope, "headers": without_bypass(scope["headers"])}, receive, send
+                )
             return self.refuse(scope, receive, send)
         if scope["type"] == "websocket":
             return refuse_websocket(
@@ -278,15 +280,18 @@ class MaintenanceGate:
                 )
                 return
             if found is not None and token is not None:
+                scope["query_string"] = query  # the access log must not show the token
                 root = (scope.get("root_path") or "").encode()
                 location = root + request_path(scope) + (b"?" + query if query else b"")
                 secure = scope.get("scheme") == "https"
                 await send_whole(send, *bypass_redirect(location, token, found, secure))
                 return
         if self.refusals is not None:
-            self.refusals.count(scope["path"])
+            self.refusals.count(request_path(scope))
             scope["bascule.refused"] = True  # for the access log: counted, not written
-        await send_whole(send, *self.refusal(scope["headers"], scope["method"] == "HEAD"))
+        status, headers, body = self.refusal(scope["headers"], scope["method"] == "HEAD")
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     def refusal(
         self, headers: list[tuple[bytes, bytes]], head: bool
@@ -323,33 +328,44 @@ class MaintenanceGate:
             status, headers, body = self.decision(scope)
         else:
             status, headers, body = 405, *not_allowed()
+        if status in (401, 403, 503) and self.refusals is not None:
+            scope["bascule.refused"] = True  # counted by decision(), not written one by one
         await send_whole(send, status, headers, b"" if scope["method"] == "HEAD" else body)
 
     def decision(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """What the decision endpoint answers (see ``decide``)."""
-        headers = scope["headers"][:SCANNED_HEADERS]
-        uri = deny = None
-        method = b""  # unknown: a read-only maintenance lets it through only if it is told
+        # Every header (the server bounds their number): a proxy may sort them, and a
+        # visitor's padding must not push the one that names the request out of sight.
+        headers = scope["headers"]
+        uris: set[bytes] = set()
+        methods: set[bytes] = set()
         forwarded_https = False
+        deny = None
         for name, value in headers:
             if name in (b"x-original-method", b"x-forwarded-method"):
                 if len(value) > MAX_METHOD:
                     return 400, *bad_request(METHOD_TOO_LONG)
-                method = value.strip().upper()
-            if name in (b"x-original-uri", b"x-forwarded-uri"):
+                methods.add(value.strip().upper())
+            elif name in (b"x-original-uri", b"x-forwarded-uri"):
                 if len(value) > MAX_URI:
                     return 400, *bad_request(URI_TOO_LONG)
-                uri = value if uri is None else uri
+                uris.add(value.strip())
             elif name == b"x-forwarded-proto":
                 forwarded_https = value.strip().lower() == b"https"
+        # Told twice, and not the same: a visitor's header beside the proxy's. Then the
+        # method is unknown (a read-only maintenance refuses it) and the path not open.
+        method = methods.pop() if len(methods) == 1 else b""
+        uri = uris.pop() if len(uris) == 1 else None
         for key, _, value in (p.partition(b"=") for p in scope["query_string"].split(b"&")):
             if key == b"deny":
                 if value not in (b"401", b"403"):
                     return 400, *bad_request(BAD_DENY)
                 deny = int(value)
-        path, query = split_uri(uri or b"/")
+        path, query = split_uri(b"/" if uri is None and not uris else uri or b"")
         state = self.monitor.state
-        if state is None or path in self.open.exact or self.open.under_prefix(path):
+        if state is None:
+            return 200, ALLOWED, b""
+        if uri is not None and (path in self.open.exact or self.open.under_prefix(path)):
             return 200, ALLOWED, b""
         if state.read_only and method.decode("latin-1") in READ_METHODS:
             return 200, ALLOWED, b""
@@ -362,7 +378,7 @@ class MaintenanceGate:
             location = path + (b"?" + rest if rest else b"")
             return bypass_redirect(location, token, found, forwarded_https)
         if self.refusals is not None:
-            self.refusals.count(path.decode("latin-1"))
+            self.refusals.count(path)
         return self.refusal(scope["headers"], False)
 
     def close(self) -> None:
@@ -374,8 +390,7 @@ class MaintenanceGate:
 # The decision endpoint's answers: let through, refused (for a proxy that asked for a
 # status it honours), and a question it cannot answer.
 BYPASSED = b"x-bascule-bypassed"
-ALLOWED = [(b"content-length", b"0"), (b"cache-control", b"no-store")]
-DENIED = [(b"content-length", b"0"), (b"cache-control", b"no-store")]
+ALLOWED = DENIED = [(b"content-length", b"0"), (b"cache-control", b"no-store")]
 MAX_URI = 8192
 MAX_METHOD = 32
 METHOD_TOO_LONG = f"The method to decide on is longer than {MAX_METHOD} bytes."
@@ -451,6 +466,7 @@ def bypass_redirect(
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """The answer to a token in a URL: back to the URL without it, with a cookie that
     lets the browser walk the whole application until the token expires."""
+    location = b"/" + location.lstrip(b"/")  # "//evil.example/x" is another site
     max_age = max(0, (found.expires_at - now_ms()) // 1000)
     cookie = b"%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax" % (
         BYPASS_COOKIE,
@@ -469,11 +485,12 @@ def bypass_redirect(
 
 
 def without_bypass(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The request's headers without its bypass token: the application has no use for
-    it and must not be able to log or replay it."""
+    """The request's headers without its bypass token (and without a visitor's own
+    X-Bascule-Bypassed): the application has no use for the token and must not be able
+    to log or replay it."""
     kept = []
     for name, value in headers:
-        if name == BYPASS_HEADER:
+        if name in (BYPASS_HEADER, BYPASSED):  # the token, and a visitor's own claim
             continue
         if name == b"cookie" and value.find(BYPASS_COOKIE) != -1:
             pairs = [p for p in value.split(b";") if p.strip().partition(b"=")[0] != BYPASS_COOKIE]
@@ -515,8 +532,9 @@ class RefusalLog:
         self.counts: dict[str, int] = {}
         self.since = time.monotonic()
 
-    def count(self, path: str) -> None:
-        """One refusal of ``path`` (counted under its first segment)."""
+    def count(self, raw_path: bytes) -> None:
+        """One refusal of ``raw_path``, as sent (counted under its first segment)."""
+        path = quote(raw_path[:256].decode("latin-1"), safe="/%")  # nothing forged in the log
         segment = path.split("/", 2)[1] if path.startswith("/") else ""
         prefix = f"/{segment}/" if segment and path != f"/{segment}" else path[:64] or "/"
         counts = self.counts
@@ -531,11 +549,14 @@ class RefusalLog:
             return
         counts, self.counts = self.counts, {}
         elapsed, self.since = now - self.since, now
-        if counts:
-            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        # list(): one step the event loop's thread cannot come between (a count lost
+        # to the swap above is a count; a dict changed under a sort is an error).
+        counted = list(counts.items())
+        if counted:
+            ranked = sorted(counted, key=lambda item: (-item[1], item[0]))
             log.info(
                 "refused %d requests in the last %.0f s (maintenance is on): %s",
-                sum(counts.values()),
+                sum(n for _, n in counted),
                 elapsed,
                 ", ".join(f"{prefix} {n}" for prefix, n in ranked),
             )

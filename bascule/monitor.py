@@ -66,6 +66,7 @@ class Monitor:
         self.on_tick: list[Callable[[], None]] = []
         # Uses of bypass tokens seen here and not yet counted in the database.
         self._uses: dict[str, tuple[int, int]] = {}
+        self._uses_lock = threading.Lock()
         self._next_flush = 0.0
         self.error: str | None = None  # why the database cannot be read, while it cannot
         self.write_error: str | None = None  # why it cannot be written, while it cannot
@@ -133,15 +134,17 @@ class Monitor:
     def note_bypass(self, name: str) -> None:
         """Count one use of the bypass token ``name`` (added to the database's count
         within USES_FLUSH_INTERVAL, from the background thread)."""
-        seen = self._uses.get(name)
-        self._uses[name] = (seen[0] + 1 if seen else 1, now_ms())
+        with self._uses_lock:  # against flush_uses's swap, from the background thread
+            seen = self._uses.get(name)
+            self._uses[name] = (seen[0] + 1 if seen else 1, now_ms())
 
     def flush_uses(self) -> None:
         """Add the uses seen here since the last flush to the database's counts."""
         self._next_flush = time.monotonic() + USES_FLUSH_INTERVAL
         if not self._uses:
             return
-        pending, self._uses = self._uses, {}
+        with self._uses_lock:
+            pending, self._uses = self._uses, {}
         try:
             with self.store.write(None) as conn:
                 self.store.record_bypass_uses(conn, pending)
@@ -196,6 +199,7 @@ class Monitor:
         # and its connections belong to the parent.
         running = self._thread is not None and not self._stop.is_set()
         self._lock, self._stop, self._thread = threading.Lock(), threading.Event(), None
+        self._uses_lock = threading.Lock()
         self.store.engine.dispose(close=False)
         if running:
             self.start()

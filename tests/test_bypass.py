@@ -186,3 +186,58 @@ def test_a_read_only_decision_needs_the_method(client):
     refused = decide(client, "/shop", {"X-Original-Method": "DELETE"})
     assert "read-only" in refused.json()["error"]["message"]
     error(decide(client, "/shop", {"X-Original-Method": "X" * 40}), 400, 501)
+
+
+def test_a_visitor_cannot_speak_for_the_proxy(client):
+    ok(client.post(API, headers=ADMIN, json={"mode": "read-only"}), 201)
+    # a POST the proxy names, beside a visitor's own "GET": not let through
+    both = {"X-Original-Method": "POST", "X-Forwarded-Method": "GET"}
+    assert decide(client, "/shop", both).status_code == 503
+    # two different requests named: none of them is an open path
+    assert decide(client, "/healthz", {"X-Forwarded-Uri": "/shop"}).status_code == 503
+    # the header that names the request is read however many come before it
+    padded = [(f"x-pad-{i}", "x") for i in range(80)] + [("x-original-method", "GET")]
+    response = client.get("/rest/v1/gate", headers=padded)
+    assert response.status_code == 200
+
+
+def test_a_token_in_the_url_never_sends_the_visitor_to_another_site(client, app, on):
+    # (the in-process gate builds its redirect with the same function)
+    token = new_token(client)
+    traded = decide(client, f"//evil.example/x?bascule-bypass={token}")
+    assert traded.status_code == 303 and traded.headers["location"] == "/evil.example/x"
+
+
+def test_the_application_never_gets_the_token_nor_a_visitors_claim(settings, tmp_path):
+    import dataclasses
+    import json
+
+    from bascule.app import create_app
+
+    app_file = tmp_path / "echo_app.py"
+    app_file.write_text(
+        "import json\n"
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        return\n"
+        "    body = json.dumps([[k.decode(), v.decode()] for k, v in scope['headers']])\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': body.encode()})\n"
+    )
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        app = create_app(dataclasses.replace(settings, app="echo_app:app"))
+        with app.test_client() as client:
+            token = new_token(client)
+            headers = {"X-Bascule-Bypass": token, "X-Bascule-Bypassed": "me", "Cookie": "a=1"}
+            for body in (None, {"mode": "read-only"}):
+                ok(client.post(API, headers=ADMIN, json=body), 201)
+                seen = dict(json.loads(client.get("/shop", headers=headers).text))
+                assert "x-bascule-bypass" not in seen and "x-bascule-bypassed" not in seen
+                assert seen["cookie"] == "a=1"
+                ok(client.delete(API, headers=ADMIN), 200)
+        app.services.close()
+    finally:
+        sys.path.remove(str(tmp_path))

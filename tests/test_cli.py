@@ -306,3 +306,14 @@ def test_maintenance_on_read_only(run):
     assert "Maintenance is on (read-only)" in run("maintenance", "on", "--read-only").output
     assert state(run)["mode"] == "read-only"
     assert "(read-only, user-triggered" in run("maintenance", "status").output
+
+
+@pytest.mark.parametrize(
+    "bascule_url",
+    ['http://a"..os.execute("touch pwned")..":80', "http://a;b:80", "http://x/path", "http://u@x"],
+)
+def test_proxy_config_writes_nothing_it_was_not_given_as_a_host(run, tmp_path, bascule_url):
+    args = ["--listen", "127.0.0.1:9", "--upstream", "http://127.0.0.1:1", "--bascule", bascule_url]
+    result = run("proxy-config", "envoy", *args, "--output-dir", str(tmp_path / "o"), code=1)
+    assert "give an http://HOST:PORT URL" in result.output
+    assert not (tmp_path / "o").exists()

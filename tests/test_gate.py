@@ -518,3 +518,17 @@ def test_read_only_lets_what_changes_nothing_through(gate, maintenance, monitor)
     # A WebSocket may change anything: refused too.
     closed = call(gate, "/live", scope_type="websocket")[-1]
     assert (closed["type"], closed["code"]) == ("websocket.close", 1013)
+
+
+def test_refusals_are_counted_by_what_was_sent_and_nothing_is_forged_in_the_log(caplog):
+    from bascule.gate import RefusalLog
+
+    refusals = RefusalLog()
+    refusals.count(b"/shop/a")
+    refusals.count(b"/%0aWARNING:forged")
+    refusals.count(b"/\nWARNING:forged line")
+    with caplog.at_level("INFO", logger="bascule.gate"):
+        refusals.flush(force=True)
+    (line,) = caplog.messages
+    assert "\n" not in line and line.startswith("refused 3 requests")
+    assert "/shop/ 1" in line

@@ -356,3 +356,18 @@ def alive(pid: int) -> bool:
         if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
             return False
     return True
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_token_in_the_url_is_not_written_to_the_access_log(database_url, tmp_path):
+    with serving(database_url, tmp_path, env={"BASCULE_ADMIN_PASSWORD": ADMIN_PASSWORD}) as server:
+        admin = basic("admin", ADMIN_PASSWORD)
+        api = f"{server.url}/rest/v1/maintenance"
+        assert httpx.post(api, headers=admin).status_code == 201
+        token = httpx.post(f"{api}/bypass", headers=admin, json={"name": "t"}).json()["data"]
+        url = f"{server.url}/shop?page=2&bascule-bypass={token['token']}"
+        assert httpx.get(url).status_code == 303
+        stop(server.process)
+        output = server.output()
+    assert token["token"] not in output
+    assert '"GET /shop?page=2 HTTP/1.1" 303' in output

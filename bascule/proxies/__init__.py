@@ -10,6 +10,8 @@ that Bascule being down never takes the site down.
 from __future__ import annotations
 
 import importlib
+import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,17 +33,52 @@ class Recipe:
 
     @staticmethod
     def host_port(url: str) -> tuple[str, int]:
-        """The host and port of an http:// URL."""
+        """The host and port of an http:// URL (nothing but a host and a port: they are
+        written into the proxy's configuration)."""
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if (
+            parts.scheme != "http"
+            or not parts.hostname
+            or not host(parts.hostname)
+            or (parts.path not in ("", "/"))
+            or parts.query
+            or parts.fragment
+            or parts.username
+        ):
             raise ValueError(f"give an http://HOST:PORT URL, not {url!r}")
-        return parts.hostname, parts.port or 80
+        return parts.hostname, port or 80
+
+
+# A DNS name: letters, digits, '-' and '.'; nothing a configuration could read as syntax.
+_NAME = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+
+
+def host(text: str) -> bool:
+    """Whether ``text`` is an IP address or a DNS name."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return bool(_NAME.fullmatch(text))
+    return True
 
 
 def write(proxy: str, recipe: Recipe, directory: Path) -> list[str]:
     """Write the configuration of ``proxy`` into ``directory``; the command that runs it."""
     if proxy not in PROXIES:
         raise ValueError(f"the proxies are {', '.join(PROXIES)}, not {proxy!r}")
+    if not host(recipe.listen_host) or not 0 < recipe.listen_port < 65536:
+        raise ValueError(f"give a HOST:PORT to listen on, not {recipe.listen_host!r}")
+    if not re.fullmatch(r"[A-Za-z0-9/._+-]+", str(directory.resolve())):
+        raise ValueError(
+            "the configuration is written in a directory whose path holds only letters,"
+            " digits and / . _ + -"
+        )
     Recipe.host_port(recipe.upstream)
     Recipe.host_port(recipe.bascule)
     directory.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,7 @@ http://:{port} {{
 			header_up X-Forwarded-Uri {{uri}}
 			# Bascule reads X-Original-URI too: a visitor's own is not passed on.
 			header_up -X-Original-URI
+			header_up -X-Original-Method
 			transport http {{
 				dial_timeout {timeout}
 				response_header_timeout {timeout}

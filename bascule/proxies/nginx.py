@@ -126,8 +126,9 @@ TO_BASCULE = [
     "proxy_set_header Host {bascule}",
     "proxy_set_header X-Original-URI $request_uri",
     "proxy_set_header X-Original-Method $request_method",
-    # Bascule reads X-Forwarded-Uri too: a visitor's own is not passed on.
+    # Bascule reads X-Forwarded-Uri and -Method too: a visitor's own are not passed on.
     'proxy_set_header X-Forwarded-Uri ""',
+    'proxy_set_header X-Forwarded-Method ""',
     # Whether the bypass cookie Bascule sets is Secure.
     "proxy_set_header X-Forwarded-Proto $scheme",
     "proxy_connect_timeout {timeout}",
