@@ -75,7 +75,11 @@ def opened(database_url: str | None, *, ready: bool = True) -> Iterator[Store]:
         raise click.ClickException(str(exc)) from None
     try:
         if ready:
+            empty = status(store).empty
             prepare(store)
+            if empty:  # a mistyped URL, or another directory's bascule.db: say so
+                where = store.engine.url.render_as_string(hide_password=True)
+                click.echo(f"bascule: created a new, empty database at {where}", err=True)
         yield store
     except (AlreadyEnabled, NotYours) as exc:
         raise click.ClickException(f"{exc.message} {_held(store)}") from None

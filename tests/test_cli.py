@@ -29,7 +29,7 @@ def run(database_url, monkeypatch):
 
 
 def state(run) -> dict | None:
-    return json.loads(run("maintenance", "status", "--json").output)
+    return json.loads(run("maintenance", "status", "--json").stdout)
 
 
 def test_users_add_list_passwd_remove(run, database_url):
@@ -92,7 +92,7 @@ def test_users_add_without_terminal_asks_for_password_stdin(run):
 
 
 def test_maintenance_on_update_off(run):
-    assert run("maintenance", "status").output == "Maintenance is off.\n"
+    assert run("maintenance", "status").stdout == "Maintenance is off.\n"
     assert state(run) is None
     run("maintenance", "on", "--user", "ops", "--message", "Upgrading", "--progress", "10")
     current = state(run)
@@ -197,6 +197,14 @@ def test_run_refuses_when_maintenance_is_on_saying_who_holds_it(run):
     run("maintenance", "on", "--user", "alice")
     output = run("maintenance", "on", code=1).output
     assert "switched on by 'alice'" in output and "`bascule maintenance off` ends it" in output
+
+
+def test_a_new_database_is_said_to_be_new(run, tmp_path):
+    url = f"sqlite:///{tmp_path}/elsewhere.db"
+    first = run("maintenance", "status", "--database-url", url)
+    assert f"created a new, empty database at {url}" in first.stderr
+    assert first.stdout == "Maintenance is off.\n"
+    assert "created" not in run("maintenance", "status", "--database-url", url).stderr
 
 
 def test_db_status_and_upgrade(run, tmp_path, monkeypatch):
