@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bascule import spec
 from bascule.errors import MAINTENANCE_BODY, READ_ONLY_BODY
-from bascule.maintenance import READ_METHODS, now_ms
+from bascule.maintenance import READ_METHODS, READ_ONLY, now_ms
 
 if TYPE_CHECKING:
     from bascule.bypass import Valid
@@ -241,11 +241,11 @@ class MaintenanceGate:
         if state is None:
             return self.elsewhere(scope, receive, send)
         if scope["type"] == "http":
-            if state.read_only and scope["method"] in READ_METHODS:
+            if state.mode == READ_ONLY and scope["method"] in READ_METHODS:
                 return self.elsewhere(
                     {**scope, "headers": without_bypass(scope["headers"])}, receive, send
                 )
-            return self.refuse(scope, receive, send)
+            return self.refuse(scope, receive, send, path)
         if scope["type"] == "websocket":
             return refuse_websocket(
                 scope,
@@ -265,10 +265,11 @@ class MaintenanceGate:
             return self.elsewhere
         return None
 
-    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def refuse(self, scope: Scope, receive: Receive, send: Send, path: bytes) -> None:
         """Answer 503 (the page to a browser, the envelope to anyone else), unless the
         request carries a valid bypass token: then it goes through, or, the token being
-        in the URL, is sent back to the same URL without it, with the token in a cookie."""
+        in the URL, is sent back to the same URL without it, with the token in a cookie.
+        ``path`` is the request's, as sent."""
         if self.monitor.bypass.by_hash:  # tokens exist: look for one (never logged)
             headers = scope["headers"][:SCANNED_HEADERS]
             found, token, query = find_bypass(headers, scope["query_string"], self.monitor)
@@ -282,12 +283,12 @@ class MaintenanceGate:
             if found is not None and token is not None:
                 scope["query_string"] = query  # the access log must not show the token
                 root = (scope.get("root_path") or "").encode()
-                location = root + request_path(scope) + (b"?" + query if query else b"")
+                location = root + path + (b"?" + query if query else b"")
                 secure = scope.get("scheme") == "https"
                 await send_whole(send, *bypass_redirect(location, token, found, secure))
                 return
         if self.refusals is not None:
-            self.refusals.count(request_path(scope))
+            self.refusals.count(path)
             scope["bascule.refused"] = True  # for the access log: counted, not written
         status, headers, body = self.refusal(scope["headers"], scope["method"] == "HEAD")
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -300,9 +301,6 @@ class MaintenanceGate:
         state = self.monitor.state
         # Browsers send Accept among their first headers; a request with thousands of
         # headers (a server that lets them through) costs no more than one with a few.
-        json_headers, json_body = self._headers, MAINTENANCE_BODY
-        if state is not None and state.read_only:
-            json_headers, json_body = self._read_only_headers, READ_ONLY_BODY
         for name, value in headers[:SCANNED_HEADERS]:
             if name == b"accept":
                 if state is not None and prefers_html(value):
@@ -315,7 +313,9 @@ class MaintenanceGate:
                     ]
                     return 503, page_headers, b"" if head else body
                 break
-        return 503, json_headers, b"" if head else json_body
+        if state is not None and state.mode == READ_ONLY:
+            return 503, self._read_only_headers, b"" if head else READ_ONLY_BODY
+        return 503, self._headers, b"" if head else MAINTENANCE_BODY
 
     async def decide(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The decision endpoint: whether a reverse proxy may let the request it names
@@ -367,7 +367,7 @@ class MaintenanceGate:
             return 200, ALLOWED, b""
         if uri is not None and (path in self.open.exact or self.open.under_prefix(path)):
             return 200, ALLOWED, b""
-        if state.read_only and method.decode("latin-1") in READ_METHODS:
+        if state.mode == READ_ONLY and method.decode("latin-1") in READ_METHODS:
             return 200, ALLOWED, b""
         found, token, rest = find_bypass(headers, query, self.monitor)
         if found is not None and token is None:
@@ -521,6 +521,11 @@ async def send_whole(
     await send({"type": "http.response.body", "body": body})
 
 
+def shown(raw_path: bytes) -> str:
+    """A path as sent, fit for a log line: quoted (no line of its own can be forged)."""
+    return quote(raw_path[:64].decode("latin-1"), safe="/%()")
+
+
 class RefusalLog:
     """Counts refusals by path prefix, and logs them as one line per interval: while
     maintenance is on, a line per refused request would cost more than the refusal."""
@@ -529,18 +534,19 @@ class RefusalLog:
 
     def __init__(self, interval: float = 10.0) -> None:
         self.interval = interval
-        self.counts: dict[str, int] = {}
+        self.counts: dict[bytes, int] = {}
         self.since = time.monotonic()
 
     def count(self, raw_path: bytes) -> None:
-        """One refusal of ``raw_path``, as sent (counted under its first segment)."""
-        path = quote(raw_path[:256].decode("latin-1"), safe="/%")  # nothing forged in the log
-        segment = path.split("/", 2)[1] if path.startswith("/") else ""
-        prefix = f"/{segment}/" if segment and path != f"/{segment}" else path[:64] or "/"
+        """One refusal of ``raw_path``, as sent, counted under its first segment (written
+        out, quoted, only when the counts are logged: this runs on every refusal)."""
+        end = raw_path.find(b"/", 1)
+        prefix = raw_path[: end + 1] if end != -1 else raw_path
         counts = self.counts
-        if prefix not in counts and len(counts) >= self.MAX_PREFIXES:
-            prefix = "(other)"
-        counts[prefix] = counts.get(prefix, 0) + 1
+        seen = counts.get(prefix)
+        if seen is None and len(counts) >= self.MAX_PREFIXES:
+            prefix, seen = b"(other)", counts.get(b"(other)")
+        counts[prefix] = (seen or 0) + 1
 
     def flush(self, force: bool = False) -> None:
         """Log the counts once the interval is over (or now, with ``force``)."""
@@ -558,7 +564,7 @@ class RefusalLog:
                 "refused %d requests in the last %.0f s (maintenance is on): %s",
                 sum(n for _, n in counted),
                 elapsed,
-                ", ".join(f"{prefix} {n}" for prefix, n in ranked),
+                ", ".join(f"{shown(prefix)} {n}" for prefix, n in ranked),
             )
 
 
