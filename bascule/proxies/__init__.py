@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,6 +31,11 @@ class Recipe:
     upstream: str  # the application's URL, http://HOST:PORT
     bascule: str  # Bascule's URL, http://HOST:PORT
     timeout: float = 1.0  # seconds Bascule has to answer before the request goes through
+
+    @property
+    def timeout_ms(self) -> int:
+        """The timeout in whole milliseconds, at least one."""
+        return max(1, round(self.timeout * 1000))
 
     @staticmethod
     def host_port(url: str) -> tuple[str, int]:
@@ -57,6 +63,23 @@ class Recipe:
 _NAME = re.compile(
     r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
 )
+
+
+def address(host: str, port: int) -> str:
+    """HOST:PORT as most proxies read it: an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def url_address(url: str) -> str:
+    """The HOST:PORT of an http:// URL (see ``address``)."""
+    return address(*Recipe.host_port(url))
+
+
+def program(name: str) -> str:
+    """``name`` next to this Python (a virtual environment's bin/, where the PyPI wheels
+    of Envoy and Traefik put theirs), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
 
 
 def host(text: str) -> bool:

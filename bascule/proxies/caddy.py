@@ -16,10 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bascule.proxies import DECISION_PATH, Recipe
-
-# Characters a path cannot hold unquoted in the configuration.
-UNSAFE = set("\"'{};#$")
+from bascule.proxies import DECISION_PATH, Recipe, url_address
 
 TEMPLATE = """\
 # Written by `bascule proxy-config caddy`: every request asks Bascule at {bascule_url}
@@ -91,13 +88,8 @@ TO_APPLICATION = [
 
 def write(recipe: Recipe, directory: Path) -> list[str]:
     """Write the ``Caddyfile`` (and Caddy's environment) into ``directory``; the command."""
-    if any(c.isspace() or c in UNSAFE for c in str(directory)):
-        raise ValueError(
-            "the Caddyfile is written in a directory with no spaces, quotes, ; or braces"
-        )
-    bascule = "{}:{}".format(*Recipe.host_port(recipe.bascule))
-    upstream = "{}:{}".format(*Recipe.host_port(recipe.upstream))
-    timeout = f"{max(1, round(recipe.timeout * 1000))}ms"
+    bascule, upstream = url_address(recipe.bascule), url_address(recipe.upstream)
+    timeout = f"{recipe.timeout_ms}ms"
     config = directory / "Caddyfile"
     config.write_text(
         TEMPLATE.format(

@@ -17,13 +17,12 @@ restart (no shared memory to clash with another Envoy on the same machine).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bascule.proxies import DECISION_PATH, Recipe
+from bascule.proxies import DECISION_PATH, Recipe, program
 
 FILTER = "envoy.filters.http.lua"
 
@@ -149,7 +148,7 @@ def cluster(name: str, url: str, connect_timeout: str) -> dict[str, Any]:
 
 def bootstrap(recipe: Recipe) -> dict[str, Any]:
     """Envoy's whole configuration: a listener, the Lua filter, two clusters."""
-    timeout_ms = max(1, round(recipe.timeout * 1000))
+    timeout_ms = recipe.timeout_ms
     host, port = Recipe.host_port(recipe.bascule)
     lua = LUA % {
         "gate": DECISION_PATH,
@@ -231,12 +230,6 @@ def bootstrap(recipe: Recipe) -> dict[str, Any]:
             ],
         }
     }
-
-
-def program(name: str) -> str:
-    """``name`` next to this Python (a virtual environment's bin/), else on PATH."""
-    beside = Path(sys.executable).parent / name
-    return str(beside) if beside.exists() else name
 
 
 def write(recipe: Recipe, directory: Path) -> list[str]:

@@ -180,7 +180,7 @@ def write(recipe: Recipe, directory: Path) -> list[str]:
     """Write haproxy.cfg and bascule.lua into ``directory``; the command that runs HAProxy."""
     # An abstract socket, named after the port this instance listens on: no file.
     gate = f"abns@bascule-gate-{recipe.listen_port}"
-    timeout_ms = max(1, round(recipe.timeout * 1000))
+    timeout_ms = recipe.timeout_ms
     lua = directory / "bascule.lua"
     lua.write_text(
         LUA.format(

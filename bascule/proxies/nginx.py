@@ -19,14 +19,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bascule.proxies import DECISION_PATH, Recipe
+from bascule.proxies import DECISION_PATH, Recipe, address, url_address
 
 # The internal location of the subrequest: a visitor asking for it gets a 404 (nginx
 # answers ``internal`` locations only to subrequests and redirections).
 CHECK = "/.bascule-gate"
 
-# Characters a path cannot hold unquoted in the configuration.
-UNSAFE = set("\"'{};#$")
 
 TEMPLATE = """\
 # Written by `bascule proxy-config nginx`: every request asks Bascule at {bascule_url}
@@ -150,13 +148,9 @@ TO_APPLICATION = [
 
 def write(recipe: Recipe, directory: Path) -> list[str]:
     """Write ``nginx.conf`` (and its temp directory) into ``directory``; the command."""
-    if any(c.isspace() or c in UNSAFE for c in str(directory)):
-        raise ValueError("nginx.conf is written in a directory with no spaces, quotes, ; or braces")
-    bascule = "{}:{}".format(*Recipe.host_port(recipe.bascule))
-    upstream = "{}:{}".format(*Recipe.host_port(recipe.upstream))
-    timeout = f"{max(1, round(recipe.timeout * 1000))}ms"
-    host = recipe.listen_host
-    listen = f"[{host}]:{recipe.listen_port}" if ":" in host else f"{host}:{recipe.listen_port}"
+    bascule, upstream = url_address(recipe.bascule), url_address(recipe.upstream)
+    timeout = f"{recipe.timeout_ms}ms"
+    listen = address(recipe.listen_host, recipe.listen_port)
 
     def block(lines: list[str]) -> str:
         return "\n".join(

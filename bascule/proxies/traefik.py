@@ -29,23 +29,18 @@ Traefik listens before it has loaded the routes (404 until then): ``GET
 from __future__ import annotations
 
 import secrets
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bascule.proxies import DECISION_PATH, Recipe
+from bascule.proxies import DECISION_PATH, Recipe, address, program
 
 # The headers of the visitor's the decision depends on.
 ASKED = ["Accept", "Cookie", "X-Bascule-Bypass"]
 # Where the loopback learns that Traefik has loaded the routes.
 READY_PATH = "/.bascule-gate/ready"
 LOOPBACK = "ClientIP(`127.0.0.1/32`) || ClientIP(`::1/128`)"
-
-
-def address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def loopback(host: str) -> str:
@@ -82,7 +77,7 @@ def static(recipe: Recipe, dynamic: Path) -> dict[str, Any]:
 def dynamic(recipe: Recipe, gate_path: str) -> dict[str, Any]:
     """The routers, middlewares and services: the application behind forwardAuth, and
     the route forwardAuth asks through."""
-    timeout = f"{max(1, round(recipe.timeout * 1000))}ms"
+    timeout = f"{recipe.timeout_ms}ms"
     own = f"http://{address(loopback(recipe.listen_host), recipe.listen_port)}"
     return {
         "http": {
@@ -171,12 +166,6 @@ def dynamic(recipe: Recipe, gate_path: str) -> dict[str, Any]:
             },
         }
     }
-
-
-def program(name: str) -> str:
-    """``name`` next to this Python (a virtual environment's bin/), else on PATH."""
-    beside = Path(sys.executable).parent / name
-    return str(beside) if beside.exists() else name
 
 
 def write(recipe: Recipe, directory: Path) -> list[str]:
