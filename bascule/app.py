@@ -31,6 +31,7 @@ from bascule.gate import (
     bascule_paths,
     console_files,
     refuse_websocket,
+    send_whole,
 )
 from bascule.middleware import (
     AttachServices,
@@ -77,15 +78,21 @@ class BasculeApp(connexion.AsyncApp):  # type: ignore[misc]
         await self.front.route(scope, receive, send)
 
 
+NOT_FOUND_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"content-length", b"%d" % len(errors.NOT_FOUND_BODY)),
+]
+
+
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """Where paths that are not Bascule's go when no application is mounted: 404."""
     body = errors.NOT_FOUND_BODY
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     if scope["type"] == "http":
-        await send({"type": "http.response.start", "status": 404, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_whole(send, 404, NOT_FOUND_HEADERS, body)
     elif scope["type"] == "websocket":
-        await refuse_websocket(scope, receive, send, 404, headers, body, WEBSOCKET_NOT_FOUND)
+        await refuse_websocket(
+            scope, receive, send, 404, NOT_FOUND_HEADERS, body, WEBSOCKET_NOT_FOUND
+        )
 
 
 class LifespanChild:

@@ -421,12 +421,12 @@ class MaintenanceGate:
 BYPASSED = b"x-bascule-bypassed"
 ALLOWED = DENIED = [(b"content-length", b"0"), (b"cache-control", b"no-store")]
 MAX_URI = 8192
+MAX_METHOD = 32
 # The queries that ask nothing of the decision but, at most, the status of a refusal.
 PLAIN_QUERIES = frozenset({b"", b"deny=401", b"deny=403"})
 # The headers that name the request to decide on, and the longest each may be.
-TOLD = {b"x-original-uri": 8192, b"x-forwarded-uri": 8192}
-TOLD |= {b"x-original-method": 32, b"x-forwarded-method": 32}
-MAX_METHOD = 32
+TOLD = dict.fromkeys((b"x-original-uri", b"x-forwarded-uri"), MAX_URI)
+TOLD |= dict.fromkeys((b"x-original-method", b"x-forwarded-method"), MAX_METHOD)
 METHOD_TOO_LONG = f"The method to decide on is longer than {MAX_METHOD} bytes."
 BAD_DENY = "deny takes 401 or 403: the status a refusal gets instead of 503."
 URI_TOO_LONG = f"The URI to decide on is longer than {MAX_URI} bytes."
@@ -522,12 +522,20 @@ def without_bypass(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, byte
     """The request's headers without its bypass token (and without a visitor's own
     X-Bascule-Bypassed): the application has no use for the token and must not be able
     to log or replay it."""
+    return without_cookie(headers, BYPASS_COOKIE, (BYPASS_HEADER, BYPASSED))
+
+
+def without_cookie(
+    headers: list[tuple[bytes, bytes]], cookie: bytes, drop: tuple[bytes, ...] = ()
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` without the cookie named ``cookie`` (a Cookie header left empty goes)
+    and without the headers named in ``drop``."""
     kept = []
     for name, value in headers:
-        if name in (BYPASS_HEADER, BYPASSED):  # the token, and a visitor's own claim
+        if name in drop:
             continue
-        if name == b"cookie" and value.find(BYPASS_COOKIE) != -1:
-            pairs = [p for p in value.split(b";") if p.strip().partition(b"=")[0] != BYPASS_COOKIE]
+        if name == b"cookie" and value.find(cookie) != -1:
+            pairs = [p for p in value.split(b";") if p.partition(b"=")[0].strip() != cookie]
             if not pairs:
                 continue
             value = b";".join(pairs).strip()

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bascule import spec
 from bascule.errors import CROSS_ORIGIN, MAX_BODY, TOO_LARGE, Code, Refusal
-from bascule.gate import NOT_FRAMED, route_path
+from bascule.gate import NOT_FRAMED, route_path, without_cookie
 
 if TYPE_CHECKING:
     from bascule.service import Services
@@ -128,30 +128,19 @@ def consumes(operation_id: str | None) -> tuple[str, ...]:
 def without_session_cookie(app: ASGIApp) -> ASGIApp:
     """``app``, never handed Bascule's session cookie: it is a credential for Bascule,
     which a mounted application has no use for and must not be able to log or replay."""
-    marker = f"{spec.SESSION_COOKIE}=".encode()
+    cookie = spec.SESSION_COOKIE.encode()
+    marker = cookie + b"="
 
     def route(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # A plain call, like the gate's route: no coroutine of its own per request.
         headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
         for name, value in headers:
             if name == b"cookie" and value.find(marker) != -1:
-                scope = {**scope, "headers": _strip_cookie(headers, spec.SESSION_COOKIE)}
+                scope = {**scope, "headers": without_cookie(headers, cookie)}
                 break
         return app(scope, receive, send)
 
     return route
-
-
-def _strip_cookie(headers: list[tuple[bytes, bytes]], cookie: str) -> list[tuple[bytes, bytes]]:
-    kept = []
-    for name, value in headers:
-        if name == b"cookie":
-            pairs = [p for p in value.split(b";") if p.split(b"=", 1)[0].strip() != cookie.encode()]
-            if not pairs:
-                continue
-            value = b";".join(pairs).strip()
-        kept.append((name, value))
-    return kept
 
 
 def cross_origin(headers: list[tuple[bytes, bytes]]) -> bool:
