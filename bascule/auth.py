@@ -126,9 +126,11 @@ class _Cache(Generic[K, V]):
             self._data.clear()
 
 
-def token_hash(token: str) -> str:
-    """What is stored of a session token."""
-    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+def token_hash(token: str | bytes) -> str:
+    """What is stored of a token (a session's, a bypass token's), and looked up: its
+    SHA-256."""
+    raw = token if isinstance(token, bytes) else token.encode("utf-8", "surrogateescape")
+    return hashlib.sha256(raw).hexdigest()
 
 
 def validate_name(name: str) -> str:

@@ -6,13 +6,14 @@ request that carries a valid one passes the gate. Every token expires.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from bascule.maintenance import Actor, Forbidden, MaintenanceError, StateListener, now_ms
+from bascule.auth import token_hash
+from bascule.maintenance import Actor, MaintenanceError, StateListener, now_ms, require_rights
 from bascule.store import BypassRecord, Store
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -42,26 +43,19 @@ class InvalidToken(MaintenanceError):
     """A name or a lifetime out of the rules."""
 
 
-def token_hash(token: str | bytes) -> str:
-    """What is stored of a token, and looked up: its SHA-256."""
-    raw = token.encode() if isinstance(token, str) else token
-    return hashlib.sha256(raw).hexdigest()
-
-
 @dataclass(frozen=True)
 class Valid:
     """A token known to be valid: its name, until when."""
 
     name: str
-    token_hash: str
     expires_at: int
 
 
 class TokenSet:
     """The valid tokens, in memory, for the gate: looked up without any I/O."""
 
-    def __init__(self, records: list[BypassRecord] = ()) -> None:  # type: ignore[assignment]
-        self.by_hash = {r.token_hash: Valid(r.name, r.token_hash, r.expires_at) for r in records}
+    def __init__(self, records: Iterable[BypassRecord] = ()) -> None:
+        self.by_hash = {r.token_hash: Valid(r.name, r.expires_at) for r in records}
 
     def find(self, token: bytes) -> Valid | None:
         """The valid token ``token`` is, or None (unknown, expired, or not a token).
@@ -108,8 +102,7 @@ class BypassTokens:
     ) -> tuple[str, BypassRecord]:
         """A new token named ``name``, valid ``lifetime`` seconds (DEFAULT_LIFETIME when
         None): its value, shown once, and what is stored of it."""
-        if not actor.may_change:
-            raise Forbidden()
+        require_rights(actor)
         if not NAME.fullmatch(name):
             raise InvalidToken(
                 "A token's name is 1 to 64 letters, digits, '.', '_' or '-', starting with a "
@@ -131,15 +124,13 @@ class BypassTokens:
 
     def list(self, actor: Actor) -> list[BypassRecord]:
         """Every token, expired ones included, by name."""
-        if not actor.may_change:
-            raise Forbidden()
+        require_rights(actor)
         with self.store.read() as conn:
             return self.store.list_bypass(conn)
 
     def revoke(self, actor: Actor, name: str) -> None:
         """End the token named ``name``: refused everywhere within a second."""
-        if not actor.may_change:
-            raise Forbidden()
+        require_rights(actor)
         with self.store.write("bypass") as conn:
             if not self.store.delete_bypass(conn, name):
                 raise NoSuchToken()

@@ -227,7 +227,7 @@ class Maintenance:
         A first ``message`` and ``progress`` are checked before anything changes and
         recorded in the same transaction: maintenance never goes on without them.
         """
-        _require_rights(actor)
+        require_rights(actor)
         _check_update(message, progress)
         if mode not in MODES:
             raise InvalidUpdate(f"mode is {' or '.join(MODES)}, not {mode!r}")
@@ -254,7 +254,7 @@ class Maintenance:
 
     def update(self, actor: Actor, message: str | None = None, progress: int | None = None) -> None:
         """Post a message to the log and/or set the progress (None changes nothing)."""
-        _require_rights(actor)
+        require_rights(actor)
         _check_update(message, progress)
         if message is None and progress is None:
             with self.store.read() as conn:
@@ -270,7 +270,7 @@ class Maintenance:
 
     def disable(self, actor: Actor) -> None:
         """Switch maintenance off."""
-        _require_rights(actor)
+        require_rights(actor)
         with self.store.write("state") as conn:
             _require_owner(actor, self.store.load_state(conn, with_log=False), "disable")
             self.store.delete_state(conn)
@@ -281,7 +281,8 @@ class Maintenance:
             self.listener.refresh()
 
 
-def _require_rights(actor: Actor) -> None:
+def require_rights(actor: Actor) -> None:
+    """Raise Forbidden unless ``actor`` may change anything (an API user needs ADMIN)."""
     if not actor.may_change:
         raise Forbidden()
 
