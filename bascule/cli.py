@@ -36,6 +36,7 @@ from bascule.maintenance import (
     NotYours,
     maintenance_window,
 )
+from bascule.proxies import PROXIES
 from bascule.schema import SchemaError, pending_steps, prepare, status, upgrade
 from bascule.store import DatabaseUrlError, Store
 
@@ -74,12 +75,10 @@ def opened(database_url: str | None, *, ready: bool = True) -> Iterator[Store]:
     except DatabaseUrlError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        if ready:
-            empty = status(store).empty
-            prepare(store)
-            if empty:  # a mistyped URL, or another directory's bascule.db: say so
-                where = store.engine.url.render_as_string(hide_password=True)
-                click.echo(f"bascule: created a new, empty database at {where}", err=True)
+        # A new database: a mistyped URL, or another directory's bascule.db: say so.
+        if ready and prepare(store):
+            where = store.engine.url.render_as_string(hide_password=True)
+            click.echo(f"bascule: created a new, empty database at {where}", err=True)
         yield store
     except (AlreadyEnabled, NotYours) as exc:
         raise click.ClickException(f"{exc.message} {_held(store)}") from None
@@ -554,7 +553,7 @@ def _host_port(_ctx: click.Context, _param: click.Parameter, value: str) -> tupl
 
 
 @main.command("proxy-config", short_help="Write a reverse proxy's configuration.")
-@click.argument("proxy", type=click.Choice(["nginx", "caddy", "haproxy", "traefik", "envoy"]))
+@click.argument("proxy", type=click.Choice(PROXIES))
 @click.option(
     "--listen", required=True, callback=_host_port, help="HOST:PORT the proxy listens on."
 )

@@ -88,13 +88,14 @@ def upgrade(store: Store, on_step: Callable[[str, str], None] | None = None) -> 
     return applied
 
 
-def prepare(store: Store) -> None:
+def prepare(store: Store) -> bool:
     """Make the database ready to serve: create the schema in an empty database,
-    refuse one whose schema is older or newer than this version of Bascule."""
+    refuse one whose schema is older or newer than this version of Bascule. True when
+    the database was empty (the schema was just created)."""
     current = status(store)
     if current.empty:
         upgrade(store)
-        return
+        return True
     if current.current is None:
         raise SchemaError(
             "the database has tables but no Bascule schema revision: "
@@ -111,3 +112,4 @@ def prepare(store: Store) -> None:
             f"the database schema is at revision {current.current}, which this version "
             "of Bascule does not know (a newer version wrote it): upgrade Bascule"
         )
+    return False

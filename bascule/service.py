@@ -27,7 +27,7 @@ from bascule.maintenance import (
     maintenance_window,
 )
 from bascule.monitor import Monitor
-from bascule.schema import SchemaError, prepare, status
+from bascule.schema import SchemaError, prepare
 from bascule.store import Store, engine_url
 
 log = logging.getLogger(__name__)
@@ -142,8 +142,7 @@ def follow(database_url: str | None, poll_interval: float) -> Monitor:
         raise ValueError("give the URL of Bascule's database")
     store = Store(database_url)
     try:
-        empty = status(store).empty
-        prepare(store)
+        empty = prepare(store)
     except SchemaError as exc:
         store.close()
         raise ValueError(str(exc)) from None
