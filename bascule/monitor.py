@@ -283,7 +283,7 @@ class Monitor:
             if self.error is None and time.monotonic() >= self._next_write_check:
                 self.check_writes()
             self.tick()
-        self.tick()
+        self.tick()  # the database cannot be read: what else is due still happens
         self._stop.wait(self.poll_interval)
 
 

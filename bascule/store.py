@@ -473,9 +473,12 @@ class Store:
             kind = change_counters.c.kind
             conn.execute(update(change_counters).where(kind == KINDS[0]).values(kind=kind))
 
+    def _upsert(self, table: Table) -> Any:
+        """An INSERT of this database's dialect, which can do ON CONFLICT ... DO UPDATE."""
+        return (pg_insert if self.is_postgres else sqlite_insert)(table)
+
     def _bump(self, kind: Kind) -> Any:
-        dialect_insert = pg_insert if self.is_postgres else sqlite_insert
-        new = dialect_insert(change_counters).values(kind=kind, counter=1)
+        new = self._upsert(change_counters).values(kind=kind, counter=1)
         counter = change_counters.c.counter
         return new.on_conflict_do_update(index_elements=["kind"], set_={"counter": counter + 1})
 
@@ -708,7 +711,7 @@ class Store:
         after ``since`` (windows over are swept on the way); the count and the window's
         start, as this write left them (atomically: concurrent writers each see theirs)."""
         conn.execute(delete(auth_failures).where(auth_failures.c.window_start <= since))
-        upsert = (pg_insert if self.is_postgres else sqlite_insert)(auth_failures)
+        upsert = self._upsert(auth_failures)
         row = conn.execute(
             upsert.values(key=key, failures=1, window_start=now)
             .on_conflict_do_update(
