@@ -66,12 +66,16 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
+# Headers that differ from one answer to the next of the same server: not compared.
+VOLATILE = frozenset({"date", "x-envoy-upstream-service-time"})
+
+
 def call(port: int, method: str, path: str, headers: dict[str, str], body: str = "") -> Any:
-    """One request on a connection of its own: status, headers but Date, body."""
+    """One request on a connection of its own: status, headers but VOLATILE ones, body."""
     with contextlib.closing(http.client.HTTPConnection(HOST, port, timeout=30)) as conn:
         conn.request(method, path, body=body or None, headers=headers)
         answer = conn.getresponse()
-        kept = [(k.lower(), v) for k, v in answer.getheaders() if k.lower() != "date"]
+        kept = [(k.lower(), v) for k, v in answer.getheaders() if k.lower() not in VOLATILE]
         return answer.status, kept, answer.read()
 
 
