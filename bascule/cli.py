@@ -37,7 +37,14 @@ from bascule.maintenance import (
     maintenance_window,
 )
 from bascule.proxies import PROXIES
-from bascule.schema import SchemaError, pending_steps, prepare, status, upgrade
+from bascule.schema import (
+    WINDOWS_REVISION,
+    SchemaError,
+    pending_steps,
+    prepare,
+    status,
+    upgrade,
+)
 from bascule.store import DatabaseUrlError, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -633,6 +640,19 @@ def db_upgrade(database_url: str | None) -> None:
         if not steps:
             click.echo(f"The schema is up to date ({current.current})")
             return
+        if current.current is not None and current.current < WINDOWS_REVISION:
+            # Maintenance cannot be held while the way it is stored changes.
+            click.echo(
+                f"bascule: applying the steps up to {WINDOWS_REVISION} first, without holding"
+                " maintenance (they change how it is stored)",
+                err=True,
+            )
+            upgrade(store, until=WINDOWS_REVISION)
+            current = status(store)
+            steps = pending_steps(current.current)
+            if not steps:
+                click.echo(f"Upgraded the schema to {current.head}")
+                return
         actor = Actor.process(MIGRATION_PROCESS)
         maintenance = Maintenance(store)
         message = (

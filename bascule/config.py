@@ -22,6 +22,8 @@ LIMITS = [
     ("poll_interval", 0.01, 60),
     ("database_timeout", 0.1, 3600),
     ("header_timeout", 0.1, 3600),
+    ("history_days", 0, math.inf),
+    ("lease_ttl", 3, 86400),
 ]
 
 
@@ -115,6 +117,18 @@ class Settings:
         " previous answer, and then its body (plus one second per KiB), before the"
         " connection is closed.",
         default=10.0,
+    )
+    history_days: int = _option(
+        "BASCULE_HISTORY_DAYS",
+        "Days the history keeps a maintenance window once it ended; 0 keeps every one.",
+        default=0,
+    )
+    lease_ttl: int = _option(
+        "BASCULE_LEASE_TTL",
+        "Seconds a process holding automatic maintenance (bascule run) may stay silent"
+        " before an ADMIN may release its maintenance; it renews its lease every third"
+        " of that.",
+        default=30,
     )
     validate_responses: bool = _option(
         "BASCULE_VALIDATE_RESPONSES",

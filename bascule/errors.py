@@ -21,10 +21,14 @@ from bascule.bypass import InvalidToken, NoSuchToken, TokenExists
 from bascule.maintenance import (
     AlreadyEnabled,
     Forbidden,
+    HolderAlive,
     InvalidUpdate,
     MaintenanceError,
+    NoSuchWindow,
     NotEnabled,
+    NothingToRelease,
     NotYours,
+    WindowNotPlanned,
 )
 from bascule.store import describe_error
 from bascule.validation import NOT_UTF8
@@ -57,6 +61,10 @@ DOMAIN_ERRORS: dict[type[MaintenanceError], tuple[int, Code]] = {
     TokenExists: (409, Code.ALREADY_EXISTS),
     NoSuchToken: (404, Code.NOT_FOUND),
     InvalidToken: (400, Code.BAD_PARAMETER),
+    NothingToRelease: (409, Code.ILLEGAL_STATE),
+    HolderAlive: (409, Code.ILLEGAL_STATE),
+    NoSuchWindow: (404, Code.NOT_FOUND),
+    WindowNotPlanned: (409, Code.ILLEGAL_STATE),
 }
 DATABASE_UNAVAILABLE = "The database is unavailable."
 CANNOT_READ = "The database does not answer: this process enforces the state it last confirmed."

@@ -6,6 +6,11 @@ reads the state and changes it in one transaction.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import datetime
+import logging
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -17,9 +22,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from bascule.store import Store
 
+log = logging.getLogger(__name__)
+
 STATE_ID = "mms_id"
 ADMIN = "ADMIN"
 STARTED_MESSAGE = "Maintenance operation started."
+PLANNED_END_MESSAGE = "The planned end came: maintenance ended by itself."
 # The modes of a maintenance: everything refused, or only what changes something.
 FULL = "full"
 READ_ONLY = "read-only"
@@ -80,7 +88,11 @@ class LogEntry:
 
 @dataclass(frozen=True)
 class MaintenanceState:
-    """Maintenance as it is while it is on; ``log`` holds the latest entries only."""
+    """Maintenance as it is while it is on; ``log`` holds the latest entries only.
+
+    ``user`` and ``user_triggered`` say who holds it now: who started it, or the ADMIN
+    who released it from a process that stopped answering (``released_from``).
+    """
 
     user: str
     user_triggered: bool
@@ -89,14 +101,33 @@ class MaintenanceState:
     log: tuple[LogEntry, ...] = ()
     log_size: int = 0
     mode: str = FULL
+    window_id: int = 0
+    planned_end: int | None = None  # epoch ms, for a planned window with an end
+    lease_ttl: int | None = None  # seconds: the holding process renews its lease
+    lease_renewed_at: int | None = None  # epoch ms
+    released_from: str | None = None
+    auto_end: bool = False  # a planned window that ends by itself at planned_end
 
     @property
     def read_only(self) -> bool:
         """Whether requests that change nothing still go through."""
         return self.mode == READ_ONLY
 
-    def as_json(self) -> dict[str, Any]:
-        """The wire form (Alien4Cloud's MaintenanceModeState, plus ``logSize``, ``mode``)."""
+    def holder_alive(self, now: int) -> bool | None:
+        """Whether the process holding it renewed its lease in time (None: no lease)."""
+        if self.lease_ttl is None or self.lease_renewed_at is None:
+            return None
+        return now < self.lease_renewed_at + self.lease_ttl * 1000
+
+    def as_json(self, now: int | None = None) -> dict[str, Any]:
+        """The wire form (Alien4Cloud's MaintenanceModeState, plus what Bascule adds)."""
+        lease = None
+        if self.lease_ttl is not None and self.lease_renewed_at is not None:
+            lease = {
+                "ttl": self.lease_ttl,
+                "renewedAt": self.lease_renewed_at,
+                "alive": bool(self.holder_alive(now_ms() if now is None else now)),
+            }
         return {
             "id": STATE_ID,
             "user": self.user,
@@ -105,7 +136,80 @@ class MaintenanceState:
             "log": [entry.as_json() for entry in self.log],
             "logSize": self.log_size,
             "mode": self.mode,
+            "windowId": self.window_id,
+            "startedAt": self.started_at,
+            "plannedEnd": self.planned_end,
+            "lease": lease,
+            "releasedFrom": self.released_from,
         }
+
+
+# The states of a window.
+PLANNED, ON, ENDED, SKIPPED, CANCELLED = "planned", "on", "ended", "skipped", "cancelled"
+# Who ends a planned window with autoEnd at its end.
+SCHEDULE_ACTOR = "schedule"
+
+
+@dataclass(frozen=True)
+class Window:
+    """One maintenance, planned, current or past."""
+
+    id: int
+    status: str
+    user: str  # who started it (for a planned window, who planned it)
+    user_triggered: bool
+    mode: str
+    created_at: int
+    started_at: int | None = None
+    ended_at: int | None = None
+    ended_by: str | None = None
+    released_by: str | None = None
+    log_size: int = 0
+    planned_start: int | None = None
+    planned_end: int | None = None
+    message: str | None = None
+    auto_end: bool = False
+    reason: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The wire form of a window of the history."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "user": self.user,
+            "userTriggered": self.user_triggered,
+            "mode": self.mode,
+            "startedAt": self.started_at,
+            "endedAt": self.ended_at,
+            "endedBy": self.ended_by,
+            "releasedBy": self.released_by,
+            "logSize": self.log_size,
+            "plannedStart": self.planned_start,
+            "plannedEnd": self.planned_end,
+            "reason": self.reason,
+        }
+
+    def as_planned_json(self) -> dict[str, Any]:
+        """The wire form of a planned window."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "start": rfc3339(self.planned_start),
+            "end": rfc3339(self.planned_end),
+            "message": self.message,
+            "mode": self.mode,
+            "autoEnd": self.auto_end,
+            "createdBy": self.user,
+            "createdAt": self.created_at,
+        }
+
+
+def rfc3339(ms: int | None) -> str | None:
+    """A time in epoch milliseconds as RFC 3339, in UTC (None stays None)."""
+    if ms is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class ActorKind(Enum):
@@ -177,6 +281,42 @@ class InvalidUpdate(MaintenanceError):
     """An update that carries nothing, or something out of range."""
 
 
+class NothingToRelease(MaintenanceError):
+    """Release asked of a maintenance no process holds with a lease."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(
+            f"Maintenance is held by '{holder}', not by a process with a lease: "
+            "there is nothing to release."
+        )
+
+
+class HolderAlive(MaintenanceError):
+    """Release asked while the holding process still renews its lease."""
+
+    def __init__(self, state: MaintenanceState) -> None:
+        super().__init__(
+            f"The process '{state.user}' holding maintenance renewed its lease at "
+            f"{rfc3339(state.lease_renewed_at)}: it is alive, and keeps it."
+        )
+
+
+class NoSuchWindow(MaintenanceError):
+    """No window of that id (or, to cancel, no planned one)."""
+
+    def __init__(self, window_id: int, what: str = "maintenance window") -> None:
+        super().__init__(f"No {what} {window_id}.")
+
+
+class WindowNotPlanned(MaintenanceError):
+    """A window that started (or ended) already cannot be cancelled."""
+
+    def __init__(self, window: Window) -> None:
+        super().__init__(
+            f"The window {window.id} is {window.status}, not planned: it cannot be cancelled."
+        )
+
+
 class StateListener(Protocol):
     """Told after every committed change, so that cached copies refresh at once."""
 
@@ -207,12 +347,25 @@ class Maintenance:
             return self.store.load_state(conn)
 
     def log_page(self, offset: int, limit: int) -> tuple[int, list[LogEntry]]:
-        """The total size of the log and one page of it, oldest first."""
+        """The total size of the current log and one page of it, oldest first."""
         with self.store.read() as conn:
             state = self.store.load_state(conn, with_log=False)
             if state is None:
                 raise NotEnabled()
-            return state.log_size, list(self.store.log_page(conn, offset, limit))
+            return state.log_size, list(self.store.log_page(conn, state.window_id, offset, limit))
+
+    def history(self, offset: int, limit: int) -> tuple[int, list[Window]]:
+        """How many windows happened (or were skipped), and one page of them, newest first."""
+        with self.store.read() as conn:
+            return self.store.history(conn, offset, limit)
+
+    def window(self, window_id: int, offset: int, limit: int) -> tuple[Window, list[LogEntry]]:
+        """One window of the history, and one page of its log, oldest first."""
+        with self.store.read() as conn:
+            window = self.store.get_window(conn, window_id)
+            if window is None or window.status in (PLANNED, CANCELLED):
+                raise NoSuchWindow(window_id)
+            return window, list(self.store.log_page(conn, window_id, offset, limit))
 
     def enable(
         self,
@@ -220,37 +373,42 @@ class Maintenance:
         message: str | None = None,
         progress: int | None = None,
         mode: str = FULL,
+        lease_ttl: int | None = None,
     ) -> MaintenanceState:
         """Switch maintenance on, in ``mode`` (full, or read-only); automatic when the
-        actor is a process.
+        actor is a process, which then holds it with a lease of ``lease_ttl`` seconds
+        when given (renewed with :meth:`renew`).
 
         A first ``message`` and ``progress`` are checked before anything changes and
         recorded in the same transaction: maintenance never goes on without them.
         """
         require_rights(actor)
         _check_update(message, progress)
-        if mode not in MODES:
-            raise InvalidUpdate(f"mode is {' or '.join(MODES)}, not {mode!r}")
+        _check_mode(mode)
         now = self.clock()
         log = [LogEntry(now, actor.name, STARTED_MESSAGE)]
         if message is not None:
             log.append(LogEntry(now, actor.name, message))
+        process = actor.kind is ActorKind.PROCESS
         state = MaintenanceState(
             user=actor.name,
-            user_triggered=actor.kind is not ActorKind.PROCESS,
+            user_triggered=not process,
             progress_percent=1 if progress is None else progress,
             started_at=now,
             log=tuple(log),
             log_size=len(log),
             mode=mode,
+            lease_ttl=lease_ttl if process else None,
+            lease_renewed_at=now if process and lease_ttl else None,
         )
         with self.store.write("state") as conn:
             if self.store.load_state(conn, with_log=False) is not None:
                 raise AlreadyEnabled()
-            if not self.store.insert_state(conn, state):
+            window_id = self.store.insert_state(conn, state)
+            if window_id is None:
                 raise AlreadyEnabled()
         self._changed()
-        return state
+        return dataclasses.replace(state, window_id=window_id)
 
     def update(self, actor: Actor, message: str | None = None, progress: int | None = None) -> None:
         """Post a message to the log and/or set the progress (None changes nothing)."""
@@ -261,24 +419,172 @@ class Maintenance:
                 _require_owner(actor, self.store.load_state(conn, with_log=False), "update")
             return
         with self.store.write("state") as conn:
-            _require_owner(actor, self.store.load_state(conn, with_log=False), "update")
+            state = self.store.load_state(conn, with_log=False)
+            _require_owner(actor, state, "update")
+            assert state is not None
             if progress is not None:
                 self.store.set_progress(conn, progress)
             if message is not None:
-                self.store.append_log(conn, LogEntry(self.clock(), actor.name, message))
+                entry = LogEntry(self.clock(), actor.name, message)
+                self.store.append_log(conn, state.window_id, entry)
         self._changed()
 
     def disable(self, actor: Actor) -> None:
-        """Switch maintenance off."""
+        """Switch maintenance off: its window ends, and is kept in the history."""
         require_rights(actor)
         with self.store.write("state") as conn:
-            _require_owner(actor, self.store.load_state(conn, with_log=False), "disable")
-            self.store.delete_state(conn)
+            state = self.store.load_state(conn, with_log=False)
+            _require_owner(actor, state, "disable")
+            assert state is not None
+            self.store.end_window(conn, state.window_id, actor.name, self.clock())
         self._changed()
+
+    def renew(self, actor: Actor, window_id: int) -> bool:
+        """Renew the lease of the process ``actor`` on the window ``window_id``; False
+        when it holds it no longer (ended, or released)."""
+        with self.store.write("state") as conn:
+            renewed = self.store.renew_lease(conn, window_id, actor.name, self.clock())
+        self._changed()
+        return renewed
+
+    def release(self, actor: Actor, reason: str) -> MaintenanceState:
+        """Take over the maintenance of a process whose lease ran out: it stays on, held
+        by ``actor`` as if they had switched it on (so they may end it), and the log
+        says who released it, from whom, and why."""
+        require_rights(actor)
+        _check_message(reason, "reason")
+        now = self.clock()
+        with self.store.write("state") as conn:
+            state = self.store.load_state(conn, with_log=False)
+            if state is None:
+                raise NotEnabled()
+            alive = state.holder_alive(now)
+            if alive is None:
+                raise NothingToRelease(state.user)
+            if alive:
+                raise HolderAlive(state)
+            silent = rfc3339(state.lease_renewed_at)
+            message = (
+                f"Released by {actor.name} from the process '{state.user}', "
+                f"silent since {silent}: {reason}"
+            )
+            self.store.release(conn, state.window_id, actor.name)
+            self.store.append_log(conn, state.window_id, LogEntry(now, actor.name, message))
+            released = self.store.load_state(conn)
+        self._changed()
+        assert released is not None
+        return released
+
+    # -- planned windows ---------------------------------------------------------------
+
+    def plan(
+        self,
+        actor: Actor,
+        start: int,
+        end: int | None,
+        message: str,
+        mode: str = FULL,
+        auto_end: bool = False,
+    ) -> Window:
+        """Plan a window from ``start`` to ``end`` (epoch ms; no end: until switched off)."""
+        require_rights(actor)
+        _check_message(message, "message")
+        _check_mode(mode)
+        now = self.clock()
+        if start <= now:
+            raise InvalidUpdate("start must be in the future.")
+        if end is not None and end <= start:
+            raise InvalidUpdate("end must come after start.")
+        if auto_end and end is None:
+            raise InvalidUpdate("autoEnd needs an end.")
+        window = Window(
+            id=0,
+            status=PLANNED,
+            user=actor.name,
+            user_triggered=actor.kind is not ActorKind.PROCESS,
+            mode=mode,
+            created_at=now,
+            planned_start=start,
+            planned_end=end,
+            message=message,
+            auto_end=auto_end,
+        )
+        with self.store.write("schedule") as conn:
+            window_id = self.store.insert_window(conn, window)
+        self._changed()
+        return dataclasses.replace(window, id=window_id)
+
+    def planned(self) -> list[Window]:
+        """The windows to come, soonest first."""
+        with self.store.read() as conn:
+            return self.store.planned_windows(conn)
+
+    def cancel(self, actor: Actor, window_id: int) -> None:
+        """Cancel a planned window."""
+        require_rights(actor)
+        with self.store.write("schedule") as conn:
+            window = self.store.get_window(conn, window_id)
+            if window is None or window.status == CANCELLED:
+                raise NoSuchWindow(window_id, "planned window")
+            if window.status != PLANNED:
+                raise WindowNotPlanned(window)
+            self.store.close_window(conn, window_id, CANCELLED, actor.name, self.clock())
+        self._changed()
+
+    def run_schedule(self) -> bool:
+        """Start the planned windows whose time came, and end the one due to end by
+        itself; True when something changed. Whoever calls it first commits each
+        change, exactly once: the write lock orders the callers, and each re-reads."""
+        now = self.clock()
+        with self.store.read() as conn:
+            state = self.store.load_state(conn, with_log=False)
+            if not (_ends_now(state, now) or self.store.due_windows(conn, now)):
+                return False
+        with self.store.write("state") as conn:
+            state = self.store.load_state(conn, with_log=False)
+            if state is not None and _ends_now(state, now):
+                entry = LogEntry(now, SCHEDULE_ACTOR, PLANNED_END_MESSAGE)
+                self.store.append_log(conn, state.window_id, entry)
+                self.store.end_window(conn, state.window_id, SCHEDULE_ACTOR, now)
+                state = None
+            for due in self.store.due_windows(conn, now):
+                if due.planned_end is not None and due.planned_end <= now:
+                    reason: str | None = "Its end came before it could start."
+                elif state is not None:
+                    reason = (
+                        f"Maintenance was already on, held by '{state.user}' since "
+                        f"{rfc3339(state.started_at)}."
+                    )
+                else:
+                    reason = None
+                if reason is not None:
+                    self.store.close_window(conn, due.id, SKIPPED, SCHEDULE_ACTOR, now, reason)
+                else:
+                    self.store.start_planned(conn, due, now)
+                    state = self.store.load_state(conn, with_log=False)
+                self.store.bump(conn, "schedule")
+        self._changed()
+        return True
+
+    def prune(self, keep_days: int) -> int:
+        """Forget the windows that ended more than ``keep_days`` days ago; how many."""
+        before = self.clock() - keep_days * 86_400_000
+        with self.store.write(None) as conn:
+            return self.store.prune_windows(conn, before)
 
     def _changed(self) -> None:
         if self.listener is not None:
             self.listener.refresh()
+
+
+def _ends_now(state: MaintenanceState | None, now: int) -> bool:
+    """Whether ``state`` is a planned window due to end by itself by ``now``."""
+    return (
+        state is not None
+        and state.auto_end
+        and state.planned_end is not None
+        and state.planned_end <= now
+    )
 
 
 def require_rights(actor: Actor) -> None:
@@ -291,16 +597,27 @@ def _check_update(message: str | None, progress: int | None) -> None:
     """Raise InvalidUpdate unless ``message`` and ``progress`` are valid (None is)."""
     if progress is not None and not 0 <= progress <= 100:
         raise InvalidUpdate("progressPercentage must be between 0 and 100.")
-    if message is not None and (
+    if message is not None:
+        _check_message(message, "message")
+
+
+def _check_message(message: str, what: str) -> None:
+    """Raise InvalidUpdate unless ``message`` may be written to the log."""
+    if (
         len(message) > MESSAGE_MAX_LENGTH
         or "\x00" in message
         or not any(map(visible, message))
         or not _is_unicode(message)
     ):
         raise InvalidUpdate(
-            f"message must hold 1 to {MESSAGE_MAX_LENGTH} characters, at least one of "
+            f"{what} must hold 1 to {MESSAGE_MAX_LENGTH} characters, at least one of "
             "them visible, no NUL character and no unpaired surrogate."
         )
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise InvalidUpdate(f"mode is {' or '.join(MODES)}, not {mode!r}")
 
 
 def _require_owner(actor: Actor, state: MaintenanceState | None, verb: str) -> None:
@@ -336,6 +653,36 @@ class AutomaticMaintenance:
         self._maintenance.update(self._actor, message=message, progress=progress)
 
 
+class LeaseRenewer:
+    """Renews the lease of a process on its maintenance, every third of the lease's
+    length, from a thread of its own, until stopped or the maintenance is not its own."""
+
+    def __init__(self, maintenance: Maintenance, actor: Actor, window_id: int, ttl: int) -> None:
+        self.maintenance, self.actor, self.window_id = maintenance, actor, window_id
+        self.interval = ttl / 3
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bascule-lease", daemon=True)
+
+    def __enter__(self) -> LeaseRenewer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.maintenance.store.timeout + 1)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.maintenance.renew(self.actor, self.window_id):
+                    log.warning(
+                        "maintenance is no longer held by %r: lease dropped", self.actor.name
+                    )
+                    return
+            except Exception as exc:  # the database may come back before the lease runs out
+                log.warning("the lease could not be renewed: %s", type(exc).__name__)
+
+
 @contextmanager
 def maintenance_window(
     maintenance: Maintenance,
@@ -343,27 +690,34 @@ def maintenance_window(
     *,
     message: str | None = None,
     always_off: bool = False,
+    lease_ttl: int | None = None,
 ) -> Iterator[AutomaticMaintenance]:
     """Keep maintenance on, on behalf of ``actor``, while the ``with`` body runs.
 
     Maintenance goes off when the body succeeds. When it raises, a log entry says
     why and maintenance stays on (so an operator looks before traffic resumes),
-    unless ``always_off`` is true.
+    unless ``always_off`` is true. With ``lease_ttl`` (seconds), a process holds it with
+    a lease renewed in the background: should the process die, its maintenance stays
+    on, and an ADMIN may release it once the lease ran out.
     """
-    maintenance.enable(actor, message=message)
+    state = maintenance.enable(actor, message=message, lease_ttl=lease_ttl)
     handle = AutomaticMaintenance(maintenance, actor)
-    try:
-        yield handle
-    except BaseException as exc:
-        # Someone may have ended this maintenance meanwhile: the body's error matters more.
-        with suppress(MaintenanceError):
-            reason = str(exc) or type(exc).__name__
-            maintenance.update(actor, message=_printable(f"Failed: {reason}"))
-            if always_off:
-                maintenance.disable(actor)
-        raise
-    with suppress(NotEnabled, NotYours):  # ended by an operator meanwhile
-        maintenance.disable(actor)
+    lease: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    if lease_ttl and actor.kind is ActorKind.PROCESS:
+        lease = LeaseRenewer(maintenance, actor, state.window_id, lease_ttl)
+    with lease:
+        try:
+            yield handle
+        except BaseException as exc:
+            # Someone may have ended this maintenance meanwhile: the body's error matters more.
+            with suppress(MaintenanceError):
+                reason = str(exc) or type(exc).__name__
+                maintenance.update(actor, message=_printable(f"Failed: {reason}"))
+                if always_off:
+                    maintenance.disable(actor)
+            raise
+        with suppress(NotEnabled, NotYours):  # ended by an operator meanwhile
+            maintenance.disable(actor)
 
 
 def _is_unicode(text: str) -> bool:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 
 from bascule.bypass import BypassTokens, TokenSet
-from bascule.maintenance import MaintenanceState, now_ms
+from bascule.maintenance import MaintenanceState, Window, now_ms
 from bascule.store import KINDS, NOTIFY_CHANNEL, Kind, Store, describe_error
 
 log = logging.getLogger(__name__)
@@ -54,14 +54,15 @@ class Health:
 
 
 class Monitor:
-    """Holds the current maintenance state and the valid bypass tokens, and tells listeners
-    when users or sessions change."""
+    """Holds the current maintenance state, the valid bypass tokens and the planned
+    windows, and tells listeners when users or sessions change."""
 
     def __init__(self, store: Store, *, poll_interval: float = 0.25) -> None:
         self.store = store
         self.poll_interval = poll_interval
         self.state: MaintenanceState | None = None
         self.bypass = TokenSet()  # the valid bypass tokens
+        self.planned: tuple[Window, ...] = ()  # the planned windows, soonest first
         # Called on every turn of the background thread (at least every poll_interval).
         self.on_tick: list[Callable[[], None]] = []
         # Uses of bypass tokens seen here and not yet counted in the database.
@@ -93,6 +94,9 @@ class Monitor:
                         self.state = self.store.load_state(conn)
                 if current["bypass"] != previous.get("bypass"):
                     self.bypass = BypassTokens(self.store).valid()
+                if current["schedule"] != previous.get("schedule"):
+                    with self.store.read() as conn:
+                        self.planned = tuple(self.store.planned_windows(conn))
             except SQLAlchemyError as exc:
                 reason = describe_error(exc)
                 if self.error != reason:

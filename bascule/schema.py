@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 SCRIPT_LOCATION = "bascule:migrations"
 # The newest migration, known without importing Alembic (a command that only reads the
 # state starts faster): tests/test_schema.py keeps it equal to Alembic's head.
-HEAD = "0005"
+HEAD = "0006"
 
 
 class SchemaError(RuntimeError):
@@ -69,8 +69,16 @@ def status(store: Store) -> SchemaStatus:
     return SchemaStatus(current, HEAD, not tables)
 
 
-def upgrade(store: Store, on_step: Callable[[str, str], None] | None = None) -> list[str]:
-    """Apply the pending migrations one at a time; the revisions applied.
+# From this revision on, maintenance is stored as windows: an upgrade from before it
+# applies the steps up to it before it can hold maintenance while the others run.
+WINDOWS_REVISION = "0006"
+
+
+def upgrade(
+    store: Store, on_step: Callable[[str, str], None] | None = None, until: str | None = None
+) -> list[str]:
+    """Apply the pending migrations (up to ``until`` when given) one at a time; the
+    revisions applied.
 
     ``on_step(revision, description)`` is called before each one.
     """
@@ -79,6 +87,8 @@ def upgrade(store: Store, on_step: Callable[[str, str], None] | None = None) -> 
     script = _script()
     applied = []
     for revision in pending_steps(status(store).current):
+        if until is not None and revision > until:
+            break
         if on_step is not None:
             doc = script.get_revision(revision)
             on_step(revision, (doc.doc if doc else revision) or revision)

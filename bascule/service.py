@@ -7,12 +7,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Scope
 
 from bascule.auth import Auth, AuthenticationFailed, Principal, Throttle
@@ -25,10 +27,11 @@ from bascule.maintenance import (
     Maintenance,
     MaintenanceState,
     maintenance_window,
+    now_ms,
 )
 from bascule.monitor import Monitor
 from bascule.schema import SchemaError, prepare
-from bascule.store import Store, engine_url
+from bascule.store import Store, describe_error, engine_url
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +59,24 @@ class Services:
             window=settings.failed_auth_window,
         )
         self.maintenance = Maintenance(self.store, self.monitor)
+        self.monitor.on_tick.append(
+            Scheduler(self.maintenance, self.monitor, keep_days=settings.history_days)
+        )
         self.bypass = BypassTokens(self.store, self.monitor)
         self._argon2: anyio.CapacityLimiter | None = None
-        self._state_document: tuple[MaintenanceState | None, bytes] | None = None
+        self._state_document: tuple[MaintenanceState | None, bool | None, bytes] | None = None
 
     def state_document(self) -> bytes:
-        """The JSON answer to a state read, serialised once per state."""
+        """The JSON answer to a state read, serialised once per state (and again when
+        its holder's lease runs out)."""
         state = self.monitor.state
+        now = now_ms()
+        alive = state.holder_alive(now) if state else None
         cached = self._state_document
-        if cached is None or cached[0] is not state:
-            document = envelope(state.as_json() if state else None)
-            cached = self._state_document = (state, encoded(document))
-        return cached[1]
+        if cached is None or cached[0] is not state or cached[1] != alive:
+            document = envelope(state.as_json(now) if state else None)
+            cached = self._state_document = (state, alive, encoded(document))
+        return cached[2]
 
     async def hashing(self, call: Callable[..., T], *args: Any) -> T:
         """Run a call that may check a password with Argon2, in a worker thread.
@@ -108,6 +117,43 @@ class Services:
         self.store.close()
 
 
+class Scheduler:
+    """Starts and ends the planned windows on time, called on every turn of the
+    monitor's thread: whichever instance (or command) first sees the time commits each
+    change, exactly once (Maintenance.run_schedule). It also forgets the windows older
+    than ``keep_days`` (0: keeps them all), once a minute."""
+
+    PRUNE_INTERVAL = 60.0
+
+    def __init__(self, maintenance: Maintenance, monitor: Monitor, keep_days: int = 0) -> None:
+        self.maintenance, self.monitor, self.keep_days = maintenance, monitor, keep_days
+        self._next_prune = 0.0
+        self._error: str | None = None
+
+    def __call__(self) -> None:
+        now = now_ms()
+        state, planned = self.monitor.state, self.monitor.planned
+        due = bool(planned and (planned[0].planned_start or 0) <= now) or (
+            state is not None
+            and state.auto_end
+            and state.planned_end is not None
+            and state.planned_end <= now
+        )
+        try:
+            if due:
+                self.maintenance.run_schedule()
+            if self.keep_days and time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + self.PRUNE_INTERVAL
+                self.maintenance.prune(self.keep_days)
+        except SQLAlchemyError as exc:  # tried again on the next turn
+            reason = describe_error(exc)
+            if reason != self._error:
+                log.warning("the planned windows could not be run: %s", reason)
+            self._error = reason
+            return
+        self._error = None
+
+
 def client_address(scope: Scope) -> str | None:
     """The client's address, as the server saw it (or a trusted proxy said)."""
     client = scope.get("client")
@@ -136,7 +182,6 @@ def follow(database_url: str | None, poll_interval: float) -> Monitor:
     one is refused: a gate that cannot tell whether maintenance is on must not start.
     """
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
 
     if not database_url:
         raise ValueError("give the URL of Bascule's database")
@@ -153,6 +198,7 @@ def follow(database_url: str | None, poll_interval: float) -> Monitor:
         where = make_url(engine_url(database_url)).render_as_string(hide_password=True)
         log.warning("no Bascule database at %s yet: created one, maintenance off", where)
     monitor = Monitor(store, poll_interval=poll_interval)
+    monitor.on_tick.append(Scheduler(Maintenance(store, monitor), monitor))
     monitor.refresh()
     monitor.start()
     return monitor
@@ -179,11 +225,14 @@ def automatic_maintenance(
     *,
     message: str | None = None,
     always_off: bool = False,
+    lease_ttl: int = 30,
 ) -> Iterator[AutomaticMaintenance]:
     """Keep automatic maintenance on while the ``with`` body runs (see maintenance_window).
 
     ``process`` names the internal process; the REST API cannot switch its
-    maintenance off. Example::
+    maintenance off. It holds it with a lease of ``lease_ttl`` seconds, renewed in the
+    background: should the process die, an ADMIN may release it once the lease ran
+    out. Example::
 
         with automatic_maintenance("sqlite:///bascule.db", "deploy") as m:
             m.update(message="Copying files", progress=30)
@@ -192,7 +241,11 @@ def automatic_maintenance(
     try:
         prepare(store)
         window = maintenance_window(
-            Maintenance(store), Actor.process(process), message=message, always_off=always_off
+            Maintenance(store),
+            Actor.process(process),
+            message=message,
+            always_off=always_off,
+            lease_ttl=lease_ttl,
         )
         with window as handle:
             yield handle

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -42,7 +43,19 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bascule.maintenance import LOG_TAIL, STATE_ID, LogEntry, MaintenanceState
+from bascule.maintenance import (
+    CANCELLED,
+    ENDED,
+    LOG_TAIL,
+    ON,
+    PLANNED,
+    SKIPPED,
+    STARTED_MESSAGE,
+    STATE_ID,
+    LogEntry,
+    MaintenanceState,
+    Window,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +72,7 @@ metadata = MetaData(
 # A counter per kind of shared data, which every committed change of that kind bumps, so
 # that every process can tell, with one cheap query, what changed. A new kind of shared
 # data is one more name here: its row is made by its first write.
-KINDS = ("state", "users", "sessions", "bypass")
+KINDS = ("state", "users", "sessions", "bypass", "schedule")
 Kind = str
 change_counters = Table(
     "change_counters",
@@ -68,23 +81,65 @@ change_counters = Table(
     Column("counter", BigInteger, nullable=False),
 )
 
+# Every maintenance is a window, kept once it ends: planned (scheduled, not started yet),
+# on (the current one), ended, skipped (its start found maintenance on) or cancelled.
+maintenance_windows = Table(
+    "maintenance_windows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("status", String(16), nullable=False),
+    # Who started it (a user, or an internal process when not user_triggered); for a
+    # planned window, who planned it.
+    Column("user_name", String(255), nullable=False),
+    Column("user_triggered", Boolean, nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger, nullable=True),
+    Column("ended_at", BigInteger, nullable=True),
+    Column("ended_by", String(255), nullable=True),
+    # An ADMIN who took over the maintenance of a process that stopped answering.
+    Column("released_by", String(255), nullable=True),
+    # Kept with the window so that no read ever counts the log.
+    Column("log_size", Integer, nullable=False),
+    # A planned window: when it starts and ends, its first message, whether it ends by
+    # itself, and (skipped) why it did not start.
+    Column("planned_start", BigInteger, nullable=True),
+    Column("planned_end", BigInteger, nullable=True),
+    Column("message", Text, nullable=True),
+    Column("auto_end", Boolean, nullable=False),
+    Column("reason", Text, nullable=True),
+    Index("ix_maintenance_windows_status_planned_start", "status", "planned_start"),
+)
+
+# The current window, while maintenance is on: one row (its key is the contract's
+# ``mms_id``, which makes a second one impossible), with what only the current one has.
 maintenance_state = Table(
     "maintenance_state",
     metadata,
     Column("id", String(16), primary_key=True),
-    Column("user_name", String(255), nullable=False),
-    Column("user_triggered", Boolean, nullable=False),
+    Column(
+        "window_id",
+        Integer,
+        ForeignKey("maintenance_windows.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     Column("progress_percent", Integer, nullable=True),
-    Column("started_at", BigInteger, nullable=False),
-    # Kept with the state so that no read ever counts the log.
-    Column("log_size", Integer, nullable=False),
-    Column("mode", String(16), nullable=False, server_default="full"),
+    # The lease of the process holding it: its length (seconds) and last renewal.
+    Column("lease_ttl", Integer, nullable=True),
+    Column("lease_renewed_at", BigInteger, nullable=True),
 )
 
 maintenance_log = Table(
     "maintenance_log",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "window_id",
+        Integer,
+        ForeignKey("maintenance_windows.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("date", BigInteger, nullable=False),
     Column("user_name", String(255), nullable=False),
     Column("message", Text, nullable=False),
@@ -449,9 +504,7 @@ class Store:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 if kind is not None:
-                    conn.execute(self._bump(kind))
-                    if self.is_postgres:
-                        conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, kind)))
+                    self.bump(conn, kind)
                 yield conn
 
     @contextmanager
@@ -491,60 +544,101 @@ class Store:
             counters = {str(kind): int(counter) for kind, counter in rows}
         return {kind: counters.get(kind, 0) for kind in KINDS}
 
-    # -- maintenance state -----------------------------------------------------------------
+    def bump(self, conn: Connection, kind: Kind) -> None:
+        """Bump the change counter of one more ``kind`` in a write transaction."""
+        conn.execute(self._bump(kind))
+        if self.is_postgres:
+            conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, kind)))
+
+    # -- maintenance state and windows -----------------------------------------------------
 
     @staticmethod
     def load_state(conn: Connection, *, with_log: bool = True) -> MaintenanceState | None:
         """The maintenance state with its latest log entries (none when not ``with_log``)."""
+        w, s = maintenance_windows.c, maintenance_state.c
         row = conn.execute(
-            select(maintenance_state).where(maintenance_state.c.id == STATE_ID)
+            select(maintenance_state, maintenance_windows)
+            .join(maintenance_windows, w.id == s.window_id)
+            .where(s.id == STATE_ID)
         ).first()
         if row is None:
             return None
         tail: Sequence[Any] = ()
         if with_log:
-            query = select(maintenance_log).order_by(maintenance_log.c.id.desc()).limit(LOG_TAIL)
+            query = (
+                select(maintenance_log)
+                .where(maintenance_log.c.window_id == row.window_id)
+                .order_by(maintenance_log.c.id.desc())
+                .limit(LOG_TAIL)
+            )
             tail = conn.execute(query).all()
+        released = row.released_by is not None
         return MaintenanceState(
-            user=row.user_name,
-            user_triggered=row.user_triggered,
+            user=row.released_by if released else row.user_name,
+            user_triggered=bool(row.user_triggered or released),
             progress_percent=row.progress_percent,
-            started_at=row.started_at,
+            started_at=int(row.started_at),
             log=tuple(_log_entry(r) for r in reversed(tail)),
             log_size=int(row.log_size),
             mode=row.mode,
+            window_id=int(row.window_id),
+            planned_end=row.planned_end,
+            lease_ttl=row.lease_ttl,
+            lease_renewed_at=row.lease_renewed_at,
+            released_from=row.user_name if released else None,
+            auto_end=bool(row.auto_end),
         )
 
     @staticmethod
-    def log_page(conn: Connection, offset: int, limit: int) -> Sequence[LogEntry]:
-        """A page of the whole log, oldest first."""
+    def log_page(conn: Connection, window_id: int, offset: int, limit: int) -> Sequence[LogEntry]:
+        """A page of the whole log of a window, oldest first."""
         rows = conn.execute(
-            select(maintenance_log).order_by(maintenance_log.c.id).offset(offset).limit(limit)
+            select(maintenance_log)
+            .where(maintenance_log.c.window_id == window_id)
+            .order_by(maintenance_log.c.id)
+            .offset(offset)
+            .limit(limit)
         ).all()
         return [_log_entry(r) for r in rows]
 
     @staticmethod
-    def insert_state(conn: Connection, state: MaintenanceState) -> bool:
-        """Store a new state (and its log); False, storing nothing, if one is stored."""
+    def insert_state(conn: Connection, state: MaintenanceState) -> int | None:
+        """Store a new state in a new window, with its log; the window's id, or None
+        (storing nothing) if maintenance is on."""
         try:
             with conn.begin_nested():
-                conn.execute(
-                    insert(maintenance_state).values(
-                        id=STATE_ID,
+                window_id = conn.execute(
+                    insert(maintenance_windows)
+                    .values(
+                        status=ON,
                         user_name=state.user,
                         user_triggered=state.user_triggered,
-                        progress_percent=state.progress_percent,
-                        started_at=state.started_at,
                         mode=state.mode,
+                        created_at=state.started_at,
+                        started_at=state.started_at,
                         log_size=0,
+                        auto_end=False,
                     )
-                )
+                    .returning(maintenance_windows.c.id)
+                ).scalar_one()
+                Store._insert_current(conn, window_id, state)
         except IntegrityError:
-            return False
-        conn.execute(delete(maintenance_log))
+            return None
         for entry in state.log:
-            Store.append_log(conn, entry)
-        return True
+            Store.append_log(conn, window_id, entry)
+        return int(window_id)
+
+    @staticmethod
+    def _insert_current(conn: Connection, window_id: int, state: MaintenanceState) -> None:
+        conn.execute(
+            insert(maintenance_state).values(
+                id=STATE_ID,
+                window_id=window_id,
+                progress_percent=state.progress_percent,
+                lease_ttl=state.lease_ttl,
+                lease_renewed_at=state.lease_renewed_at,
+            )
+        )
 
     @staticmethod
     def set_progress(conn: Connection, progress: int) -> None:
@@ -556,24 +650,140 @@ class Store:
         )
 
     @staticmethod
-    def append_log(conn: Connection, entry: LogEntry) -> None:
-        """Add an entry at the end of the log."""
+    def append_log(conn: Connection, window_id: int, entry: LogEntry) -> None:
+        """Add an entry at the end of a window's log."""
         conn.execute(
             insert(maintenance_log).values(
-                date=entry.date, user_name=entry.user, message=entry.message
+                window_id=window_id, date=entry.date, user_name=entry.user, message=entry.message
             )
         )
         conn.execute(
-            update(maintenance_state)
-            .where(maintenance_state.c.id == STATE_ID)
-            .values(log_size=maintenance_state.c.log_size + 1)
+            update(maintenance_windows)
+            .where(maintenance_windows.c.id == window_id)
+            .values(log_size=maintenance_windows.c.log_size + 1)
         )
 
     @staticmethod
-    def delete_state(conn: Connection) -> None:
-        """Remove the state and its log."""
+    def end_window(conn: Connection, window_id: int, by: str, now: int) -> None:
+        """End the current window: maintenance is off, the window kept."""
         conn.execute(delete(maintenance_state))
-        conn.execute(delete(maintenance_log))
+        Store.close_window(conn, window_id, ENDED, by, now)
+
+    @staticmethod
+    def close_window(
+        conn: Connection, window_id: int, status: str, by: str, now: int, reason: str | None = None
+    ) -> None:
+        """Give a window its last status (ended, skipped, cancelled), by whom and when."""
+        conn.execute(
+            update(maintenance_windows)
+            .where(maintenance_windows.c.id == window_id)
+            .values(status=status, ended_at=now, ended_by=by, reason=reason)
+        )
+
+    @staticmethod
+    def renew_lease(conn: Connection, window_id: int, holder: str, now: int) -> bool:
+        """Renew the lease of ``holder`` on the current window; False when the current
+        window is another one, or no longer held with a lease."""
+        w, s = maintenance_windows.c, maintenance_state.c
+        holds = select(w.id).where(
+            w.id == window_id, w.user_name == holder, w.released_by.is_(None)
+        )
+        result = conn.execute(
+            update(maintenance_state)
+            .where(s.window_id.in_(holds), s.lease_ttl.is_not(None))
+            .values(lease_renewed_at=now)
+        )
+        return result.rowcount == 1
+
+    @staticmethod
+    def release(conn: Connection, window_id: int, by: str) -> None:
+        """Hand the current window over to ``by``: no lease, user-triggered from now."""
+        conn.execute(update(maintenance_state).values(lease_ttl=None, lease_renewed_at=None))
+        conn.execute(
+            update(maintenance_windows)
+            .where(maintenance_windows.c.id == window_id)
+            .values(released_by=by)
+        )
+
+    @staticmethod
+    def get_window(conn: Connection, window_id: int) -> Window | None:
+        """One window by id."""
+        row = conn.execute(
+            select(maintenance_windows).where(maintenance_windows.c.id == window_id)
+        ).first()
+        return None if row is None else _window(row)
+
+    @staticmethod
+    def history(conn: Connection, offset: int, limit: int) -> tuple[int, list[Window]]:
+        """How many windows are in the history, and a page of them, newest first."""
+        w = maintenance_windows.c
+        kept = w.status.in_((ON, ENDED, SKIPPED))
+        total = conn.execute(select(func.count()).select_from(maintenance_windows).where(kept))
+        rows = conn.execute(
+            select(maintenance_windows)
+            .where(kept)
+            .order_by(func.coalesce(w.started_at, w.planned_start).desc(), w.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return int(total.scalar_one()), [_window(row) for row in rows]
+
+    @staticmethod
+    def insert_window(conn: Connection, window: Window) -> int:
+        """Store a planned window; its id."""
+        values = {
+            c.name: getattr(window, _WINDOW_FIELDS.get(c.name, c.name))
+            for c in maintenance_windows.columns
+            if c.name != "id"
+        }
+        return int(
+            conn.execute(
+                insert(maintenance_windows).values(values).returning(maintenance_windows.c.id)
+            ).scalar_one()
+        )
+
+    @staticmethod
+    def planned_windows(conn: Connection) -> list[Window]:
+        """The planned windows, soonest first."""
+        w = maintenance_windows.c
+        rows = conn.execute(
+            select(maintenance_windows).where(w.status == PLANNED).order_by(w.planned_start, w.id)
+        )
+        return [_window(row) for row in rows]
+
+    @staticmethod
+    def due_windows(conn: Connection, now: int) -> list[Window]:
+        """The planned windows whose start came, soonest first."""
+        w = maintenance_windows.c
+        rows = conn.execute(
+            select(maintenance_windows)
+            .where(w.status == PLANNED, w.planned_start <= now)
+            .order_by(w.planned_start, w.id)
+        )
+        return [_window(row) for row in rows]
+
+    @staticmethod
+    def start_planned(conn: Connection, window: Window, now: int) -> None:
+        """Start a planned window: it becomes the current one, its log starts."""
+        conn.execute(
+            update(maintenance_windows)
+            .where(maintenance_windows.c.id == window.id)
+            .values(status=ON, started_at=now)
+        )
+        state = MaintenanceState(window.user, window.user_triggered, 1, now, mode=window.mode)
+        Store._insert_current(conn, window.id, state)
+        for message in (STARTED_MESSAGE, window.message):
+            if message:
+                Store.append_log(conn, window.id, LogEntry(now, window.user, message))
+
+    @staticmethod
+    def prune_windows(conn: Connection, before: int) -> int:
+        """Forget the windows (and their logs) that ended, were skipped or cancelled
+        before ``before``; how many."""
+        w = maintenance_windows.c
+        old = select(w.id).where(w.status.in_((ENDED, SKIPPED, CANCELLED)), w.ended_at < before)
+        conn.execute(delete(maintenance_log).where(maintenance_log.c.window_id.in_(old)))
+        return conn.execute(delete(maintenance_windows).where(w.id.in_(old))).rowcount
 
     # -- users and sessions ----------------------------------------------------------------
 
@@ -738,6 +948,17 @@ class Store:
 
 
 NOTIFY_CHANNEL = "bascule_changes"
+
+
+# The fields of Window whose column has another name.
+_WINDOW_FIELDS = {"user_name": "user"}
+
+
+def _window(row: Any) -> Window:
+    values = {_WINDOW_FIELDS.get(k, k): v for k, v in row._mapping.items()}
+    values["user_triggered"] = bool(values["user_triggered"])
+    values["auto_end"] = bool(values["auto_end"])
+    return Window(**values)
 
 
 def _log_entry(row: Any) -> LogEntry:

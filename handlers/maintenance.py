@@ -9,6 +9,7 @@ from starlette.responses import Response
 from bascule.bypass import bypass_json
 from bascule.errors import envelope
 from bascule.maintenance import FULL
+from bascule.planning import calendar, parse_time
 from bascule.service import current
 
 Answer = tuple[dict[str, Any], int]
@@ -70,3 +71,58 @@ def revoke_bypass_token(name: str, token_info: dict[str, Any]) -> Answer:
     """DELETE /maintenance/bypass/{name}."""
     current().bypass.revoke(token_info["principal"].actor(), name)
     return envelope(), 200
+
+
+def release_maintenance(body: dict[str, Any], token_info: dict[str, Any]) -> Answer:
+    """POST /maintenance/release: the dead process's maintenance, now the caller's."""
+    state = current().maintenance.release(token_info["principal"].actor(), body["reason"])
+    return envelope(state.as_json()), 200
+
+
+def get_maintenance_history(offset: int = 0, limit: int = 100) -> Answer:
+    """GET /maintenance/history."""
+    total, windows = current().maintenance.history(offset, limit)
+    page = {"offset": offset, "total": total, "windows": [w.as_json() for w in windows]}
+    return envelope(page), 200
+
+
+def get_maintenance_window(id: int, offset: int = 0, limit: int = 100) -> Answer:
+    """GET /maintenance/history/{id}."""
+    window, entries = current().maintenance.window(id, offset, limit)
+    page = {
+        "window": window.as_json(),
+        "offset": offset,
+        "total": window.log_size,
+        "log": [e.as_json() for e in entries],
+    }
+    return envelope(page), 200
+
+
+def list_planned_windows() -> Answer:
+    """GET /maintenance/schedule."""
+    return envelope([w.as_planned_json() for w in current().maintenance.planned()]), 200
+
+
+def plan_window(body: dict[str, Any], token_info: dict[str, Any]) -> Answer:
+    """POST /maintenance/schedule."""
+    window = current().maintenance.plan(
+        token_info["principal"].actor(),
+        start=parse_time(body["start"], "start"),
+        end=parse_time(body["end"], "end") if body.get("end") is not None else None,
+        message=body["message"],
+        mode=body.get("mode") or FULL,
+        auto_end=bool(body.get("autoEnd", False)),
+    )
+    return envelope(window.as_planned_json()), 201
+
+
+def cancel_planned_window(id: int, token_info: dict[str, Any]) -> Answer:
+    """DELETE /maintenance/schedule/{id}."""
+    current().maintenance.cancel(token_info["principal"].actor(), id)
+    return envelope(), 200
+
+
+def get_maintenance_calendar() -> Response:
+    """GET /maintenance/schedule.ics: one event per planned window."""
+    body = calendar(current().maintenance.planned())
+    return Response(body, media_type="text/calendar; charset=utf-8")

@@ -35,7 +35,12 @@ depends_on = None
 
 def upgrade() -> None:
     bind = op.get_bind()
-    state = bind.execute(sa.text("SELECT user_name, user_triggered FROM maintenance_state")).one()
+    state = bind.execute(
+        sa.text(
+            "SELECT user_name, user_triggered FROM maintenance_windows w "
+            "JOIN maintenance_state s ON s.window_id = w.id"
+        )
+    ).one()
     assert tuple(state) == ("schema-migration", False), state
     messages = bind.execute(sa.text("SELECT message FROM maintenance_log ORDER BY id")).scalars()
     assert any(m.startswith("Applying {revision}: Add a probe table.") for m in messages)
@@ -164,7 +169,17 @@ def test_a_database_at_the_first_schema_is_upgraded_keeping_all_it_holds(databas
         assert state is not None and (state.user, state.progress_percent) == ("ops", 40)
         assert [entry.message for entry in state.log][1:] == ["kept"]
         # the change counters carried over, so running instances see no false change
-        assert store.versions() == {"state": 5, "users": 2, "sessions": 0, "bypass": 0}
+        assert store.versions() == {
+            "state": 5,
+            "users": 2,
+            "sessions": 0,
+            "bypass": 0,
+            "schedule": 0,
+        }
+        # the maintenance on is the current window of the history, with its whole log
+        total, windows = Maintenance(store).history(0, 10)
+        assert total == 1 and (windows[0].user, windows[0].status) == ("ops", "on")
+        assert windows[0].log_size == 2 and windows[0].started_at == 7
         assert Auth(store).check_credentials("carol", "a long enough password") is not None
     finally:
         store.close()
