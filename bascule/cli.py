@@ -28,13 +28,16 @@ from bascule.config import Settings
 from bascule.maintenance import (
     FULL,
     READ_ONLY,
+    SKIPPED,
     Actor,
     AlreadyEnabled,
     Maintenance,
     MaintenanceError,
     MaintenanceState,
     NotYours,
+    Window,
     maintenance_window,
+    now_ms,
 )
 from bascule.proxies import PROXIES
 from bascule.schema import (
@@ -49,6 +52,8 @@ from bascule.store import DatabaseUrlError, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 MIGRATION_PROCESS = "schema-migration"
+# Seconds the command of a `bascule run` killed outright gets between SIGTERM and SIGKILL.
+ORPHAN_GRACE = 5.0
 
 
 def _settings_option(f: dataclasses.Field[Any]) -> Callable[[F], F]:
@@ -86,6 +91,8 @@ def opened(database_url: str | None, *, ready: bool = True) -> Iterator[Store]:
         if ready and prepare(store):
             where = store.engine.url.render_as_string(hide_password=True)
             click.echo(f"bascule: created a new, empty database at {where}", err=True)
+        if ready:  # a planned window whose time came starts (or ends) before anything else
+            Maintenance(store).run_schedule()
         yield store
     except (AlreadyEnabled, NotYours) as exc:
         raise click.ClickException(f"{exc.message} {_held(store)}") from None
@@ -107,6 +114,13 @@ def _held(store: Store) -> str:
         return "Maintenance is off now."
     if state.user_triggered:
         who, ends = f"switched on by {state.user!r}", "bascule maintenance off"
+    elif state.holder_alive(now_ms()) is False:
+        assert state.lease_renewed_at is not None
+        who = (
+            f"automatic, held by the process {state.user!r}, "
+            f"silent since {_utc(state.lease_renewed_at)}"
+        )
+        ends = "bascule maintenance release --reason '...'"
     else:
         who = f"automatic, held by the process {state.user!r}"
         ends = f"bascule maintenance off --process {shlex.quote(state.user)}"
@@ -300,7 +314,22 @@ def _describe(state: MaintenanceState | None) -> str:
     kind = "user-triggered" if state.user_triggered else "automatic"
     if state.read_only:
         kind = f"read-only, {kind}"
-    lines = [f"Maintenance is on ({kind}, by {state.user}), {state.progress_percent}% done."]
+    lines = [
+        f"Maintenance is on ({kind}, by {state.user}, since {_utc(state.started_at)}),"
+        f" {state.progress_percent}% done."
+    ]
+    now = now_ms()
+    if state.planned_end is not None:
+        late = " (overrunning)" if state.planned_end <= now else ""
+        lines.append(f"Planned to end at {_utc(state.planned_end)}{late}.")
+    alive = state.holder_alive(now)
+    if alive is False and state.lease_renewed_at is not None:
+        lines.append(
+            f"The process {state.user} stopped answering at {_utc(state.lease_renewed_at)}:"
+            " `bascule maintenance release --reason '...'` takes it over."
+        )
+    if state.released_from is not None:
+        lines.append(f"Released from the process {state.released_from}.")
     lines += [f"  {entry.user}: {entry.message}" for entry in state.log]
     return "\n".join(lines)
 
@@ -380,6 +409,152 @@ def maintenance_off(process: str | None, user: str | None, database_url: str | N
     click.echo("Maintenance is off")
 
 
+@maintenance_group.command("release")
+@click.option("--reason", required=True, help="Why, for the log.")
+@click.option("--user", metavar="NAME", help="Who to record [default: your login name].")
+@database_option
+def maintenance_release(reason: str, user: str | None, database_url: str | None) -> None:
+    """Take over the maintenance of a process that stopped answering (its lease ran
+    out): it stays on, held by you, and `bascule maintenance off` then ends it."""
+    with opened(database_url) as store:
+        state = Maintenance(store).release(_actor(None, user), reason)
+    click.echo(f"Released from the process {state.released_from}: maintenance is on, yours.")
+
+
+@maintenance_group.command("history")
+@click.option("--window", "window_id", type=click.IntRange(1), help="One window, with its log.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print as the REST API does.")
+@database_option
+def maintenance_history(
+    window_id: int | None, limit: int, as_json: bool, database_url: str | None
+) -> None:
+    """List the maintenance windows, newest first (or one, with its log)."""
+    with opened(database_url) as store:
+        maintenance = Maintenance(store)
+        if window_id is not None:
+            window, entries = maintenance.window(window_id, 0, limit)
+            if as_json:
+                log = [entry.as_json() for entry in entries]
+                click.echo(json.dumps({"window": window.as_json(), "log": log}))
+                return
+            click.echo(_window_line(window))
+            for entry in entries:
+                click.echo(f"  {_utc(entry.date)}  {entry.user}: {entry.message}")
+            return
+        total, windows = maintenance.history(0, limit)
+    if as_json:
+        click.echo(json.dumps({"total": total, "windows": [w.as_json() for w in windows]}))
+        return
+    if not windows:
+        click.echo("No maintenance yet.")
+    for window in windows:
+        click.echo(_window_line(window))
+    if total > len(windows):
+        click.echo(f"({total - len(windows)} older; --limit shows more)")
+
+
+def _lasted(seconds: int) -> str:
+    """A duration, for people to read."""
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _window_line(window: Window) -> str:
+    """One window of the history, on one line."""
+    who = window.user if window.user_triggered else f"process {window.user}"
+    mode = ", read-only" if window.mode == READ_ONLY else ""
+    if window.status == SKIPPED:
+        start = _utc(window.planned_start or window.created_at)
+        return f"#{window.id}  skipped  planned for {start} by {who}: {window.reason}"
+    start = _utc(window.started_at or window.created_at)
+    if window.ended_at is None:
+        span = f"{start}, still on"
+    else:
+        lasted = _lasted((window.ended_at - (window.started_at or window.ended_at)) // 1000)
+        span = f"{start}, {lasted}, ended by {window.ended_by}"
+    released = f", released by {window.released_by}" if window.released_by else ""
+    messages = f"({window.log_size} messages)"
+    return f"#{window.id}  {window.status}  {span}  by {who}{mode}{released}  {messages}"
+
+
+# -- schedule -----------------------------------------------------------------------------
+
+
+@main.group()
+def schedule() -> None:
+    """Planned maintenance windows, started (and ended) on time by any instance."""
+
+
+@schedule.command("add")
+@click.option("--start", required=True, help="When it starts: RFC 3339, e.g. 2026-12-24T02:00Z.")
+@click.option("--end", help="When it is planned to end (RFC 3339).")
+@click.option("--message", required=True, help="Its first message, shown on the page.")
+@click.option("--read-only", is_flag=True, help="Let GET, HEAD and OPTIONS requests through.")
+@click.option("--auto-end", is_flag=True, help="End it by itself at --end.")
+@click.option("--user", metavar="NAME", help="Who to record [default: your login name].")
+@database_option
+def schedule_add(
+    start: str,
+    end: str | None,
+    message: str,
+    read_only: bool,
+    auto_end: bool,
+    user: str | None,
+    database_url: str | None,
+) -> None:
+    """Plan a maintenance window; prints its id."""
+    from bascule.planning import parse_time
+
+    with opened(database_url) as store:
+        window = Maintenance(store).plan(
+            _actor(None, user),
+            start=parse_time(start, "--start"),
+            end=parse_time(end, "--end") if end is not None else None,
+            message=message,
+            mode=READ_ONLY if read_only else FULL,
+            auto_end=auto_end,
+        )
+    click.echo(f"Planned window {window.id}: {_planned_line(window)}", err=True)
+    click.echo(window.id)
+
+
+def _planned_line(window: Window) -> str:
+    assert window.planned_start is not None
+    span = _utc(window.planned_start)
+    if window.planned_end is not None:
+        span += f" to {_utc(window.planned_end)}"
+        if window.auto_end:
+            span += " (ends by itself)"
+    mode = " read-only" if window.mode == READ_ONLY else ""
+    return f"{span},{mode} by {window.user}: {window.message}"
+
+
+@schedule.command("list")
+@database_option
+def schedule_list(database_url: str | None) -> None:
+    """List the windows to come, soonest first."""
+    with opened(database_url) as store:
+        windows = Maintenance(store).planned()
+    if not windows:
+        click.echo("No window planned.")
+    for window in windows:
+        click.echo(f"#{window.id}  {_planned_line(window)}")
+
+
+@schedule.command("cancel")
+@click.argument("window_id", metavar="ID", type=click.IntRange(1))
+@database_option
+def schedule_cancel(window_id: int, database_url: str | None) -> None:
+    """Cancel the planned window ID."""
+    with opened(database_url) as store:
+        Maintenance(store).cancel(_actor(None, None), window_id)
+    click.echo(f"Cancelled the planned window {window_id}")
+
+
 # -- run ----------------------------------------------------------------------------------
 
 
@@ -425,12 +600,40 @@ def _run_child(command: list[str]) -> int:
 
     passed = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     previous = {signum: signal.signal(signum, pass_on) for signum in passed}
+    watcher = _watch(child.pid)
     try:
         returncode = child.wait()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        watcher()
     return 128 - returncode if returncode < 0 else returncode
+
+
+def _watch(pgid: int) -> Callable[[], None]:
+    """Start the watcher that ends the group ``pgid`` should bascule be killed outright
+    (see bascule.orphans); the call that dismisses it once the command ended."""
+    from bascule import orphans
+
+    read_end, write_end = os.pipe()
+    try:
+        watcher = subprocess.Popen(  # noqa: S603 - this interpreter, this package
+            [sys.executable, "-m", "bascule.orphans", str(pgid), str(read_end), str(ORPHAN_GRACE)],
+            pass_fds=(read_end,),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C at the terminal does not reach it
+        )
+    finally:
+        os.close(read_end)
+
+    def dismiss() -> None:
+        with contextlib.suppress(OSError):
+            os.write(write_end, orphans.DONE)
+        os.close(write_end)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            watcher.wait(timeout=5)
+
+    return dismiss
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -444,12 +647,14 @@ def _run_child(command: list[str]) -> int:
 @click.option(
     "--always-off", is_flag=True, help="Switch maintenance off even when the command fails."
 )
+@_settings_option(next(f for f in config.fields() if f.name == "lease_ttl"))
 @database_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
     process: str,
     message: str | None,
     always_off: bool,
+    lease_ttl: int | None,
     database_url: str | None,
     command: tuple[str, ...],
 ) -> None:
@@ -457,15 +662,26 @@ def run(
 
     Maintenance goes on, the command runs, and maintenance goes off when it
     succeeds. When it fails, maintenance stays on with a log entry (unless
-    --always-off), and bascule exits with the command's status.
+    --always-off), and bascule exits with the command's status. bascule holds the
+    maintenance with a lease it renews while the command runs: killed outright, it
+    leaves maintenance on, its command is ended, and an ADMIN may release the
+    maintenance once the lease ran out.
     """
     argv = list(command)
     _runnable(argv)
+    try:
+        ttl = Settings.from_env(lease_ttl=lease_ttl).lease_ttl
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     with opened(database_url) as store:
         maintenance = Maintenance(store)
         try:
             with maintenance_window(
-                maintenance, Actor.process(process), message=message, always_off=always_off
+                maintenance,
+                Actor.process(process),
+                message=message,
+                always_off=always_off,
+                lease_ttl=ttl,
             ):
                 returncode = _run_child(argv)
                 if returncode != 0:
