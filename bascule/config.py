@@ -128,6 +128,7 @@ class Settings:
         "Seconds a process holding automatic maintenance (bascule run) may stay silent"
         " before an ADMIN may release its maintenance; it renews its lease every third"
         " of that.",
+        flag=False,
         default=30,
     )
     validate_responses: bool = _option(

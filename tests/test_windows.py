@@ -1,0 +1,312 @@
+"""Maintenance as planned work: the history of windows, planned windows, leases and their
+release, by plain calls on a real store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from bascule.maintenance import (
+    ADMIN,
+    PLANNED_END_MESSAGE,
+    STARTED_MESSAGE,
+    Actor,
+    ActorKind,
+    HolderAlive,
+    InvalidUpdate,
+    Maintenance,
+    NoSuchWindow,
+    NothingToRelease,
+    NotYours,
+    WindowNotPlanned,
+    maintenance_window,
+)
+from bascule.planning import calendar, parse_time
+
+ALICE = Actor("alice", ActorKind.API_USER, frozenset({ADMIN}))
+BOB = Actor("bob", ActorKind.API_USER, frozenset())
+DEPLOY = Actor.process("deploy")
+T0 = 1_800_000_000_000  # epoch ms
+MINUTE = 60_000
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def maintenance(store, clock):
+    return Maintenance(store, clock=clock)
+
+
+def test_a_window_ends_and_is_kept_with_its_whole_log(maintenance, clock):
+    maintenance.enable(ALICE, message="copying")
+    clock.now += MINUTE
+    maintenance.update(ALICE, message="indexing")
+    clock.now += MINUTE
+    maintenance.disable(ALICE)
+    assert maintenance.state() is None
+    maintenance.enable(DEPLOY)  # a second window, with a log of its own
+    assert [e.message for e in maintenance.state().log] == [STARTED_MESSAGE]
+    total, (current, first) = maintenance.history(0, 10)
+    assert total == 2
+    assert (current.status, current.user, current.user_triggered) == ("on", "deploy", False)
+    assert (current.ended_at, current.ended_by) == (None, None)
+    assert (first.status, first.user, first.mode, first.log_size) == ("ended", "alice", "full", 3)
+    assert (first.started_at, first.ended_at, first.ended_by) == (T0, T0 + 2 * MINUTE, "alice")
+    window, log = maintenance.window(first.id, 0, 100)
+    assert window == first
+    assert [e.message for e in log] == [STARTED_MESSAGE, "copying", "indexing"]
+    assert [e.message for e in maintenance.window(first.id, 1, 1)[1]] == ["copying"]
+
+
+def test_the_history_pages_newest_first(maintenance, clock):
+    for _ in range(5):
+        maintenance.enable(ALICE)
+        clock.now += MINUTE
+        maintenance.disable(ALICE)
+    total, page = maintenance.history(1, 2)
+    everything = maintenance.history(0, 100)[1]
+    assert total == 5 and page == everything[1:3]
+    assert [w.started_at for w in everything] == sorted(
+        (w.started_at for w in everything), reverse=True
+    )
+
+
+def test_an_unknown_window_is_not_found(maintenance):
+    with pytest.raises(NoSuchWindow):
+        maintenance.window(999, 0, 10)
+
+
+def test_retention_forgets_old_windows_only(maintenance, clock):
+    maintenance.enable(ALICE)
+    maintenance.disable(ALICE)
+    clock.now += 3 * 86_400_000
+    maintenance.enable(ALICE)
+    maintenance.disable(ALICE)
+    maintenance.enable(ALICE)  # the current one is never forgotten
+    assert maintenance.prune(2) == 1
+    total, windows = maintenance.history(0, 10)
+    assert total == 2 and {w.status for w in windows} == {"on", "ended"}
+    assert all(w.started_at >= T0 + 3 * 86_400_000 for w in windows)
+
+
+# -- planned windows ---------------------------------------------------------------------
+
+
+def plan(maintenance, start_in=MINUTE, end_in=None, **kwargs):
+    clock = maintenance.clock
+    end = None if end_in is None else clock() + end_in
+    return maintenance.plan(
+        ALICE, clock() + start_in, end, kwargs.pop("message", "Upgrade"), **kwargs
+    )
+
+
+def test_a_planned_window_starts_on_time_with_its_message(maintenance, clock):
+    window = plan(maintenance, start_in=MINUTE, end_in=2 * MINUTE, mode="read-only")
+    assert [w.id for w in maintenance.planned()] == [window.id]
+    assert maintenance.run_schedule() is False  # not yet
+    assert maintenance.state() is None
+    clock.now += MINUTE
+    assert maintenance.run_schedule() is True
+    state = maintenance.state()
+    assert (state.user, state.user_triggered, state.mode) == ("alice", True, "read-only")
+    assert (state.window_id, state.planned_end, state.auto_end) == (
+        window.id,
+        T0 + 2 * MINUTE,
+        False,
+    )
+    assert [e.message for e in state.log] == [STARTED_MESSAGE, "Upgrade"]
+    assert maintenance.planned() == []
+    assert maintenance.run_schedule() is False  # exactly once
+    clock.now += 5 * MINUTE
+    maintenance.run_schedule()
+    assert maintenance.state() is not None  # no autoEnd: it overruns, it does not end
+
+
+def test_auto_end_ends_it_at_its_end(maintenance, clock):
+    window = plan(maintenance, start_in=MINUTE, end_in=3 * MINUTE, auto_end=True)
+    clock.now += MINUTE
+    maintenance.run_schedule()
+    clock.now += MINUTE
+    maintenance.update(ALICE, message="half way")
+    maintenance.run_schedule()
+    assert maintenance.state() is not None
+    clock.now += MINUTE
+    assert maintenance.run_schedule() is True
+    assert maintenance.state() is None
+    ended, log = maintenance.window(window.id, 0, 10)
+    assert (ended.status, ended.ended_by, ended.ended_at) == ("ended", "schedule", T0 + 3 * MINUTE)
+    assert log[-1].message == PLANNED_END_MESSAGE
+
+
+def test_a_window_whose_start_finds_maintenance_on_is_skipped_with_the_reason(maintenance, clock):
+    window = plan(maintenance, start_in=MINUTE)
+    maintenance.enable(DEPLOY)
+    clock.now += MINUTE
+    assert maintenance.run_schedule() is True
+    assert maintenance.state().user == "deploy"
+    skipped = next(w for w in maintenance.history(0, 10)[1] if w.id == window.id)
+    assert skipped.status == "skipped" and "already on, held by 'deploy'" in skipped.reason
+    assert maintenance.planned() == []
+
+
+def test_a_window_whose_end_passed_unseen_is_skipped(maintenance, clock):
+    window = plan(maintenance, start_in=MINUTE, end_in=2 * MINUTE)
+    clock.now += 10 * MINUTE  # no instance ran meanwhile
+    maintenance.run_schedule()
+    assert maintenance.state() is None
+    assert maintenance.window(window.id, 0, 1)[0].status == "skipped"
+
+
+def test_only_one_of_many_runners_starts_a_window(maintenance, store, clock):
+    plan(maintenance, start_in=MINUTE)
+    clock.now += MINUTE
+    runners = [Maintenance(store, clock=clock) for _ in range(6)]
+    barrier = threading.Barrier(len(runners))
+    results: list[bool] = []
+
+    def run(m: Maintenance) -> None:
+        barrier.wait()
+        results.append(m.run_schedule())
+
+    threads = [threading.Thread(target=run, args=(m,)) for m in runners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    state = maintenance.state()
+    assert [e.message for e in state.log] == [STARTED_MESSAGE, "Upgrade"]
+    assert maintenance.history(0, 10)[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("start_in", "end_in", "kwargs", "says"),
+    [
+        (0, None, {}, "start must be in the future"),
+        (-MINUTE, None, {}, "start must be in the future"),
+        (MINUTE, MINUTE, {}, "end must come after start"),
+        (MINUTE, None, {"auto_end": True}, "autoEnd needs an end"),
+        (MINUTE, None, {"mode": "half"}, "mode is full or read-only"),
+        (MINUTE, None, {"message": "  "}, "message must hold"),
+    ],
+)
+def test_an_invalid_plan_changes_nothing(maintenance, start_in, end_in, kwargs, says):
+    with pytest.raises(InvalidUpdate, match=says):
+        plan(maintenance, start_in, end_in, **kwargs)
+    assert maintenance.planned() == []
+
+
+def test_cancel_a_planned_window_and_only_a_planned_one(maintenance, clock):
+    first, second = plan(maintenance), plan(maintenance, start_in=2 * MINUTE)
+    with pytest.raises(Exception, match="sufficient rights"):
+        maintenance.cancel(BOB, first.id)
+    maintenance.cancel(ALICE, first.id)
+    assert [w.id for w in maintenance.planned()] == [second.id]
+    with pytest.raises(NoSuchWindow):
+        maintenance.cancel(ALICE, first.id)
+    with pytest.raises(NoSuchWindow):
+        maintenance.cancel(ALICE, 999)
+    clock.now += 2 * MINUTE
+    maintenance.run_schedule()
+    with pytest.raises(WindowNotPlanned):
+        maintenance.cancel(ALICE, second.id)
+    clock.now += 2 * MINUTE
+    maintenance.run_schedule()
+    assert maintenance.state() is not None  # a cancelled window never starts
+
+
+def test_parse_time_takes_rfc3339_with_an_offset():
+    assert parse_time("2027-01-15T08:00:00Z", "start") == T0
+    assert parse_time("2027-01-15T09:00:00+01:00", "start") == parse_time(
+        "2027-01-15T08:00:00Z", "s"
+    )
+    with pytest.raises(InvalidUpdate, match="offset"):
+        parse_time("2027-01-15T08:00:00", "start")
+    with pytest.raises(InvalidUpdate, match="RFC 3339"):
+        parse_time("next tuesday", "start")
+
+
+def test_the_calendar_has_one_event_per_planned_window(maintenance):
+    from icalendar import Calendar
+
+    plan(maintenance, start_in=MINUTE, end_in=2 * MINUTE, message="Database upgrade\nsecond line")
+    plan(maintenance, start_in=3 * MINUTE, mode="read-only")
+    feed = Calendar.from_ical(calendar(maintenance.planned()))
+    events = feed.walk("VEVENT")
+    assert [str(e["summary"]) for e in events] == [
+        "Maintenance: Database upgrade",
+        "Read-only maintenance: Upgrade",
+    ]
+    assert int(events[0]["dtstart"].dt.timestamp() * 1000) == T0 + MINUTE
+    assert int(events[0]["dtend"].dt.timestamp() * 1000) == T0 + 2 * MINUTE
+    assert "dtend" not in events[1]
+    assert len({str(e["uid"]) for e in events}) == 2
+
+
+# -- leases ------------------------------------------------------------------------------
+
+
+def test_a_process_lease_is_alive_while_renewed_then_may_be_released(maintenance, clock):
+    state = maintenance.enable(DEPLOY, lease_ttl=30)
+    assert state.holder_alive(clock()) is True
+    clock.now += 20_000
+    assert maintenance.renew(DEPLOY, state.window_id) is True
+    clock.now += 20_000
+    assert maintenance.state().holder_alive(clock()) is True
+    with pytest.raises(HolderAlive):
+        maintenance.release(ALICE, "looks stuck")
+    with pytest.raises(NotYours):  # the REST API still cannot switch it off
+        maintenance.disable(ALICE)
+    clock.now += 30_000  # silent for 30 s
+    silent = maintenance.state()
+    assert silent.holder_alive(clock()) is False
+    assert silent.as_json(clock())["lease"] == {"ttl": 30, "renewedAt": T0 + 20_000, "alive": False}
+    with pytest.raises(Exception, match="sufficient rights"):
+        maintenance.release(BOB, "not mine")
+    with pytest.raises(InvalidUpdate):
+        maintenance.release(ALICE, " ")
+    released = maintenance.release(ALICE, "the deploy host was lost")
+    assert (released.user, released.user_triggered, released.released_from) == (
+        "alice",
+        True,
+        "deploy",
+    )
+    assert released.lease_ttl is None
+    assert "Released by alice from the process 'deploy'" in released.log[-1].message
+    assert released.log[-1].message.endswith("the deploy host was lost")
+    assert maintenance.renew(DEPLOY, state.window_id) is False  # the process lost it
+    maintenance.disable(ALICE)
+    window = maintenance.history(0, 1)[1][0]
+    assert (window.user, window.released_by, window.ended_by) == ("deploy", "alice", "alice")
+
+
+def test_nothing_to_release_without_a_lease(maintenance):
+    maintenance.enable(ALICE)
+    with pytest.raises(NothingToRelease):
+        maintenance.release(ALICE, "why")
+    maintenance.disable(ALICE)
+    maintenance.enable(DEPLOY)  # a process without a lease (bascule maintenance on --process)
+    with pytest.raises(NothingToRelease):
+        maintenance.release(ALICE, "why")
+
+
+def test_maintenance_window_renews_its_lease_in_the_background(store):
+    maintenance = Maintenance(store)
+    with maintenance_window(maintenance, DEPLOY, lease_ttl=3):
+        first = maintenance.state().lease_renewed_at
+        threading.Event().wait(1.5)  # a third of 3 s, and some
+        assert maintenance.state().lease_renewed_at > first
+    assert maintenance.state() is None
