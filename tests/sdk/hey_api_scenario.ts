@@ -9,10 +9,16 @@
  */
 
 import {
+  cancelPlannedWindow,
   disableMaintenance,
   enableMaintenance,
   getAuthStatus,
+  getMaintenanceHistory,
   getMaintenanceState,
+  getMaintenanceWindow,
+  listPlannedWindows,
+  planWindow,
+  releaseMaintenance,
   updateMaintenance,
   type MaintenanceLog,
   type MaintenanceModeState,
@@ -147,6 +153,52 @@ async function main(): Promise<void> {
   expectStatus(step, state.response, 200);
   check(step, state.data !== undefined, 'no body');
   check(step, state.data.data === null, `data ${JSON.stringify(state.data.data)} is not null`);
+  ok(step);
+
+  step = '9 plan a window an hour ahead: 201, and it is listed';
+  const start = new Date(Math.floor(Date.now() / 1000) * 1000 + 3_600_000);
+  const planned = await planWindow({
+    client: admin,
+    body: { start: start.toISOString(), message: MESSAGE },
+  });
+  expectStatus(step, planned.response, 201);
+  check(step, planned.data !== undefined, 'no body');
+  const plannedId: number = planned.data.data.id;
+  check(
+    step,
+    Date.parse(planned.data.data.start) === start.getTime(),
+    `start ${planned.data.data.start}`,
+  );
+  let listed = await listPlannedWindows({ client: viewer });
+  expectStatus(step, listed.response, 200);
+  check(step, listed.data !== undefined, 'no body');
+  check(step, listed.data.data.length === 1 && listed.data.data[0].id === plannedId, 'not listed');
+  ok(step);
+
+  step = '10 cancel it: 200, and none is left';
+  const cancelled = await cancelPlannedWindow({ client: admin, path: { id: plannedId } });
+  expectStatus(step, cancelled.response, 200);
+  listed = await listPlannedWindows({ client: viewer });
+  check(step, listed.data !== undefined && listed.data.data.length === 0, 'still listed');
+  ok(step);
+
+  step = '11 the history holds the window of steps 3 to 8, with its log';
+  const history = await getMaintenanceHistory({ client: viewer });
+  expectStatus(step, history.response, 200);
+  check(step, history.data !== undefined, 'no body');
+  check(step, history.data.data.total === 1, `total ${history.data.data.total}`);
+  const window = history.data.data.windows[0];
+  check(step, window.endedBy === 'admin', `endedBy ${JSON.stringify(window.endedBy)}`);
+  const read = await getMaintenanceWindow({ client: viewer, path: { id: window.id } });
+  expectStatus(step, read.response, 200);
+  check(step, read.data !== undefined, 'no body');
+  const entries: MaintenanceLog[] = read.data.data.log;
+  check(step, entries[entries.length - 1].message === MESSAGE, 'last message');
+  ok(step);
+
+  step = '12 release with maintenance off: 404, error code 504';
+  const release = await releaseMaintenance({ client: admin, body: { reason: 'nothing to release' } });
+  expectError(step, release, 404, 504);
   ok(step);
 
   console.log('scenario passed');

@@ -7,6 +7,7 @@ one line per step; exits 1 at the first mismatch.
 
 from __future__ import annotations
 
+import datetime
 import os
 import sys
 import time
@@ -20,12 +21,22 @@ from bascule_oag_client import (
     Configuration,
     MaintenanceApi,
     MaintenanceUpdateDTO,
+    PlanRequest,
+    ReleaseRequest,
     RestResponseError,
     RestResponseMaintenanceModeState,
+    RestResponsePlannedWindow,
+    RestResponsePlannedWindowList,
     RestResponseUserStatus,
     RestResponseVoid,
+    RestResponseWindowLog,
+    RestResponseWindowPage,
 )
-from bascule_oag_client.exceptions import ConflictException, ForbiddenException
+from bascule_oag_client.exceptions import (
+    ConflictException,
+    ForbiddenException,
+    NotFoundException,
+)
 
 MESSAGE = "Database upgrade running (OpenAPI Generator)."
 PROGRESS = 40
@@ -142,6 +153,57 @@ def main() -> None:
         step, admin.get_maintenance_state_with_http_info, 200, RestResponseMaintenanceModeState
     )
     check(step, state.data is None, f"data {state.data!r} is not null")
+    print(f"ok {step}", flush=True)
+
+    step = "9 plan a window an hour ahead: 201, and it is listed"
+    start = datetime.datetime.now(datetime.UTC).replace(microsecond=0) + datetime.timedelta(hours=1)
+    plan = PlanRequest(start=start, end=start + datetime.timedelta(hours=1), message=MESSAGE)
+    planned = expect(
+        step, lambda: admin.plan_window_with_http_info(plan), 201, RestResponsePlannedWindow
+    )
+    check(step, planned.data.start == start, f"start {planned.data.start!r} != {start!r}")
+    listed = expect(
+        step, viewer.list_planned_windows_with_http_info, 200, RestResponsePlannedWindowList
+    )
+    check(step, [w.id for w in listed.data] == [planned.data.id], f"listed {listed.data!r}")
+    print(f"ok {step}", flush=True)
+
+    step = "10 cancel it: 200, and none is left"
+    expect(
+        step,
+        lambda: admin.cancel_planned_window_with_http_info(planned.data.id),
+        200,
+        RestResponseVoid,
+    )
+    listed = expect(
+        step, viewer.list_planned_windows_with_http_info, 200, RestResponsePlannedWindowList
+    )
+    check(step, listed.data == [], f"listed {listed.data!r}")
+    print(f"ok {step}", flush=True)
+
+    step = "11 the history holds the window of steps 3 to 8, with its log"
+    page = expect(step, viewer.get_maintenance_history_with_http_info, 200, RestResponseWindowPage)
+    check(step, page.data.total == 1, f"total {page.data.total}")
+    window = page.data.windows[0]
+    check(step, window.ended_by == "admin", f"endedBy {window.ended_by!r}")
+    read = expect(
+        step,
+        lambda: viewer.get_maintenance_window_with_http_info(window.id),
+        200,
+        RestResponseWindowLog,
+    )
+    check(step, read.data.log[-1].message == MESSAGE, f"log {read.data.log!r}")
+    print(f"ok {step}", flush=True)
+
+    step = "12 release with maintenance off: 404, error code 504"
+    release = ReleaseRequest(reason="nothing to release")
+    expect_error(
+        step,
+        lambda: admin.release_maintenance_with_http_info(release),
+        NotFoundException,
+        404,
+        504,
+    )
     print(f"ok {step}", flush=True)
 
     print("scenario passed", flush=True)

@@ -8,6 +8,7 @@ line per step; exits 1 at the first mismatch.
 from __future__ import annotations
 
 import base64
+import datetime
 import os
 import sys
 import time
@@ -16,18 +17,30 @@ from typing import Any, NoReturn
 from bascule_client import AuthenticatedClient
 from bascule_client.api.auth import get_auth_status
 from bascule_client.api.maintenance import (
+    cancel_planned_window,
     disable_maintenance,
     enable_maintenance,
+    get_maintenance_history,
     get_maintenance_state,
+    get_maintenance_window,
+    list_planned_windows,
+    plan_window,
+    release_maintenance,
     update_maintenance,
 )
 from bascule_client.errors import UnexpectedStatus
 from bascule_client.models import (
     MaintenanceUpdateDTO,
+    PlanRequest,
+    ReleaseRequest,
     RestResponseError,
     RestResponseMaintenanceModeState,
+    RestResponsePlannedWindow,
+    RestResponsePlannedWindowList,
     RestResponseUserStatus,
     RestResponseVoid,
+    RestResponseWindowLog,
+    RestResponseWindowPage,
 )
 
 MESSAGE = "Database upgrade running (openapi-python-client)."
@@ -141,6 +154,50 @@ def main() -> None:
         RestResponseMaintenanceModeState,
     )
     check(step, state.data is None, f"data {state.data!r} is not null")
+    print(f"ok {step}", flush=True)
+
+    step = "9 plan a window an hour ahead: 201, and it is listed"
+    start = datetime.datetime.now(datetime.UTC).replace(microsecond=0) + datetime.timedelta(hours=1)
+    plan = PlanRequest(start=start, end=start + datetime.timedelta(hours=1), message=MESSAGE)
+    planned = expect(
+        step, plan_window.sync_detailed(client=admin, body=plan), 201, RestResponsePlannedWindow
+    )
+    check(step, planned.data.start == start, f"start {planned.data.start!r} != {start!r}")
+    check(step, planned.data.auto_end is False, f"autoEnd {planned.data.auto_end!r}")
+    listed = expect(
+        step, list_planned_windows.sync_detailed(client=viewer), 200, RestResponsePlannedWindowList
+    )
+    check(step, [w.id for w in listed.data] == [planned.data.id], f"listed {listed.data!r}")
+    print(f"ok {step}", flush=True)
+
+    step = "10 cancel it: 200, and none is left"
+    cancelled = cancel_planned_window.sync_detailed(planned.data.id, client=admin)
+    expect(step, cancelled, 200, RestResponseVoid)
+    listed = expect(
+        step, list_planned_windows.sync_detailed(client=viewer), 200, RestResponsePlannedWindowList
+    )
+    check(step, listed.data == [], f"listed {listed.data!r}")
+    print(f"ok {step}", flush=True)
+
+    step = "11 the history holds the window of steps 3 to 8, with its log"
+    page = expect(
+        step, get_maintenance_history.sync_detailed(client=viewer), 200, RestResponseWindowPage
+    )
+    check(step, page.data.total == 1, f"total {page.data.total}")
+    window = page.data.windows[0]
+    check(step, window.ended_by == "admin", f"endedBy {window.ended_by!r}")
+    read = expect(
+        step,
+        get_maintenance_window.sync_detailed(window.id, client=viewer),
+        200,
+        RestResponseWindowLog,
+    )
+    check(step, read.data.log[-1].message == MESSAGE, f"log {read.data.log!r}")
+    print(f"ok {step}", flush=True)
+
+    step = "12 release with maintenance off: 404, error code 504"
+    release = ReleaseRequest(reason="nothing to release")
+    expect_error(step, release_maintenance.sync_detailed(client=admin, body=release), 404, 504)
     print(f"ok {step}", flush=True)
 
     print("scenario passed", flush=True)
