@@ -1,0 +1,163 @@
+"""The operations Bascule adds for planned work, through the real ASGI app with response
+validation on: the history, planned windows, the calendar feed, and release."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from bascule.maintenance import Actor, Maintenance
+from tests.conftest import ADMIN, VIEWER
+from tests.test_api import error, ok
+from tests.waiting import until
+
+
+def rfc3339(seconds_from_now: float) -> str:
+    moment = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds_from_now)
+    return moment.isoformat(timespec="seconds")
+
+
+def test_the_history_lists_windows_and_reads_one_with_its_log(client):
+    assert ok(client.get("/rest/v1/maintenance/history", headers=VIEWER), 200) == {
+        "offset": 0,
+        "total": 0,
+        "windows": [],
+    }
+    client.post("/rest/v1/maintenance", json={"message": "first"}, headers=ADMIN)
+    current = ok(client.get("/rest/v1/maintenance", headers=VIEWER), 200)
+    client.delete("/rest/v1/maintenance", headers=ADMIN)
+    client.post("/rest/v1/maintenance", json={"mode": "read-only"}, headers=ADMIN)
+    page = ok(client.get("/rest/latest/maintenance/history?limit=1", headers=VIEWER), 200)
+    assert page["total"] == 2 and [w["status"] for w in page["windows"]] == ["on"]
+    assert page["windows"][0]["mode"] == "read-only"
+    old = ok(client.get("/rest/v1/maintenance/history?offset=1", headers=VIEWER), 200)
+    (ended,) = old["windows"]
+    assert ended["id"] == current["windowId"]
+    assert (ended["status"], ended["user"], ended["endedBy"], ended["logSize"]) == (
+        "ended",
+        "admin",
+        "admin",
+        2,
+    )
+    read = ok(
+        client.get(f"/rest/v1/maintenance/history/{ended['id']}?offset=1", headers=VIEWER), 200
+    )
+    assert read["window"] == ended
+    assert (read["offset"], read["total"], [e["message"] for e in read["log"]]) == (1, 2, ["first"])
+    error(client.get("/rest/v1/maintenance/history/999", headers=VIEWER), 404, 504)
+    error(client.get("/rest/v1/maintenance/history/zero", headers=VIEWER), 404, 504)
+    error(client.get("/rest/v1/maintenance/history?limit=0", headers=VIEWER), 400, 501)
+    error(client.get("/rest/v1/maintenance/history"), 401, 100)
+
+
+def test_the_state_says_its_window_start_and_lease(client):
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    state = ok(client.get("/rest/v1/maintenance", headers=VIEWER), 200)
+    assert state["windowId"] >= 1 and state["startedAt"] > 0
+    assert (state["plannedEnd"], state["lease"], state["releasedFrom"]) == (None, None, None)
+
+
+def test_plan_list_cancel_and_the_calendar(client):
+    body = {"start": rfc3339(3600), "end": rfc3339(7200), "message": "Database upgrade"}
+    planned = ok(client.post("/rest/v1/maintenance/schedule", json=body, headers=ADMIN), 201)
+    assert (planned["status"], planned["mode"], planned["autoEnd"]) == ("planned", "full", False)
+    assert planned["start"].endswith("Z") and planned["createdBy"] == "admin"
+    listed = ok(client.get("/rest/v1/maintenance/schedule", headers=VIEWER), 200)
+    assert listed == [planned]
+    feed = client.get("/rest/v1/maintenance/schedule.ics", headers=VIEWER)
+    assert feed.status_code == 200
+    assert feed.headers["content-type"].startswith("text/calendar")
+    assert (
+        b"BEGIN:VEVENT" in feed.content and b"SUMMARY:Maintenance: Database upgrade" in feed.content
+    )
+    error(client.delete(f"/rest/v1/maintenance/schedule/{planned['id']}", headers=VIEWER), 403, 102)
+    assert (
+        ok(client.delete(f"/rest/v1/maintenance/schedule/{planned['id']}", headers=ADMIN), 200)
+        is None
+    )
+    assert ok(client.get("/rest/v1/maintenance/schedule", headers=VIEWER), 200) == []
+    error(client.delete(f"/rest/v1/maintenance/schedule/{planned['id']}", headers=ADMIN), 404, 504)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"start": "2020-01-01T00:00:00Z", "message": "past"},
+        {"start": "soon", "message": "x"},
+        {"start": "2099-01-01T00:00:00", "message": "no offset"},
+        {"start": "2099-01-01T02:00:00Z", "end": "2099-01-01T01:00:00Z", "message": "x"},
+        {"start": "2099-01-01T02:00:00Z", "autoEnd": True, "message": "no end"},
+        {"start": "2099-01-01T02:00:00Z", "message": "x", "mode": "partial"},
+        {"start": "2099-01-01T02:00:00Z"},
+        {"start": "2099-01-01T02:00:00Z", "message": "x", "extra": 1},
+    ],
+)
+def test_an_invalid_plan_is_a_400_and_changes_nothing(client, body):
+    error(client.post("/rest/v1/maintenance/schedule", json=body, headers=ADMIN), 400, 501)
+    assert ok(client.get("/rest/v1/maintenance/schedule", headers=VIEWER), 200) == []
+
+
+def test_planning_needs_the_admin_role(client):
+    body = {"start": rfc3339(3600), "message": "x"}
+    error(client.post("/rest/v1/maintenance/schedule", json=body, headers=VIEWER), 403, 102)
+    error(client.post("/rest/v1/maintenance/schedule", json=body), 401, 100)
+
+
+def test_a_planned_window_starts_by_itself_and_says_when_it_ends(app, client):
+    body = {"start": rfc3339(1), "end": rfc3339(3600), "message": "Planned upgrade"}
+    planned = ok(client.post("/rest/v1/maintenance/schedule", json=body, headers=ADMIN), 201)
+    app.services.monitor.start()  # the scheduler runs on the monitor's turns
+    until(lambda: app.services.monitor.state is not None, 3.0, "the window started")
+    state = ok(client.get("/rest/v1/maintenance", headers=VIEWER), 200)
+    assert state["windowId"] == planned["id"]
+    assert [e["message"] for e in state["log"]][1:] == ["Planned upgrade"]
+    end = datetime.datetime.fromisoformat(planned["end"]).timestamp() * 1000
+    assert state["plannedEnd"] == int(end)
+    refused = client.get("/anything")
+    assert refused.status_code == 503
+    # Retry-After is the time left to the planned end, not the configured 120 s
+    assert 3500 <= int(refused.headers["retry-after"]) <= 3600
+
+
+def test_release_refused_while_the_holder_lives_then_taken_over(app, client, settings):
+    maintenance = Maintenance(app.services.store, app.services.monitor)
+    deploy = Actor.process("deploy")
+    maintenance.enable(deploy, lease_ttl=30)
+    reason = {"reason": "the deploy host was lost"}
+    alive = error(client.post("/rest/v1/maintenance/release", json=reason, headers=ADMIN), 409, 505)
+    assert "'deploy'" in alive and "alive" in alive
+    state = ok(client.get("/rest/v1/maintenance", headers=VIEWER), 200)
+    assert state["lease"]["alive"] is True and state["lease"]["ttl"] == 30
+    # the process goes silent: its last renewal is 31 s ago
+    from sqlalchemy import update
+
+    from bascule.store import maintenance_state
+
+    with app.services.store.write("state") as conn:
+        conn.execute(update(maintenance_state).values(lease_renewed_at=state["startedAt"] - 31_000))
+    app.services.monitor.refresh()
+    silent = ok(client.get("/rest/v1/maintenance", headers=VIEWER), 200)
+    assert silent["lease"]["alive"] is False
+    error(client.post("/rest/v1/maintenance/release", json=reason, headers=VIEWER), 403, 102)
+    error(client.post("/rest/v1/maintenance/release", json={}, headers=ADMIN), 400, 501)
+    error(
+        client.post("/rest/v1/maintenance/release", json={"reason": " "}, headers=ADMIN), 400, 501
+    )
+    released = ok(client.post("/rest/v1/maintenance/release", json=reason, headers=ADMIN), 200)
+    assert (released["user"], released["userTriggered"], released["releasedFrom"]) == (
+        "admin",
+        True,
+        "deploy",
+    )
+    assert released["log"][-1]["message"].endswith("the deploy host was lost")
+    assert ok(client.delete("/rest/v1/maintenance", headers=ADMIN), 200) is None
+    windows = ok(client.get("/rest/v1/maintenance/history", headers=VIEWER), 200)["windows"]
+    assert (windows[0]["user"], windows[0]["releasedBy"]) == ("deploy", "admin")
+
+
+def test_release_of_nothing(client):
+    reason = {"reason": "why"}
+    error(client.post("/rest/v1/maintenance/release", json=reason, headers=ADMIN), 404, 504)
+    client.post("/rest/v1/maintenance", headers=ADMIN)
+    error(client.post("/rest/v1/maintenance/release", json=reason, headers=ADMIN), 409, 505)
