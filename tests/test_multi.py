@@ -134,3 +134,41 @@ def test_the_database_going_away_and_coming_back(database_url, tmp_path):
             until(lambda: httpx.get(f"{server.url}/page").status_code == 404, 1.0)
     finally:
         proxy.close()
+
+
+def test_three_instances_start_and_end_a_planned_window_once_and_on_time(database_url, tmp_path):
+    import datetime
+
+    from bascule.maintenance import PLANNED_END_MESSAGE, STARTED_MESSAGE
+
+    with (
+        serving(database_url, tmp_path, env=WITH_PASSWORD) as a,
+        serving(database_url, tmp_path, env=WITH_PASSWORD) as b,
+        serving(database_url, tmp_path, env=WITH_PASSWORD) as c,
+    ):
+        now = datetime.datetime.now(datetime.UTC)
+        start, end = now + datetime.timedelta(seconds=2), now + datetime.timedelta(seconds=4)
+        body = {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "message": "Planned upgrade",
+            "autoEnd": True,
+        }
+        planned = httpx.post(f"{a.url}/rest/v1/maintenance/schedule", json=body, headers=ADMIN)
+        assert planned.status_code == 201, planned.text
+        for when, status in ((start, 503), (end, 404)):
+            wait = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+            time.sleep(max(0.0, wait))
+            for server in (a, b, c):  # within a second of the time, on every instance
+                until(lambda s=server: httpx.get(f"{s.url}/page").status_code == status, 1.0)
+        history = httpx.get(f"{c.url}/rest/v1/maintenance/history", headers=ADMIN).json()["data"]
+        assert history["total"] == 1  # started once, by one of the three
+        window = history["windows"][0]
+        assert (window["id"], window["status"], window["endedBy"]) == (
+            planned.json()["data"]["id"],
+            "ended",
+            "schedule",
+        )
+        read = f"{b.url}/rest/v1/maintenance/history/{window['id']}"
+        log = [e["message"] for e in httpx.get(read, headers=ADMIN).json()["data"]["log"]]
+        assert log == [STARTED_MESSAGE, "Planned upgrade", PLANNED_END_MESSAGE]

@@ -17,6 +17,7 @@ import pytest
 import websockets.exceptions
 import websockets.sync.client
 
+from bascule.maintenance import now_ms
 from tests.conftest import ADMIN_PASSWORD, basic
 from tests.serving import BASCULE, clean_env, leave_mid_body, raw_request, serving, stop
 from tests.waiting import until
@@ -345,6 +346,68 @@ def test_run_passes_sigterm_on_and_leaves_no_orphan(database_url, tmp_path):
     assert "killed by SIGTERM" in stderr
     for pid in started:
         until(lambda pid=pid: not alive(pid), 5.0, f"process {pid} to end")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_run_killed_outright_leaves_maintenance_on_its_command_ended_and_a_release(
+    database_url, tmp_path
+):
+    from bascule.maintenance import Maintenance
+    from bascule.store import Store
+
+    pids = tmp_path / "pids"
+    script = (
+        "import os, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+        "time.sleep(60)\n"
+    )
+    env = clean_env(BASCULE_DATABASE_URL=database_url, BASCULE_LEASE_TTL="3")
+    command = [*BASCULE, "run", "--process", "deploy", "--", sys.executable, "-c", script]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    until(pids.exists, 10.0, "the command to start")
+    until(lambda: len(pids.read_text().split()) == 2, 5.0, "the grandchild")
+    started = [int(pid) for pid in pids.read_text().split()]
+    process.kill()  # SIGKILL: bascule run cannot pass anything on
+    _, stderr = process.communicate(timeout=10)  # the watcher holds stderr until it is done
+    assert "`bascule run` died; ending its command" in stderr
+    for pid in started:  # the watcher ends the whole group, well within the lease
+        until(lambda pid=pid: not alive(pid), 3.0, f"process {pid} to end")
+    store = Store(database_url)
+    try:
+        state = Maintenance(store).state()
+        assert state is not None and (state.user, state.lease_ttl) == ("deploy", 3)
+        refused = subprocess.run(
+            [*BASCULE, "maintenance", "release", "--reason", "too soon"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if state.holder_alive(now_ms()):
+            assert refused.returncode == 1 and "it is alive" in refused.stderr
+        until(lambda: Maintenance(store).state().holder_alive(now_ms()) is False, 5.0, "silent")
+        status = subprocess.run(
+            [*BASCULE, "maintenance", "status"], env=env, capture_output=True, text=True
+        )
+        assert "The process deploy stopped answering at" in status.stdout
+        off = subprocess.run(
+            [*BASCULE, "maintenance", "off"], env=env, capture_output=True, text=True
+        )
+        assert off.returncode == 1 and "bascule maintenance release" in off.stderr
+        released = subprocess.run(
+            [*BASCULE, "maintenance", "release", "--reason", "host lost", "--user", "ops"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert released.returncode == 0, released.stderr
+        assert "Released from the process deploy" in released.stdout
+        subprocess.run([*BASCULE, "maintenance", "off", "--user", "ops"], env=env, check=True)
+        assert Maintenance(store).state() is None
+        window = Maintenance(store).history(0, 1)[1][0]
+        assert (window.user, window.released_by, window.ended_by) == ("deploy", "ops", "ops")
+    finally:
+        store.close()
 
 
 def alive(pid: int) -> bool:
