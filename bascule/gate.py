@@ -252,7 +252,7 @@ class MaintenanceGate:
                 receive,
                 send,
                 503,
-                self._headers,
+                self._timed(state, self._headers),
                 MAINTENANCE_BODY,
                 WEBSOCKET_TRY_AGAIN_LATER,
             )
@@ -308,14 +308,23 @@ class MaintenanceGate:
                     page_headers = [
                         (b"content-type", b"text/html; charset=utf-8"),
                         (b"content-length", str(len(body)).encode()),
-                        *self._headers[2:],
+                        *self._timed(state, self._headers[2:]),
                         *NOT_FRAMED,
                     ]
                     return 503, page_headers, b"" if head else body
                 break
         if state is not None and state.mode == READ_ONLY:
-            return 503, self._read_only_headers, b"" if head else READ_ONLY_BODY
-        return 503, self._headers, b"" if head else MAINTENANCE_BODY
+            return 503, self._timed(state, self._read_only_headers), b"" if head else READ_ONLY_BODY
+        return 503, self._timed(state, self._headers), b"" if head else MAINTENANCE_BODY
+
+    def _timed(
+        self, state: MaintenanceState | None, headers: list[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        """``headers``, with the time left to a planned end as Retry-After, if any."""
+        if state is None or state.planned_end is None:
+            return headers
+        seconds = retry_after(state, self.page.retry_after, now_ms())
+        return [(n, str(seconds).encode() if n == b"retry-after" else v) for n, v in headers]
 
     def decide(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         """The decision endpoint: whether a reverse proxy may let the request it names
@@ -673,29 +682,47 @@ class Page:
         except OSError as exc:
             raise ValueError(f"cannot read the page template {template}: {exc.strerror}") from None
         self.retry_after = retry_after
-        self._cache: tuple[object, bytes] | None = None
+        self._cache: tuple[MaintenanceState, tuple[int, bool], bytes] | None = None
 
     def render(self, state: MaintenanceState) -> bytes:
-        """The page for ``state`` (rendered again only when the state changes)."""
+        """The page for ``state`` (rendered again only when the state changes, or, in a
+        planned window, the minute left to its end)."""
+        now = now_ms()
+        seconds = retry_after(state, self.retry_after, now)
+        minutes = max(1, round(seconds / 60))
+        late = state.planned_end is not None and state.planned_end <= now
         cached = self._cache
-        if cached is not None and cached[0] is state:
-            return cached[1]
+        if cached is not None and cached[0] is state and cached[1] == (minutes, late):
+            return cached[2]
         since = datetime.datetime.fromtimestamp(state.started_at / 1000, tz=datetime.UTC)
         progress = state.progress_percent
-        minutes = max(1, round(self.retry_after / 60))
+        planned = ""
+        if state.planned_end is not None:
+            end = datetime.datetime.fromtimestamp(state.planned_end / 1000, tz=datetime.UTC)
+            planned = f"Planned to end at {end:%Y-%m-%d %H:%M} UTC"
+            planned += "; it is taking longer than planned." if late else "."
         values = {
             "message": state.log[-1].message if state.log else DEFAULT_MESSAGE,
             "progress": str(progress or 0),
             "progress_text": f"{progress}%" if progress is not None else "unknown",
             "since_iso": since.isoformat(timespec="seconds"),
             "since_text": since.strftime("%Y-%m-%d %H:%M UTC"),
-            "retry_after": str(self.retry_after),
+            "retry_after": str(seconds),
             "retry_after_text": f"{minutes} minute{'s' if minutes > 1 else ''}",
             "poll_seconds": str(max(1, min(5, self.retry_after))),
             "mode_text": READ_ONLY_TEXT if state.read_only else "",
+            "planned_text": planned,
         }
         body = self.template.safe_substitute(
             {name: html.escape(value) for name, value in values.items()}
         ).encode()
-        self._cache = (state, body)
+        self._cache = (state, (minutes, late), body)
         return body
+
+
+def retry_after(state: MaintenanceState, configured: int, now: int) -> int:
+    """The seconds a refusal announces: the time left to a planned end, else (none, or
+    overrunning) the configured value."""
+    if state.planned_end is None or state.planned_end <= now:
+        return configured
+    return -(-(state.planned_end - now) // 1000)

@@ -161,3 +161,22 @@ def test_release_of_nothing(client):
     error(client.post("/rest/v1/maintenance/release", json=reason, headers=ADMIN), 404, 504)
     client.post("/rest/v1/maintenance", headers=ADMIN)
     error(client.post("/rest/v1/maintenance/release", json=reason, headers=ADMIN), 409, 505)
+
+
+def test_retry_after_is_the_time_left_then_the_configured_value_and_the_page_says_so():
+    import dataclasses
+
+    from bascule.gate import DEFAULT_PAGE, Page, retry_after
+    from bascule.maintenance import MaintenanceState, now_ms
+
+    now = now_ms()
+    planned = MaintenanceState("alice", True, 1, now - 60_000, planned_end=now + 90_500)
+    late = dataclasses.replace(planned, planned_end=now - 1)
+    assert retry_after(planned, 120, now) == 91
+    assert retry_after(late, 120, now) == 120
+    assert retry_after(dataclasses.replace(planned, planned_end=None), 120, now) == 120
+    page = Page(DEFAULT_PAGE, 120)
+    on_time = page.render(planned)
+    assert b"Planned to end at" in on_time and b"taking longer" not in on_time
+    assert b"about 2 minutes" in on_time  # 91 s left
+    assert b"it is taking longer than planned" in page.render(late)
