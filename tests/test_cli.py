@@ -325,3 +325,58 @@ def test_proxy_config_writes_nothing_it_was_not_given_as_a_host(run, tmp_path, b
     result = run("proxy-config", "envoy", *args, "--output-dir", str(tmp_path / "o"), code=1)
     assert "give an http://HOST:PORT URL" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_schedule_add_list_cancel_and_the_history(run):
+    import datetime
+
+    soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+    later = soon + datetime.timedelta(hours=1)
+    added = run(
+        "schedule",
+        "add",
+        "--start",
+        soon.isoformat(),
+        "--end",
+        later.isoformat(),
+        "--message",
+        "Database upgrade",
+        "--read-only",
+        "--auto-end",
+        "--user",
+        "ops",
+    )
+    window_id = added.stdout.strip()
+    assert window_id.isdigit()
+    listed = run("schedule", "list").output
+    assert f"#{window_id}" in listed and "read-only by ops: Database upgrade" in listed
+    assert "(ends by itself)" in listed
+    assert (
+        "must be in the future"
+        in run("schedule", "add", "--start", "2020-01-01T00:00Z", "--message", "x", code=1).output
+    )
+    assert (
+        "offset"
+        in run("schedule", "add", "--start", "2099-01-01T00:00", "--message", "x", code=1).output
+    )
+    run("schedule", "cancel", window_id)
+    assert run("schedule", "list").output.strip() == "No window planned."
+    assert "No planned window" in run("schedule", "cancel", window_id, code=1).output
+    assert run("maintenance", "history").output.strip() == "No maintenance yet."
+    run("maintenance", "on", "--user", "ops", "--message", "by hand")
+    run("maintenance", "off", "--user", "ops")
+    history = run("maintenance", "history").output
+    assert "ended" in history and "ended by ops" in history and "(2 messages)" in history
+    first = json.loads(run("maintenance", "history", "--json").stdout)["windows"][0]
+    shown = run("maintenance", "history", "--window", str(first["id"])).output
+    assert "ops: by hand" in shown
+    assert (
+        "No maintenance window 999"
+        in run("maintenance", "history", "--window", "999", code=1).output
+    )
+
+
+def test_release_needs_a_dead_holder(run):
+    assert "not enabled" in run("maintenance", "release", "--reason", "x", code=1).output
+    run("maintenance", "on", "--user", "ops")
+    assert "nothing to release" in run("maintenance", "release", "--reason", "x", code=1).output

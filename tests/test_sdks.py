@@ -3,7 +3,9 @@
 Each test generates a client from the spec into a temporary folder (nothing generated is
 kept), then runs the scenario of tests/sdk/ written for that client against a live
 ``bascule serve``: authenticate as admin with HTTP Basic, read the empty state, enable,
-update, read the typed state, a second enable (409), an enable by a viewer (403), disable.
+update, read the typed state, a second enable (409), an enable by a viewer (403), disable;
+plan a window, list and cancel it, read the history and a window's log, and be refused a
+release with maintenance off (404).
 The scenarios print a line per step and exit non-zero at the first mismatch.
 
 The generators: openapi-python-client and OpenAPI Generator's ``python`` (both from the
