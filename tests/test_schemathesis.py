@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck
@@ -24,9 +26,14 @@ def settings(settings):
     )
 
 
+# What the command-line run is told (tests/test_contract.py), told here too.
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+
+
 @pytest.fixture
 def api_schema(app):
-    return schemathesis.openapi.from_asgi("/rest/v1/openapi.json", app)
+    config = schemathesis.Config.from_path(CONFIG)
+    return schemathesis.openapi.from_asgi("/rest/v1/openapi.json", app, config=config)
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
