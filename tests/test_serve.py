@@ -324,9 +324,11 @@ def test_refusals_are_logged_in_aggregate_and_the_rest_as_usual(database_url, tm
     assert "/shop/ 3, / 1, /api/ 1" in output
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_run_passes_sigterm_on_and_leaves_no_orphan(database_url, tmp_path):
-    # A command that starts a grandchild, then waits: both must be gone after SIGTERM.
+def run_with_a_grandchild(
+    env: dict[str, str], tmp_path: Path
+) -> tuple[subprocess.Popen[str], list[int]]:
+    """``bascule run`` of a command that starts a child and waits; once both run, the
+    process and the command's and its child's pids."""
     pids = tmp_path / "pids"
     script = (
         "import os, subprocess, sys, time\n"
@@ -334,12 +336,18 @@ def test_run_passes_sigterm_on_and_leaves_no_orphan(database_url, tmp_path):
         f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
         "time.sleep(60)\n"
     )
-    env = clean_env(BASCULE_DATABASE_URL=database_url)
     command = [*BASCULE, "run", "--process", "deploy", "--", sys.executable, "-c", script]
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     until(pids.exists, 10.0, "the command to start")
     until(lambda: len(pids.read_text().split()) == 2, 5.0, "the grandchild")
-    started = [int(pid) for pid in pids.read_text().split()]
+    return process, [int(pid) for pid in pids.read_text().split()]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_run_passes_sigterm_on_and_leaves_no_orphan(database_url, tmp_path):
+    # A command that starts a grandchild, then waits: both must be gone after SIGTERM.
+    env = clean_env(BASCULE_DATABASE_URL=database_url)
+    process, started = run_with_a_grandchild(env, tmp_path)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=10)
     assert process.returncode == 128 + signal.SIGTERM
@@ -355,19 +363,8 @@ def test_run_killed_outright_leaves_maintenance_on_its_command_ended_and_a_relea
     from bascule.maintenance import Maintenance
     from bascule.store import Store
 
-    pids = tmp_path / "pids"
-    script = (
-        "import os, subprocess, sys, time\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-        f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
-        "time.sleep(60)\n"
-    )
     env = clean_env(BASCULE_DATABASE_URL=database_url, BASCULE_LEASE_TTL="3")
-    command = [*BASCULE, "run", "--process", "deploy", "--", sys.executable, "-c", script]
-    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-    until(pids.exists, 10.0, "the command to start")
-    until(lambda: len(pids.read_text().split()) == 2, 5.0, "the grandchild")
-    started = [int(pid) for pid in pids.read_text().split()]
+    process, started = run_with_a_grandchild(env, tmp_path)
     process.kill()  # SIGKILL: bascule run cannot pass anything on
     _, stderr = process.communicate(timeout=10)  # the watcher holds stderr until it is done
     assert "`bascule run` died; ending its command" in stderr
