@@ -160,7 +160,7 @@ def test_three_instances_start_and_end_a_planned_window_once_and_on_time(databas
             wait = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
             time.sleep(max(0.0, wait))
             for server in (a, b, c):  # within a second of the time, on every instance
-                until(lambda s=server: httpx.get(f"{s.url}/page").status_code == status, 1.0)
+                until(lambda s=server, st=status: httpx.get(f"{s.url}/page").status_code == st, 1.0)
         history = httpx.get(f"{c.url}/rest/v1/maintenance/history", headers=ADMIN).json()["data"]
         assert history["total"] == 1  # started once, by one of the three
         window = history["windows"][0]
