@@ -4,7 +4,8 @@ Playwright drives Debian's Chromium (/usr/bin/chromium; Playwright's own browser
 is not used) against a live ``bascule serve`` mounting a tiny shop application. Scenarios:
 a visitor kept out of the shop and let back in by the page itself; an administrator
 switching maintenance on, posting progress and switching it off in the console; a
-read-only user; automatic maintenance; and axe-core's accessibility rules on both pages.
+read-only user; automatic maintenance; planned windows, the history, and the release of a
+process that stopped answering; and axe-core's accessibility rules on both pages.
 
 Every step leaves a screenshot in out/screenshots/; the two the docs show are also
 written to out/screenshots/docs/, which `make screenshots` copies to docs/screenshots/
@@ -14,17 +15,23 @@ install it: nothing is skipped.
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import subprocess
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from sqlalchemy import update
 
+from bascule.maintenance import Actor, Maintenance, now_ms
+from bascule.store import Store, maintenance_windows
 from tests.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, basic
 from tests.serving import BASCULE, Server, clean_env, serving
 
@@ -48,6 +55,8 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = ROOT / "out" / "screenshots"
 README_SCREENSHOTS = SCREENSHOTS / "docs"
 VIEWPORT = {"width": 1000, "height": 700}
+# The browser's time zone: not the machine's, so that local times are really converted.
+TIMEZONE = "Europe/Paris"
 TIMEOUT_MS = 10_000  # every wait in the browser is bounded by this
 RETRY_AFTER = 2  # the maintenance page polls every RETRY_AFTER seconds
 
@@ -131,7 +140,7 @@ def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(viewport=VIEWPORT, locale="en-GB")
+    context = browser.new_context(viewport=VIEWPORT, locale="en-GB", timezone_id=TIMEZONE)
     context.set_default_timeout(TIMEOUT_MS)
     yield context
     context.close()
@@ -171,10 +180,16 @@ def cli(database_url: str, *args: str, input: str | None = None) -> None:
     assert result.returncode == 0, f"bascule {' '.join(args)}: {result.stderr}"
 
 
-def api(server: Server, method: str, json_body: dict[str, object] | None = None) -> httpx.Response:
-    """Call /rest/v1/maintenance as the admin, with HTTP Basic."""
+def api(
+    server: Server, method: str, json_body: dict[str, object] | None = None, *, path: str = ""
+) -> httpx.Response:
+    """Call /rest/v1/maintenance (followed by ``path``) as the admin, with HTTP Basic."""
     return httpx.request(
-        method, f"{server.url}/rest/v1/maintenance", headers=ADMIN, json=json_body, timeout=10
+        method,
+        f"{server.url}/rest/v1/maintenance{path}",
+        headers=ADMIN,
+        json=json_body,
+        timeout=10,
     )
 
 
@@ -219,7 +234,7 @@ def action_controls(page: Page):
     buttons = page.get_by_role(
         "button", name=re.compile("Enable maintenance|Disable maintenance|Post update")
     )
-    fields = page.get_by_role("textbox", name="Message").or_(
+    fields = page.get_by_role("textbox", name="Message", exact=True).or_(
         page.get_by_role("spinbutton", name="Progress (%)")
     )
     return buttons.or_(fields)
@@ -325,7 +340,7 @@ def test_an_admin_runs_a_maintenance_from_the_console(server: Server, page: Page
     assert current is not None
     assert current["user"] == "admin"
 
-    page.get_by_label("Message").fill("Upgrading the database to schema 42.")
+    page.get_by_label("Message", exact=True).fill("Upgrading the database to schema 42.")
     page.get_by_label("Progress (%)").fill("40")
     page.get_by_role("button", name="Post update").click()
     expect(page.get_by_role("status")).to_have_text("Update posted.")
@@ -337,7 +352,7 @@ def test_an_admin_runs_a_maintenance_from_the_console(server: Server, page: Page
     expect(newest.locator("td").nth(1)).to_have_text("admin")
     expect(newest.locator("time")).to_have_attribute("datetime", re.compile(r"^\d{4}-\d\d-\d\dT"))
     expect(log_rows(page).last).to_contain_text("Maintenance operation started.")
-    expect(page.get_by_label("Message")).to_have_value("")  # cleared once posted
+    expect(page.get_by_label("Message", exact=True)).to_have_value("")  # cleared once posted
 
     shot(page, "b4-console-on")
 
@@ -348,7 +363,7 @@ def test_an_admin_runs_a_maintenance_from_the_console(server: Server, page: Page
     expect(log_rows(page)).to_have_count(2)
     page.get_by_role("button", name="Post update").click()
     expect(page.get_by_role("alert")).to_have_text("Enter a message, a progress, or both.")
-    expect(page.get_by_label("Message")).to_be_focused()
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()
     shot(page, "b4-nothing-to-post")
 
     # A change made elsewhere shows up by itself; an API error shows its message.
@@ -509,6 +524,364 @@ def test_automatic_maintenance_cannot_be_ended_from_the_console(
     expect(page.locator("#state-badge")).to_have_text("Off")
     expect(page.get_by_role("button", name="Enable maintenance")).to_be_visible()
     shot(page, "d2-automatic-ended")
+
+
+# ---- f. planned work ---------------------------------------------------------------------
+
+
+@contextmanager
+def maintenance_of(database_url: str, clock_offset_ms: int = 0) -> Iterator[Maintenance]:
+    """The state machine on the server's database, as a process beside the server uses it;
+    its clock ``clock_offset_ms`` away from the real one."""
+    store = Store(database_url)
+    try:
+        yield Maintenance(store, clock=lambda: now_ms() + clock_offset_ms)
+    finally:
+        store.close()
+
+
+def rfc3339(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).isoformat(timespec="seconds")
+
+
+def in_days(days: int, hour: int, minute: int = 0) -> datetime.datetime:
+    """``hour``:``minute`` in the browser's time zone, ``days`` days from today."""
+    today = datetime.datetime.now(ZoneInfo(TIMEZONE)).date()
+    day = today + datetime.timedelta(days=days)
+    return datetime.datetime(day.year, day.month, day.day, hour, minute, tzinfo=ZoneInfo(TIMEZONE))
+
+
+# A time the console shows: alone today, with its weekday and date on another day.
+AT = r"(\w{3} \d{4}-\d\d-\d\d )?\d\d:\d\d"
+
+
+def planned_items(page: Page):
+    return page.locator("#schedule-list > li")
+
+
+def history_items(page: Page):
+    return page.locator("#history-list > li")
+
+
+def plan_controls(page: Page):
+    """Every control that plans, cancels or releases."""
+    buttons = page.get_by_role("button", name=re.compile("Plan window|Cancel window|Release"))
+    return buttons.or_(page.locator("#plan-form :is(input, textarea):visible"))
+
+
+def test_a_viewer_follows_planned_windows_and_the_history_read_only(
+    server: Server, page: Page, database_url: str
+):
+    for _ in range(11):  # more than the first page of the history shows
+        assert api(server, "POST").status_code == 201
+        assert api(server, "DELETE").status_code == 200
+    assert api(server, "POST", {"mode": "read-only"}).status_code == 201
+    assert api(server, "PUT", {"message": "Moving the files."}).status_code == 201
+    soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=2)
+    skipped = {"start": rfc3339(soon), "message": "Nightly reindex"}
+    assert api(server, "POST", skipped, path="/schedule").status_code == 201
+    upgrade = {
+        "start": rfc3339(in_days(2, 10)),
+        "end": rfc3339(in_days(2, 11, 30)),
+        "message": "Database upgrade; the shop is closed.",
+        "mode": "read-only",
+        "autoEnd": True,
+    }
+    assert api(server, "POST", upgrade, path="/schedule").status_code == 201
+    open_ended = {"start": rfc3339(in_days(3, 23)), "message": "Moving to the new host."}
+    assert api(server, "POST", open_ended, path="/schedule").status_code == 201
+
+    history_requests: list[str] = []
+    page.on(
+        "request",
+        lambda r: history_requests.append(r.url) if "/maintenance/history" in r.url else None,
+    )
+    sign_in(page, server, "viewer", VIEWER_PASSWORD)
+    expect(planned_items(page).filter(has_text="Database upgrade")).to_contain_text(
+        re.compile(r"\w{3} \d{4}-\d\d-\d\d 10:00\u201311:30")
+    )
+    upgrade_item = planned_items(page).filter(has_text="Database upgrade")
+    expect(upgrade_item.locator(".tag")).to_have_text(["Read-only", "Ends by itself"])
+    expect(upgrade_item).to_contain_text("planned by admin")
+    open_item = planned_items(page).filter(has_text="Moving to the new host.")
+    expect(open_item.locator(".tag")).to_have_text(["Full", "No planned end"])
+    expect(open_item.locator("time").first).to_have_attribute(
+        "datetime", rfc3339(in_days(3, 23)).replace("+00:00", ".000Z")
+    )
+    expect(page.locator("#state-next")).to_contain_text("Next planned window:")
+
+    # The window planned for now finds maintenance on: it is skipped, and the history
+    # (read again once the schedule changed) says why.
+    expect(planned_items(page)).to_have_count(2)
+    skipped_item = history_items(page).filter(has_text="Skipped")
+    expect(skipped_item).to_contain_text("planned by admin · did not start")
+    expect(history_items(page)).to_have_count(10)
+    expect(page.locator("#history-count")).to_have_text("13 windows")
+    on_item = history_items(page).filter(has=page.locator(".badge-on"))
+    expect(on_item).to_contain_text("still on · by admin · Read-only · 2 messages")
+    skipped_item.locator("summary").click()
+    expect(skipped_item).to_contain_text("Maintenance was already on, held by 'admin'")
+    expect(skipped_item).to_contain_text("No log: this window did not start.")
+
+    # Unchanged, the history is not read again at each refresh.
+    read = len(history_requests)
+    for _ in range(2):
+        with page.expect_request(lambda r: r.url.endswith("/rest/v1/maintenance")):
+            pass
+    assert len(history_requests) == read, history_requests
+
+    # Ended elsewhere: the history follows; its log is read once the window is opened.
+    assert api(server, "DELETE").status_code == 200
+    ended = history_items(page).nth(1)
+    expect(ended.locator(".badge")).to_have_text("Ended")
+    expect(ended).to_contain_text("by admin · Read-only · 2 messages")
+    assert not any(re.search(r"/history/\d+", url) for url in history_requests)
+    ended.locator("summary").click()
+    expect(ended.locator("tbody tr")).to_have_count(2)
+    expect(ended.locator("tbody tr").last).to_contain_text("Moving the files.")
+    expect(ended.get_by_role("definition").filter(has_text=re.compile(" by admin$"))).to_have_count(
+        1
+    )
+    assert sum(bool(re.search(r"/history/\d+", url)) for url in history_requests) == 1
+
+    more = page.get_by_role("button", name="Show more (3 older)")
+    more.click()
+    expect(history_items(page)).to_have_count(13)
+    expect(more).to_be_hidden()
+    expect(history_items(page).nth(10).locator("summary")).to_be_focused()
+    assert any("offset=10" in url for url in history_requests), history_requests
+
+    feed = page.get_by_role("link", name="Subscribe in a calendar")
+    href = feed.evaluate("link => link.href")
+    assert href == f"{server.url}/rest/v1/maintenance/schedule.ics"
+    calendar = page.request.get(href)
+    assert calendar.status == 200
+    assert calendar.headers["content-type"].startswith("text/calendar")
+    assert "Database upgrade" in calendar.text()
+
+    # A process that went silent: the viewer is told, but may not release it.
+    with maintenance_of(database_url, clock_offset_ms=-120_000) as maintenance:
+        maintenance.enable(Actor.process("deploy"), lease_ttl=30)
+    expect(page.locator("#lease-warning")).to_contain_text("The process deploy stopped answering")
+    expect(page.locator("#lease-warning")).to_contain_text("An administrator can release it")
+    expect(plan_controls(page)).to_have_count(0)
+    expect(page.locator("#plan-form")).to_be_hidden()
+    shot(page, "f1-viewer-planned-work")
+
+
+def test_an_admin_plans_a_window_and_cancels_it(server: Server, page: Page, axe_source: str):
+    sign_in(page, server, "admin", ADMIN_PASSWORD)
+    expect(page.locator("#schedule-empty")).to_have_text("No maintenance is planned.")
+    expect(page.locator("#plan-time-hint")).to_contain_text(TIMEZONE)
+    plan = page.get_by_role("button", name="Plan window")
+    start, end = page.get_by_label("Start"), page.get_by_label("End (optional)")
+    message = page.get_by_label("First message")
+
+    # Refused before anything is sent: no start, a start gone, an end before the start,
+    # an end needed.
+    plan.click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Enter when the window starts: a date and a time."
+    )
+    expect(start).to_be_focused()
+    expect(start).to_have_attribute("aria-invalid", "true")
+    start.fill(in_days(-1, 10).strftime("%Y-%m-%dT%H:%M"))
+    plan.click()
+    expect(page.get_by_role("alert")).to_have_text("The start must be in the future.")
+    start.fill(in_days(2, 10).strftime("%Y-%m-%dT%H:%M"))
+    expect(start).not_to_have_attribute("aria-invalid", "true")
+    end.fill(in_days(2, 9).strftime("%Y-%m-%dT%H:%M"))
+    plan.click()
+    expect(page.get_by_role("alert")).to_have_text("The end must come after the start.")
+    expect(end).to_be_focused()
+    end.fill("")
+    page.get_by_label("End by itself").check()
+    plan.click()
+    expect(page.get_by_role("alert")).to_have_text("To end by itself, the window needs an end.")
+    end.fill(in_days(2, 11, 30).strftime("%Y-%m-%dT%H:%M"))
+    plan.click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Enter a message: visitors see it on the maintenance page."
+    )
+    expect(message).to_be_focused()
+
+    # The server's refusal is shown as any error: a message of nothing visible.
+    message.fill("\u200b")
+    plan.click()
+    expect(page.get_by_role("alert")).to_contain_text("at least one of them visible")
+    assert api(server, "GET", path="/schedule").json()["data"] == []
+
+    message.fill("Database upgrade; the shop is closed.")
+    page.get_by_label("Read-only").check()
+    plan.click()
+    expect(page.get_by_role("status")).to_have_text(
+        re.compile(r"Window planned for \w{3} \d{4}-\d\d-\d\d 10:00\.")
+    )
+    expect(page.get_by_role("heading", name="Upcoming windows")).to_be_focused()
+    (planned,) = api(server, "GET", path="/schedule").json()["data"]
+    # 10:00 and 11:30 in Paris, whatever the machine's time zone.
+    assert planned["start"] == rfc3339(in_days(2, 10)).replace("+00:00", "Z")
+    assert planned["end"] == rfc3339(in_days(2, 11, 30)).replace("+00:00", "Z")
+    assert (planned["mode"], planned["autoEnd"], planned["message"]) == (
+        "read-only",
+        True,
+        "Database upgrade; the shop is closed.",
+    )
+    item = planned_items(page).first
+    expect(item).to_contain_text(re.compile(r"\w{3} \d{4}-\d\d-\d\d 10:00\u201311:30"))
+    expect(item.locator(".tag")).to_have_text(["Read-only", "Ends by itself"])
+    expect(item).to_contain_text("Database upgrade; the shop is closed.")
+    expect(item).to_contain_text("planned by admin")
+    expect(start).to_have_value("")  # cleared once planned
+    expect(message).to_have_value("")
+    expect(page.locator("#history-empty")).to_be_visible()
+    shot(page, "f2-admin-planned")
+    run_axe(page, axe_source, "the console with a planned window and the plan form", CONSOLE)
+
+    # Kept, then cancelled.
+    item.get_by_role("button", name="Cancel window…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("heading")).to_have_text("Cancel this planned window?")
+    expect(dialog).to_contain_text("Database upgrade; the shop is closed.")
+    expect(dialog.get_by_role("button", name="Keep it")).to_be_focused()
+    dialog.get_by_role("button", name="Keep it").click()
+    expect(dialog).to_be_hidden()
+    assert len(api(server, "GET", path="/schedule").json()["data"]) == 1
+    item.get_by_role("button", name="Cancel window…").click()
+    dialog.get_by_role("button", name="Cancel window").click()
+    expect(page.get_by_role("status")).to_have_text("Window cancelled.")
+    expect(planned_items(page)).to_have_count(0)
+    expect(page.locator("#schedule-empty")).to_be_visible()
+    expect(page.get_by_role("heading", name="Upcoming windows")).to_be_focused()
+    assert api(server, "GET", path="/schedule").json()["data"] == []
+
+
+def test_a_planned_window_starts_by_itself_and_says_when_it_overruns(
+    server: Server, page: Page, database_url: str
+):
+    start = datetime.datetime.now(datetime.UTC).replace(microsecond=0) + datetime.timedelta(
+        seconds=2
+    )
+    window = {
+        "start": rfc3339(start),
+        "end": rfc3339(start + datetime.timedelta(hours=1)),
+        "message": "Planned upgrade",
+    }
+    assert api(server, "POST", window, path="/schedule").status_code == 201
+    sign_in(page, server, "viewer", VIEWER_PASSWORD)
+    expect(page.locator("#state-badge")).to_have_text("On")
+    end = page.locator("#fact-end")
+    expect(end).to_have_text(re.compile(rf"^Planned to end at {AT} \(in (59|60) min\)$"))
+    expect(end).not_to_have_class(re.compile("overrun"))
+    expect(page.locator("#schedule-empty")).to_be_visible()
+    expect(history_items(page).first).to_contain_text("still on · planned by admin")
+    expect(page.locator("#fact-message")).to_have_text("Planned upgrade")
+
+    # Its end passes (moved back five minutes) with the work still on.
+    current = state(server)
+    assert current is not None
+    store = Store(database_url)
+    try:
+        with store.write("state") as conn:
+            conn.execute(
+                update(maintenance_windows)
+                .where(maintenance_windows.c.id == current["windowId"])
+                .values(planned_end=now_ms() - 5 * 60_000)
+            )
+    finally:
+        store.close()
+    expect(end).to_have_text(re.compile(rf"^Overrunning since {AT} \(5 min ago\)$"))
+    expect(end).to_have_class(re.compile("overrun"))
+    shot(page, "f5-overrunning")
+
+
+def test_an_admin_releases_the_maintenance_of_a_process_that_stopped_answering(
+    server: Server, page: Page, database_url: str, axe_source: str
+):
+    with maintenance_of(database_url) as maintenance:
+        held = maintenance.enable(Actor.process("deploy"), "Deploying 2.4.0", lease_ttl=60)
+    sign_in(page, server, "admin", ADMIN_PASSWORD)
+    expect(page.locator("#fact-holder")).to_have_text(
+        re.compile(r"^Held by the process deploy, alive \(renewed (just now|\d+ s ago)\)$")
+    )
+    expect(page.locator("#automatic-note")).to_contain_text(
+        "bascule maintenance off --process deploy"
+    )
+    expect(page.locator("#lease-warning")).to_be_hidden()
+    expect(page.get_by_role("button", name="Release…")).to_have_count(0)
+
+    # Its last renewal two minutes ago: its 60 s lease ran out.
+    with maintenance_of(database_url, clock_offset_ms=-120_000) as maintenance:
+        assert maintenance.renew(Actor.process("deploy"), held.window_id)
+    warning = page.locator("#lease-warning")
+    expect(warning).to_contain_text(
+        re.compile(rf"The process deploy stopped answering at {AT} \(2 min ago\)\.")
+    )
+    expect(warning).to_contain_text("Once the service is checked, release it")
+    expect(page.locator("#fact-holder")).to_contain_text("silent since")
+    shot(page, "f3-holder-stopped-answering")
+
+    page.get_by_role("button", name="Release…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("heading")).to_have_text(
+        "Release maintenance from the process deploy?"
+    )
+    reason = dialog.get_by_label("Reason")
+    expect(reason).to_be_focused()
+    dialog.get_by_role("button", name="Release maintenance").click()  # no reason yet
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("alert")).to_have_text("Enter a reason: it goes to the log.")
+    expect(reason).to_have_attribute("aria-invalid", "true")
+    expect(reason).to_be_focused()
+    run_axe(page, axe_source, "the release dialog, refusing an empty reason", CONSOLE)
+    reason.fill("The deploy host was lost; the database is checked.")
+    expect(reason).not_to_have_attribute("aria-invalid", "true")
+    dialog.get_by_role("button", name="Release maintenance").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("status")).to_have_text(
+        "Maintenance released from the process deploy: it is yours now."
+    )
+    expect(page.locator("#state-summary")).to_have_text(
+        "Maintenance is on, held by admin, released from the process deploy."
+    )
+    expect(page.locator("#fact-holder")).to_have_text("Released from the process deploy, to admin")
+    expect(page.locator("#fact-by")).to_have_text("Automatic, by process deploy")
+    expect(warning).to_be_hidden()
+    expect(log_rows(page).first).to_contain_text(
+        "Released by admin from the process 'deploy', silent since"
+    )
+    expect(log_rows(page).first).to_contain_text(
+        "The deploy host was lost; the database is checked."
+    )
+    current = state(server)
+    assert current is not None
+    assert (current["user"], current["releasedFrom"], current["lease"]) == ("admin", "deploy", None)
+
+    window = history_items(page).first
+    expect(window).to_contain_text("still on · by the process deploy · Full · 3 messages")
+    window.locator("summary").click()
+    expect(
+        window.get_by_role("definition").filter(has_text="admin, from the process deploy")
+    ).to_be_visible()
+    expect(window.locator("tbody tr")).to_have_count(3)
+    shot(page, "f4-released")
+    run_axe(page, axe_source, "the console released, a window of the history open", CONSOLE)
+
+    # Now the admin's own, to end.
+    confirm(page, "Disable maintenance")
+    expect(page.locator("#state-badge")).to_have_text("Off")
+    expect(window.locator(".badge")).to_have_text("Ended")
+    expect(
+        window.get_by_role("definition").filter(has_text=re.compile(" by admin$"))
+    ).to_have_count(1)
+    expect(window.locator("details")).to_have_attribute("open", "")  # stayed open
+    (ended,) = api(server, "GET", path="/history").json()["data"]["windows"]
+    assert (ended["status"], ended["user"], ended["releasedBy"], ended["endedBy"]) == (
+        "ended",
+        "deploy",
+        "admin",
+        "admin",
+    )
 
 
 # ---- e. accessibility --------------------------------------------------------------------
