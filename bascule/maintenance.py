@@ -141,6 +141,7 @@ class MaintenanceState:
             "plannedEnd": self.planned_end,
             "lease": lease,
             "releasedFrom": self.released_from,
+            "autoEnd": self.auto_end,
         }
 
 
@@ -186,6 +187,7 @@ class Window:
             "logSize": self.log_size,
             "plannedStart": self.planned_start,
             "plannedEnd": self.planned_end,
+            "autoEnd": self.auto_end,
             "reason": self.reason,
         }
 
@@ -209,7 +211,8 @@ def rfc3339(ms: int | None) -> str | None:
     if ms is None:
         return None
     moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    precision = "milliseconds" if ms % 1000 else "seconds"
+    return moment.isoformat(timespec=precision).replace("+00:00", "Z")
 
 
 class ActorKind(Enum):
@@ -524,7 +527,7 @@ class Maintenance:
         require_rights(actor)
         with self.store.write("schedule") as conn:
             window = self.store.get_window(conn, window_id)
-            if window is None or window.status == CANCELLED:
+            if window is None:
                 raise NoSuchWindow(window_id, "planned window")
             if window.status != PLANNED:
                 raise WindowNotPlanned(window)

@@ -49,6 +49,7 @@ from bascule.maintenance import (
     LOG_TAIL,
     ON,
     PLANNED,
+    SCHEDULE_ACTOR,
     SKIPPED,
     STARTED_MESSAGE,
     STATE_ID,
@@ -772,9 +773,10 @@ class Store:
         )
         state = MaintenanceState(window.user, window.user_triggered, 1, now, mode=window.mode)
         Store._insert_current(conn, window.id, state)
-        for message in (STARTED_MESSAGE, window.message):
-            if message:
-                Store.append_log(conn, window.id, LogEntry(now, window.user, message))
+        # Started by the schedule, held by who planned it, with their message.
+        Store.append_log(conn, window.id, LogEntry(now, SCHEDULE_ACTOR, STARTED_MESSAGE))
+        if window.message:
+            Store.append_log(conn, window.id, LogEntry(now, window.user, window.message))
 
     @staticmethod
     def prune_windows(conn: Connection, before: int) -> int:

@@ -77,7 +77,11 @@ def test_plan_list_cancel_and_the_calendar(client):
         is None
     )
     assert ok(client.get("/rest/v1/maintenance/schedule", headers=VIEWER), 200) == []
-    error(client.delete(f"/rest/v1/maintenance/schedule/{planned['id']}", headers=ADMIN), 404, 504)
+    error(client.delete(f"/rest/v1/maintenance/schedule/{planned['id']}", headers=ADMIN), 409, 505)
+    error(client.delete("/rest/v1/maintenance/schedule/999", headers=ADMIN), 404, 504)
+    no_end = {"start": rfc3339(3600), "end": None, "message": "open-ended"}
+    open_ended = ok(client.post("/rest/v1/maintenance/schedule", json=no_end, headers=ADMIN), 201)
+    assert open_ended["end"] is None
 
 
 @pytest.mark.parametrize(

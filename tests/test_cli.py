@@ -361,7 +361,7 @@ def test_schedule_add_list_cancel_and_the_history(run):
     )
     run("schedule", "cancel", window_id)
     assert run("schedule", "list").output.strip() == "No window planned."
-    assert "No planned window" in run("schedule", "cancel", window_id, code=1).output
+    assert "cancelled, not planned" in run("schedule", "cancel", window_id, code=1).output
     assert run("maintenance", "history").output.strip() == "No maintenance yet."
     run("maintenance", "on", "--user", "ops", "--message", "by hand")
     run("maintenance", "off", "--user", "ops")

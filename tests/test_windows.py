@@ -128,7 +128,10 @@ def test_a_planned_window_starts_on_time_with_its_message(maintenance, clock):
         T0 + 2 * MINUTE,
         False,
     )
-    assert [e.message for e in state.log] == [STARTED_MESSAGE, "Upgrade"]
+    assert [(e.user, e.message) for e in state.log] == [
+        ("schedule", STARTED_MESSAGE),
+        ("alice", "Upgrade"),
+    ]
     assert maintenance.planned() == []
     assert maintenance.run_schedule() is False  # exactly once
     clock.now += 5 * MINUTE
@@ -215,7 +218,7 @@ def test_cancel_a_planned_window_and_only_a_planned_one(maintenance, clock):
         maintenance.cancel(BOB, first.id)
     maintenance.cancel(ALICE, first.id)
     assert [w.id for w in maintenance.planned()] == [second.id]
-    with pytest.raises(NoSuchWindow):
+    with pytest.raises(WindowNotPlanned, match="cancelled"):
         maintenance.cancel(ALICE, first.id)
     with pytest.raises(NoSuchWindow):
         maintenance.cancel(ALICE, 999)
@@ -226,6 +229,16 @@ def test_cancel_a_planned_window_and_only_a_planned_one(maintenance, clock):
     clock.now += 2 * MINUTE
     maintenance.run_schedule()
     assert maintenance.state() is not None  # a cancelled window never starts
+
+
+def test_planned_times_keep_their_milliseconds(maintenance):
+    window = plan(maintenance, start_in=MINUTE + 100, end_in=MINUTE + 900)
+    shown = window.as_planned_json()
+    assert (shown["start"], shown["end"]) == (
+        "2027-01-15T08:01:00.100Z",
+        "2027-01-15T08:01:00.900Z",
+    )
+    assert plan(maintenance).as_planned_json()["start"] == "2027-01-15T08:01:00Z"
 
 
 def test_parse_time_takes_rfc3339_with_an_offset():
