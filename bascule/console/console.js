@@ -424,7 +424,7 @@
         ui.progressText.textContent = `${state.progressPercent}%`;
       }
     }
-    renderPlannedEnd(on ? state.plannedEnd : null);
+    renderPlannedEnd(on ? state.plannedEnd : null, on && state.autoEnd);
     renderHolder(state, admin);
     const next = planned[0];
     ui.stateNext.hidden = next === undefined;
@@ -457,8 +457,9 @@
     renderHistory();
   }
 
-  /** When a planned window is to end: ahead, or overrunning once past. */
-  function renderPlannedEnd(end) {
+  /** When a planned window is to end (by itself, with autoEnd): ahead, or overrunning
+   * once past. */
+  function renderPlannedEnd(end, autoEnd) {
     ui.factEndBlock.hidden = end === null;
     if (end === null) {
       return;
@@ -466,7 +467,7 @@
     const over = end <= Date.now();
     ui.factEnd.classList.toggle("overrun", over);
     ui.factEnd.replaceChildren(
-      over ? "Overrunning since " : "Planned to end at ",
+      over ? "Overrunning since " : autoEnd ? "Ends by itself at " : "Planned to end at ",
       timeElement(end, at(end)),
       over ? ` (${ago(end)})` : ` (${fromNow(end)})`,
     );
