@@ -4,14 +4,16 @@ scenario every recipe of ``bascule proxy-config`` must pass, end to end through 
 from __future__ import annotations
 
 import importlib
+import os
 import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -74,6 +76,7 @@ def behind(proxy: str, tmp_path: Path, **env: str) -> Iterator[Proxied]:
     Bascule (on SQLite) that keeps /healthz open."""
     database_url = f"sqlite:///{tmp_path}/bascule.db"
     with (
+        ExitStack() as stack,
         small_application(tmp_path) as upstream,
         serving(
             database_url,
@@ -84,7 +87,7 @@ def behind(proxy: str, tmp_path: Path, **env: str) -> Iterator[Proxied]:
         ) as bascule,
     ):
         port = free_port()
-        config = tmp_path / proxy
+        config = stack.enter_context(recipe_directory(proxy, tmp_path, proxy))
         written = subprocess.run(
             [
                 *BASCULE,
@@ -120,6 +123,19 @@ def behind(proxy: str, tmp_path: Path, **env: str) -> Iterator[Proxied]:
             yield Proxied(url, bascule, log)
         finally:
             stop(process)
+
+
+@contextmanager
+def recipe_directory(proxy: str, tmp_path: Path, name: str) -> Iterator[Path]:
+    """Where ``proxy``'s recipe is written: ``tmp_path / name``, but for nginx, whose
+    workers must reach their cache (nginx started as root runs them as nobody, and
+    pytest's directories are private), ``name`` in a directory that anyone can search."""
+    if proxy != "nginx":
+        yield tmp_path / name
+        return
+    with tempfile.TemporaryDirectory(prefix="bascule-nginx-") as searchable:
+        Path(searchable).chmod(0o711)
+        yield Path(searchable) / name
 
 
 def listening(port: int) -> bool:
@@ -308,26 +324,35 @@ def silent() -> Iterator[str]:
 
 @contextmanager
 def proxy_in_front(
-    proxy: str, tmp_path: Path, upstream: str, bascule: str, timeout: float = 1.0
+    proxy: str,
+    tmp_path: Path,
+    upstream: str,
+    bascule: str,
+    timeout: float = 1.0,
+    searchable: bool = True,
 ) -> Iterator[str]:
-    """``proxy`` run on its recipe in front of ``upstream``, asking ``bascule``: its URL."""
+    """``proxy`` run on its recipe in front of ``upstream``, asking ``bascule``: its URL
+    (its files in ``recipe_directory``, or, not ``searchable``, in ``tmp_path``)."""
     port = free_port()
-    directory = tmp_path / f"{proxy}-{port}"
-    command = write(proxy, Recipe("127.0.0.1", port, upstream, bascule, timeout), directory)
-    log = tmp_path / f"{proxy}-{port}.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(), cwd=directory
-        )
-    try:
-        until(
-            lambda: process.poll() is None and started(proxy, port),
-            20.0,
-            f"{proxy} to listen ({log.read_text()[-2000:]})",
-        )
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
+    with ExitStack() as stack:
+        directory = tmp_path / f"{proxy}-{port}"
+        if searchable:
+            directory = stack.enter_context(recipe_directory(proxy, tmp_path, directory.name))
+        command = write(proxy, Recipe("127.0.0.1", port, upstream, bascule, timeout), directory)
+        log = tmp_path / f"{proxy}-{port}.log"
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(), cwd=directory
+            )
+        try:
+            until(
+                lambda: process.poll() is None and started(proxy, port),
+                20.0,
+                f"{proxy} to listen ({log.read_text()[-2000:]})",
+            )
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(process)
 
 
 @contextmanager
@@ -438,3 +463,89 @@ def asked(proxy: str, tmp_path: Path) -> tuple[Seen, Seen]:
         (question,) = bascule.seen
         (request,) = app.seen
         return question, request
+
+
+# -- what nginx's recipe keeps of Bascule's answers ----------------------------------------
+
+CHECK = "/rest/v1/gate?deny=403"  # what nginx's check asks
+# "Let it through, maintenance is off", as Bascule says it (bascule.gate.ALLOWED_OFF).
+OFF: Answer = (200, {"X-Accel-Expires": "1", "Cache-Control": "no-store"}, b"")
+# Bascule's other 2xx (an open path, a bypass token), and one with no word on caching.
+UNMARKED: list[Answer] = [
+    (200, {"Cache-Control": "no-store"}, b""),
+    (200, {"Cache-Control": "no-store", "X-Bascule-Bypassed": "testers"}, b""),
+    (200, {}, b""),
+]
+REFUSED: Answer = (403, {"Cache-Control": "no-store"}, b"")
+# Visitors as different as they come: an answer kept for one holds for all of them.
+VISITORS: list[tuple[str, dict[str, str]]] = [
+    ("GET", {}),
+    ("POST", {"Accept": "text/html", "Cookie": "bascule-bypass=abc"}),
+    ("GET", {"X-Bascule-Bypass": "token", "X-Original-URI": "/healthz"}),
+    ("GET", {"Cache-Control": "no-cache", "Pragma": "no-cache"}),
+    ("POST", {"X-Bascule-Bypassed": "anyone", "X-Forwarded-Uri": "/healthz"}),
+]
+
+
+def visits(visitor: httpx.Client, count: int) -> list[httpx.Response]:
+    """``count`` requests of VISITORS in turn, each for a path of its own, that the
+    application answered."""
+    answers = []
+    for n in range(count):
+        method, headers = VISITORS[n % len(VISITORS)]
+        answer = visitor.request(method, f"/shop?n={n}", headers=headers)
+        assert (answer.status_code, answer.text) == (200, f"the application at /shop?n={n}")
+        answers.append(answer)
+    return answers
+
+
+def check_nginx_cache(tmp_path: Path) -> None:
+    """nginx's recipe keeps Bascule's answers marked with X-Accel-Expires, and no other,
+    for the rest of a tenth of a second: asked once a tenth at most, whoever the
+    visitors are; a refusal reaches them within the tenth."""
+    answer = [UNMARKED[0]]
+    with (
+        recording(application) as app,
+        recording(lambda _seen: answer[0]) as bascule,
+        proxy_in_front("nginx", tmp_path, app.url, bascule.url) as url,
+        httpx.Client(base_url=url, timeout=5) as visitor,
+    ):
+        for unmarked in UNMARKED:
+            answer[0] = unmarked
+            asked = bascule.hits(CHECK)
+            bypassed = {a.headers.get("x-bascule-bypassed") for a in visits(visitor, 10)}
+            assert bascule.hits(CHECK) == asked + 10, unmarked  # every time
+            assert bypassed == {unmarked[1].get("X-Bascule-Bypassed")}
+
+        answer[0] = OFF
+        time.sleep(0.1)  # a tenth of its own
+        asked, handed, start = bascule.hits(CHECK), len(app.seen), time.monotonic()
+        answers = visits(visitor, 25)
+        tenths = (time.monotonic() - start) * 10
+        assert bascule.hits(CHECK) - asked <= min(tenths + 2, 24)
+        # Nothing copied from a kept answer, nor from a visitor's own.
+        assert not [a for a in answers if "x-bascule-bypassed" in a.headers]
+        marks = {"x-bascule-bypass", "x-bascule-bypassed"}
+        assert not [s for s in app.seen[handed:] if marks & set(s.headers)]
+
+        answer[0] = REFUSED  # the entry of this tenth still says "off"
+        until(lambda: visitor.get("/shop").status_code == 403, 0.5, "the refusal, in a tenth")
+
+
+def check_nginx_cache_out_of_reach(tmp_path: Path) -> None:
+    """nginx's recipe in a directory its workers cannot reach (pytest's, private, when
+    nginx starts as root and runs them as nobody): the check asks Bascule without its
+    cache, and never lets a request through unasked."""
+    answer = [OFF]
+    with (
+        recording(application) as app,
+        recording(lambda _seen: answer[0]) as bascule,
+        proxy_in_front("nginx", tmp_path, app.url, bascule.url, searchable=False) as url,
+        httpx.Client(base_url=url, timeout=5) as visitor,
+    ):
+        visits(visitor, 10)
+        if os.geteuid() == 0:  # otherwise the workers are the test's user: the cache works
+            assert bascule.hits(CHECK) == 10
+        answer[0] = REFUSED
+        until(lambda: visitor.get("/shop").status_code == 403, 0.5, "the refusal")
+        assert app.hits("/shop") == 0

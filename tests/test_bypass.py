@@ -241,3 +241,55 @@ def test_the_application_never_gets_the_token_nor_a_visitors_claim(settings, tmp
         app.services.close()
     finally:
         sys.path.remove(str(tmp_path))
+
+
+def test_only_the_answer_of_maintenance_off_is_marked_for_a_cache(app_with_allow):
+    # nginx's recipe keeps an answer marked with X-Accel-Expires for the rest of a tenth
+    # of a second, and gives it for any request: only "let it through, maintenance is
+    # off" is marked, and it is the same whatever the request named or carried.
+    client = app_with_allow
+    token = new_token(client)
+    off = [("x-accel-expires", "1"), ("content-length", "0"), ("cache-control", "no-store")]
+    for uri, headers, query in [
+        ("/shop", {}, ""),
+        ("/shop", BROWSER, ""),
+        ("/shop", {}, "?deny=403"),
+        ("/shop", {}, "?deny=401"),
+        ("/shop", {}, "?deny=403&other=1"),  # not the short way
+        ("/healthz", {}, ""),
+        ("/rest/v1/maintenance", {}, ""),  # Bascule's own
+        (f"/shop?bascule-bypass={token}", {}, ""),  # no 303 while off
+        ("/shop", {"X-Bascule-Bypass": token, "Cookie": f"bascule-bypass={token}"}, ""),
+        ("/shop", {"X-Original-Method": "DELETE", "X-Forwarded-Uri": "/healthz"}, ""),
+    ]:
+        answer = decide(client, uri, headers, query)
+        assert (answer.status_code, answer.content) == (200, b""), (uri, headers, query)
+        assert answer.headers.multi_items() == off, (uri, headers, query)
+    head = client.head("/rest/v1/gate", headers={"X-Original-URI": "/shop"})
+    assert (head.status_code, head.headers.multi_items()) == (200, off)
+
+    ok(client.post(API, headers=ADMIN), 201)
+    others = [
+        decide(client, "/shop"),
+        decide(client, "/shop", BROWSER),
+        decide(client, "/shop", query="?deny=403"),
+        decide(client, "/healthz"),  # an open path
+        decide(client, "/shop", {"X-Bascule-Bypass": token}),
+        decide(client, f"/shop?bascule-bypass={token}"),
+    ]
+    client.cookies.clear()
+    ok(client.delete(API, headers=ADMIN), 200)
+    ok(client.post(API, headers=ADMIN, json={"mode": "read-only"}), 201)
+    others += [
+        decide(client, "/shop", {"X-Original-Method": "GET"}),
+        decide(client, "/shop", {"X-Original-Method": "POST"}),
+    ]
+    ok(client.delete(API, headers=ADMIN), 200)
+    others += [
+        decide(client, "/shop", query="?deny=500"),
+        decide(client, "/" + "x" * 9000),
+        client.post("/rest/v1/gate", headers={"X-Original-URI": "/shop"}),
+    ]
+    statuses = [answer.status_code for answer in others]
+    assert statuses == [503, 503, 403, 200, 200, 303, 200, 503, 400, 400, 405]
+    assert not [answer for answer in others if "x-accel-expires" in answer.headers]

@@ -9,7 +9,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.proxying import asked, behind, check_application_answers, check_slow_bascule, exercise
+from tests.proxying import (
+    asked,
+    behind,
+    check_application_answers,
+    check_nginx_cache,
+    check_nginx_cache_out_of_reach,
+    check_slow_bascule,
+    exercise,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -79,3 +87,11 @@ def test_caddy_keeps_what_it_saves_in_the_directory_it_was_given(tmp_path):
     with behind("caddy", tmp_path) as proxied:
         assert proxied.url
     assert (tmp_path / "caddy" / "config" / "caddy" / "autosave.json").exists()
+
+
+def test_nginx_keeps_only_the_answer_of_maintenance_off_for_a_tenth(tmp_path):
+    check_nginx_cache(tmp_path)
+
+
+def test_nginx_asks_without_its_cache_where_it_cannot_keep_one(tmp_path):
+    check_nginx_cache_out_of_reach(tmp_path)

@@ -10,9 +10,14 @@ or does not answer within the recipe's timeout, makes ``auth_request`` fail with
 that ``error_page`` sends to the application unasked; so does a Bascule that fails
 between the two questions. The application's own answers (its 403s, its 500s) are never
 intercepted (``proxy_intercept_errors`` stays off), so they reach the visitor as they are.
-No cache of the answers: Bascule answers them from memory, with ``no-store``, and a
-cache keyed on everything a decision reads (URI, Accept, Cookie, X-Bascule-Bypass) would
-hardly ever hit.
+One answer is cached: "let it through, maintenance is off", the same for every request,
+and the only one Bascule marks with ``X-Accel-Expires`` (nginx caches nothing without
+it: the recipe sets no ``proxy_cache_valid``). Its key is the current tenth of a second
+of nginx's clock and nothing of the request, so an entry serves for the rest of its
+tenth at most: a change reaches visitors at most 0.1 s later than Bascule sees it, and
+Bascule is asked about one request per tenth instead of every one. A cache nginx's
+worker cannot use (a directory it cannot reach) makes the check ask without it, never
+fail open.
 """
 
 from __future__ import annotations
@@ -47,6 +52,16 @@ http {{
     uwsgi_temp_path {dir}/temp/uwsgi;
     scgi_temp_path {dir}/temp/scgi;
     server_tokens off;
+
+    # The check's cache: Bascule's "let it through, maintenance is off", the one answer
+    # it marks with X-Accel-Expires (nginx keeps nothing without it), under a key that
+    # names the current tenth of a second and nothing of the request. An entry serves
+    # for the rest of its tenth at most; the cache manager removes those of past tenths.
+    proxy_cache_path {dir}/cache keys_zone=bascule_off:1m max_size=1m inactive=1s
+                     use_temp_path=off;
+    map $msec $bascule_tenth {{
+        "~^(?<tenth>[0-9]+[.][0-9])" $tenth;
+    }}
 
     # Connections to Bascule and to the application are kept open between requests
     # (HTTP/1.1 with an empty Connection header in each location that proxies); closed
@@ -87,10 +102,24 @@ http {{
 
         location = {check} {{
             internal;
-            proxy_method GET;
             proxy_pass http://bascule{decision}?deny=403;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
+{to_bascule}
+            proxy_cache bascule_off;
+            proxy_cache_key "maintenance-off $bascule_tenth";
+            # The requests that come while the first of a tenth asks wait 1 ms for its
+            # answer, then ask too (nginx looks again after lock_timeout or 0.5 s,
+            # whichever is less: the default 5 s would make them sleep 0.5 s). The
+            # entry's file is opened once per tenth, not once per request.
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 1ms;
+            open_file_cache max=4;
+            # The cache unusable (nginx cannot read or write its directory): ask without it.
+            error_page 500 = @uncached;
+        }}
+
+        location @uncached {{
+            rewrite ^ {decision}?deny=403? break;
+            proxy_pass http://bascule;
 {to_bascule}
         }}
 
@@ -98,10 +127,7 @@ http {{
             # The same question without deny: Bascule's answer, status and all, is the
             # visitor's (a named location's proxy_pass takes no URI, hence the rewrite).
             rewrite ^ {decision}? break;
-            proxy_method GET;
             proxy_pass http://bascule;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
 {to_bascule}
             proxy_intercept_errors off;
             error_page 502 504 = @application;
@@ -119,6 +145,10 @@ http {{
 # proxy_set_header in a location replaces every one inherited, so each location that
 # proxies says all of its own.
 TO_BASCULE = [
+    # A bodiless GET, whatever the visitor's request.
+    "proxy_method GET",
+    "proxy_pass_request_body off",
+    'proxy_set_header Content-Length ""',
     "proxy_http_version 1.1",
     'proxy_set_header Connection ""',
     "proxy_set_header Host {bascule}",
