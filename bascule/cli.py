@@ -52,7 +52,8 @@ from bascule.store import DatabaseUrlError, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 MIGRATION_PROCESS = "schema-migration"
-# Seconds the command of a `bascule run` killed outright gets between SIGTERM and SIGKILL.
+# Seconds the command of a `bascule run` killed outright gets between SIGTERM and SIGKILL
+# (at most a third of the lease).
 ORPHAN_GRACE = 5.0
 
 
@@ -583,10 +584,11 @@ def _runnable(command: list[str]) -> str:
     return found
 
 
-def _run_child(command: list[str]) -> int:
+def _run_child(command: list[str], grace: float) -> int:
     """Run ``command`` in a process group of its own; its exit status, or 128 + n when it
     died of signal n (as a shell says). SIGTERM, SIGINT and SIGHUP sent to bascule are
-    passed on to the whole group, which bascule waits for: it leaves no orphan."""
+    passed on to the whole group, which bascule waits for; should bascule be killed
+    outright, a watcher ends the group (SIGKILL after ``grace`` seconds)."""
     try:
         # A group of its own: a signal reaches every process the command started, and
         # a Ctrl-C at the terminal reaches it once, through bascule.
@@ -600,17 +602,24 @@ def _run_child(command: list[str]) -> int:
 
     passed = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     previous = {signum: signal.signal(signum, pass_on) for signum in passed}
-    watcher = _watch(child.pid)
+    dismiss: Callable[[], None] | None = None
     try:
+        dismiss = _watch(child.pid, grace)
         returncode = child.wait()
+    except OSError:  # no watcher could be started: the command does not run unwatched
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        raise click.ClickException("cannot start the watcher of the command") from None
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        watcher()
+        if dismiss is not None:
+            dismiss()
     return 128 - returncode if returncode < 0 else returncode
 
 
-def _watch(pgid: int) -> Callable[[], None]:
+def _watch(pgid: int, grace: float) -> Callable[[], None]:
     """Start the watcher that ends the group ``pgid`` should bascule be killed outright
     (see bascule.orphans); the call that dismisses it once the command ended."""
     from bascule import orphans
@@ -618,7 +627,7 @@ def _watch(pgid: int) -> Callable[[], None]:
     read_end, write_end = os.pipe()
     try:
         watcher = subprocess.Popen(  # noqa: S603 - this interpreter, this package
-            [sys.executable, "-m", "bascule.orphans", str(pgid), str(read_end), str(ORPHAN_GRACE)],
+            [sys.executable, "-m", "bascule.orphans", str(pgid), str(read_end), str(grace)],
             pass_fds=(read_end,),
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C at the terminal does not reach it
@@ -683,7 +692,8 @@ def run(
                 always_off=always_off,
                 lease_ttl=ttl,
             ):
-                returncode = _run_child(argv)
+                # The command ends well within the lease: nothing outlives it.
+                returncode = _run_child(argv, grace=min(ORPHAN_GRACE, ttl / 3))
                 if returncode != 0:
                     raise CommandFailed(argv, returncode)
         except CommandFailed as exc:

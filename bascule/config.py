@@ -23,7 +23,7 @@ LIMITS = [
     ("database_timeout", 0.1, 3600),
     ("header_timeout", 0.1, 3600),
     ("history_days", 0, math.inf),
-    ("lease_ttl", 3, 86400),
+    ("lease_ttl", 10, 86400),
 ]
 
 

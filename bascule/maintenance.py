@@ -525,7 +525,9 @@ class Maintenance:
     def cancel(self, actor: Actor, window_id: int) -> None:
         """Cancel a planned window."""
         require_rights(actor)
-        with self.store.write("schedule") as conn:
+        # The state's lock, as run_schedule takes it: a window starts or is cancelled.
+        with self.store.write("state") as conn:
+            self.store.bump(conn, "schedule")
             window = self.store.get_window(conn, window_id)
             if window is None:
                 raise NoSuchWindow(window_id, "planned window")

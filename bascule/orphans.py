@@ -11,6 +11,7 @@ Run as ``python -m bascule.orphans PGID FD GRACE``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -56,12 +57,13 @@ def main(argv: list[str]) -> int:
         except InterruptedError:
             continue
     if said != DONE:
-        print(
-            f"bascule: `bascule run` died; ending its command (process group {pgid})",
-            file=sys.stderr,
-            flush=True,
-        )
-        end_group(pgid, grace)
+        end_group(pgid, grace)  # first: the terminal or pipe of stderr may be gone too
+        with contextlib.suppress(OSError):
+            print(
+                f"bascule: `bascule run` died; ended its command (process group {pgid})",
+                file=sys.stderr,
+                flush=True,
+            )
     return 0
 
 

@@ -14,13 +14,17 @@ SUMMARY_LENGTH = 80
 def parse_time(text: str, what: str) -> int:
     """An RFC 3339 time with its offset, in epoch milliseconds."""
     try:
-        moment = datetime.datetime.fromisoformat(text)
+        moment = datetime.datetime.fromisoformat(text.upper())  # RFC 3339 allows t and z
     except ValueError:
         raise InvalidUpdate(
             f"{what} must be an RFC 3339 time, such as 2026-12-24T02:00:00Z."
         ) from None
     if moment.tzinfo is None:
         raise InvalidUpdate(f"{what} must say its offset from UTC (Z, or +01:00...).")
+    try:
+        moment.astimezone(datetime.UTC)  # what every answer shows it as
+    except OverflowError:
+        raise InvalidUpdate(f"{what} must be a time of the years 1 to 9999 in UTC.") from None
     return int(moment.timestamp() * 1000)
 
 

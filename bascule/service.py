@@ -225,18 +225,19 @@ def automatic_maintenance(
     *,
     message: str | None = None,
     always_off: bool = False,
-    lease_ttl: int = 30,
+    lease_ttl: int | None = None,
 ) -> Iterator[AutomaticMaintenance]:
     """Keep automatic maintenance on while the ``with`` body runs (see maintenance_window).
 
     ``process`` names the internal process; the REST API cannot switch its
-    maintenance off. It holds it with a lease of ``lease_ttl`` seconds, renewed in the
-    background: should the process die, an ADMIN may release it once the lease ran
-    out. Example::
+    maintenance off. It holds it with a lease of ``lease_ttl`` seconds (by default
+    BASCULE_LEASE_TTL's, 30), renewed in the background: should the process die, an
+    ADMIN may release it once the lease ran out. Example::
 
         with automatic_maintenance("sqlite:///bascule.db", "deploy") as m:
             m.update(message="Copying files", progress=30)
     """
+    ttl = Settings.from_env(lease_ttl=lease_ttl).lease_ttl  # checked: ValueError
     store = Store(database_url)
     try:
         prepare(store)
@@ -245,7 +246,7 @@ def automatic_maintenance(
             Actor.process(process),
             message=message,
             always_off=always_off,
-            lease_ttl=lease_ttl,
+            lease_ttl=ttl,
         )
         with window as handle:
             yield handle

@@ -363,26 +363,33 @@ def test_run_killed_outright_leaves_maintenance_on_its_command_ended_and_a_relea
     from bascule.maintenance import Maintenance
     from bascule.store import Store
 
-    env = clean_env(BASCULE_DATABASE_URL=database_url, BASCULE_LEASE_TTL="3")
+    env = clean_env(BASCULE_DATABASE_URL=database_url, BASCULE_LEASE_TTL="10")
     process, started = run_with_a_grandchild(env, tmp_path)
     process.kill()  # SIGKILL: bascule run cannot pass anything on
     _, stderr = process.communicate(timeout=10)  # the watcher holds stderr until it is done
-    assert "`bascule run` died; ending its command" in stderr
+    assert "`bascule run` died; ended its command" in stderr
     for pid in started:  # the watcher ends the whole group, well within the lease
         until(lambda pid=pid: not alive(pid), 3.0, f"process {pid} to end")
     store = Store(database_url)
     try:
         state = Maintenance(store).state()
-        assert state is not None and (state.user, state.lease_ttl) == ("deploy", 3)
+        assert state is not None and (state.user, state.lease_ttl) == ("deploy", 10)
+        assert state.holder_alive(now_ms())  # its last renewal is less than 10 s old
         refused = subprocess.run(
             [*BASCULE, "maintenance", "release", "--reason", "too soon"],
             env=env,
             capture_output=True,
             text=True,
         )
-        if state.holder_alive(now_ms()):
-            assert refused.returncode == 1 and "it is alive" in refused.stderr
-        until(lambda: Maintenance(store).state().holder_alive(now_ms()) is False, 5.0, "silent")
+        assert refused.returncode == 1 and "it is alive" in refused.stderr
+        # 10 s of silence, without waiting for them: its last renewal made older
+        from sqlalchemy import update
+
+        from bascule.store import maintenance_state
+
+        with store.write("state") as conn:
+            silent_since = now_ms() - 10_001
+            conn.execute(update(maintenance_state).values(lease_renewed_at=silent_since))
         status = subprocess.run(
             [*BASCULE, "maintenance", "status"], env=env, capture_output=True, text=True
         )

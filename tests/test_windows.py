@@ -323,3 +323,30 @@ def test_maintenance_window_renews_its_lease_in_the_background(store):
         threading.Event().wait(1.5)  # a third of 3 s, and some
         assert maintenance.state().lease_renewed_at > first
     assert maintenance.state() is None
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("9999-12-31T23:30:00-01:00", "years 1 to 9999"),
+        ("0001-01-01T00:30:00+01:00", "years 1 to 9999"),
+        ("2027-13-01T00:00:00Z", "RFC 3339"),
+    ],
+)
+def test_times_that_cannot_be_shown_are_refused(text, says):
+    with pytest.raises(InvalidUpdate, match=says):
+        parse_time(text, "start")
+
+
+def test_lowercase_rfc3339_is_taken():
+    assert parse_time("2027-01-15t08:00:00z", "start") == T0
+
+
+def test_automatic_maintenance_refuses_a_lease_out_of_range(database_url):
+    from bascule.service import automatic_maintenance
+
+    with (
+        pytest.raises(ValueError, match="lease-ttl"),
+        automatic_maintenance(database_url, "deploy", lease_ttl=0),
+    ):
+        pass
