@@ -70,11 +70,12 @@ class Services:
         """The JSON answer to a state read, serialised once per state (and again when
         its holder's lease runs out)."""
         state = self.monitor.state
-        now = now_ms()
-        alive = state.holder_alive(now) if state else None
+        alive = None
+        if state is not None and state.lease_ttl is not None:  # only a lease changes alone
+            alive = state.holder_alive(now_ms())
         cached = self._state_document
         if cached is None or cached[0] is not state or cached[1] != alive:
-            document = envelope(state.as_json(now) if state else None)
+            document = envelope(state.as_json() if state else None)
             cached = self._state_document = (state, alive, encoded(document))
         return cached[2]
 
