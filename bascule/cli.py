@@ -121,7 +121,10 @@ def _held(store: Store) -> str:
             f"automatic, held by the process {state.user!r}, "
             f"silent since {_utc(state.lease_renewed_at)}"
         )
-        ends = "bascule maintenance release --reason '...'"
+        ends = (
+            "bascule maintenance release --reason '...'` hands it to you, and "
+            "`bascule maintenance off"
+        )
     else:
         who = f"automatic, held by the process {state.user!r}"
         ends = f"bascule maintenance off --process {shlex.quote(state.user)}"
@@ -475,7 +478,7 @@ def _window_line(window: Window) -> str:
     if window.ended_at is None:
         span = f"{start}, still on"
     else:
-        lasted = _lasted((window.ended_at - (window.started_at or window.ended_at)) // 1000)
+        lasted = _lasted(round((window.ended_at - (window.started_at or window.ended_at)) / 1000))
         span = f"{start}, {lasted}, ended by {window.ended_by}"
     released = f", released by {window.released_by}" if window.released_by else ""
     messages = f"({window.log_size} messages)"
