@@ -37,6 +37,19 @@ class Recipe:
         """The timeout in whole milliseconds, at least one."""
         return max(1, round(self.timeout * 1000))
 
+    def values(self, directory: Path) -> dict[str, str]:
+        """What the templates of the recipes name alike: the directory, both URLs as
+        given and as HOST:PORT, the timeout (as ``250ms``) and the decision's path."""
+        return {
+            "dir": str(directory),
+            "bascule_url": self.bascule,
+            "upstream_url": self.upstream,
+            "bascule": url_address(self.bascule),
+            "upstream": url_address(self.upstream),
+            "timeout": f"{self.timeout_ms}ms",
+            "decision": DECISION_PATH,
+        }
+
     @staticmethod
     def host_port(url: str) -> tuple[str, int]:
         """The host and port of an http:// URL (nothing but a host and a port: they are

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bascule.proxies import DECISION_PATH, Recipe, url_address
+from bascule.proxies import Recipe
 
 TEMPLATE = """\
 # Written by `bascule proxy-config caddy`: every request asks Bascule at {bascule_url}
@@ -88,20 +88,12 @@ TO_APPLICATION = [
 
 def write(recipe: Recipe, directory: Path) -> list[str]:
     """Write the ``Caddyfile`` (and Caddy's environment) into ``directory``; the command."""
-    bascule, upstream = url_address(recipe.bascule), url_address(recipe.upstream)
-    timeout = f"{recipe.timeout_ms}ms"
     config = directory / "Caddyfile"
     config.write_text(
         TEMPLATE.format(
-            dir=directory,
-            bascule_url=recipe.bascule,
-            upstream_url=recipe.upstream,
-            timeout=timeout,
+            **recipe.values(directory),
             host=recipe.listen_host,
             port=recipe.listen_port,
-            bascule=bascule,
-            upstream=upstream,
-            decision=DECISION_PATH,
             to_application="\n".join(f"\t\t\t{line}" for line in TO_APPLICATION),
         )
     )

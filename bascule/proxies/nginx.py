@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bascule.proxies import DECISION_PATH, Recipe, address, url_address
+from bascule.proxies import Recipe, address
 
 # The internal location of the subrequest: a visitor asking for it gets a 404 (nginx
 # answers ``internal`` locations only to subrequests and redirections).
@@ -178,28 +178,18 @@ TO_APPLICATION = [
 
 def write(recipe: Recipe, directory: Path) -> list[str]:
     """Write ``nginx.conf`` (and its temp directory) into ``directory``; the command."""
-    bascule, upstream = url_address(recipe.bascule), url_address(recipe.upstream)
-    timeout = f"{recipe.timeout_ms}ms"
-    listen = address(recipe.listen_host, recipe.listen_port)
+    values = recipe.values(directory)
 
     def block(lines: list[str]) -> str:
-        return "\n".join(
-            f"            {line.format(bascule=bascule, timeout=timeout)};" for line in lines
-        )
+        return "\n".join(f"            {line.format(**values)};" for line in lines)
 
     (directory / "temp").mkdir(exist_ok=True)
     config = directory / "nginx.conf"
     config.write_text(
         TEMPLATE.format(
-            dir=directory,
-            bascule_url=recipe.bascule,
-            upstream_url=recipe.upstream,
-            timeout=timeout,
-            bascule=bascule,
-            upstream=upstream,
-            listen=listen,
+            **values,
+            listen=address(recipe.listen_host, recipe.listen_port),
             check=CHECK,
-            decision=DECISION_PATH,
             to_bascule=block(TO_BASCULE),
             to_application=block(TO_APPLICATION),
         )
