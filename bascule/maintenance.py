@@ -147,6 +147,8 @@ class MaintenanceState:
 
 # The states of a window.
 PLANNED, ON, ENDED, SKIPPED, CANCELLED = "planned", "on", "ended", "skipped", "cancelled"
+# The windows of the history: those that happened, or were due and could not.
+HISTORY = (ON, ENDED, SKIPPED)
 # Who ends a planned window with autoEnd at its end.
 SCHEDULE_ACTOR = "schedule"
 
@@ -366,7 +368,7 @@ class Maintenance:
         """One window of the history, and one page of its log, oldest first."""
         with self.store.read() as conn:
             window = self.store.get_window(conn, window_id)
-            if window is None or window.status in (PLANNED, CANCELLED):
+            if window is None or window.status not in HISTORY:
                 raise NoSuchWindow(window_id)
             return window, list(self.store.log_page(conn, window_id, offset, limit))
 
@@ -543,16 +545,16 @@ class Maintenance:
         now = self.clock()
         with self.store.read() as conn:
             state = self.store.load_state(conn, with_log=False)
-            if not (_ends_now(state, now) or self.store.due_windows(conn, now)):
+            if not (ends_now(state, now) or self.store.planned_windows(conn, due_by=now)):
                 return False
         with self.store.write("state") as conn:
             state = self.store.load_state(conn, with_log=False)
-            if state is not None and _ends_now(state, now):
+            if state is not None and ends_now(state, now):
                 entry = LogEntry(now, SCHEDULE_ACTOR, PLANNED_END_MESSAGE)
                 self.store.append_log(conn, state.window_id, entry)
                 self.store.end_window(conn, state.window_id, SCHEDULE_ACTOR, now)
                 state = None
-            for due in self.store.due_windows(conn, now):
+            for due in self.store.planned_windows(conn, due_by=now):
                 if due.planned_end is not None and due.planned_end <= now:
                     reason: str | None = "Its end came before it could start."
                 elif state is not None:
@@ -582,7 +584,7 @@ class Maintenance:
             self.listener.refresh()
 
 
-def _ends_now(state: MaintenanceState | None, now: int) -> bool:
+def ends_now(state: MaintenanceState | None, now: int) -> bool:
     """Whether ``state`` is a planned window due to end by itself by ``now``."""
     return (
         state is not None

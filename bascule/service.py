@@ -26,6 +26,7 @@ from bascule.maintenance import (
     AutomaticMaintenance,
     Maintenance,
     MaintenanceState,
+    ends_now,
     maintenance_window,
     now_ms,
 )
@@ -134,12 +135,7 @@ class Scheduler:
     def __call__(self) -> None:
         now = now_ms()
         state, planned = self.monitor.state, self.monitor.planned
-        due = bool(planned and (planned[0].planned_start or 0) <= now) or (
-            state is not None
-            and state.auto_end
-            and state.planned_end is not None
-            and state.planned_end <= now
-        )
+        due = bool(planned and (planned[0].planned_start or 0) <= now) or ends_now(state, now)
         try:
             if due:
                 self.maintenance.run_schedule()

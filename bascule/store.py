@@ -46,6 +46,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from bascule.maintenance import (
     CANCELLED,
     ENDED,
+    HISTORY,
     LOG_TAIL,
     ON,
     PLANNED,
@@ -718,7 +719,7 @@ class Store:
     def history(conn: Connection, offset: int, limit: int) -> tuple[int, list[Window]]:
         """How many windows are in the history, and a page of them, newest first."""
         w = maintenance_windows.c
-        kept = w.status.in_((ON, ENDED, SKIPPED))
+        kept = w.status.in_(HISTORY)
         total = conn.execute(select(func.count()).select_from(maintenance_windows).where(kept))
         rows = conn.execute(
             select(maintenance_windows)
@@ -744,23 +745,14 @@ class Store:
         )
 
     @staticmethod
-    def planned_windows(conn: Connection) -> list[Window]:
-        """The planned windows, soonest first."""
+    def planned_windows(conn: Connection, due_by: int | None = None) -> list[Window]:
+        """The planned windows (those whose start came by ``due_by``, when given),
+        soonest first."""
         w = maintenance_windows.c
-        rows = conn.execute(
-            select(maintenance_windows).where(w.status == PLANNED).order_by(w.planned_start, w.id)
-        )
-        return [_window(row) for row in rows]
-
-    @staticmethod
-    def due_windows(conn: Connection, now: int) -> list[Window]:
-        """The planned windows whose start came, soonest first."""
-        w = maintenance_windows.c
-        rows = conn.execute(
-            select(maintenance_windows)
-            .where(w.status == PLANNED, w.planned_start <= now)
-            .order_by(w.planned_start, w.id)
-        )
+        query = select(maintenance_windows).where(w.status == PLANNED)
+        if due_by is not None:
+            query = query.where(w.planned_start <= due_by)
+        rows = conn.execute(query.order_by(w.planned_start, w.id))
         return [_window(row) for row in rows]
 
     @staticmethod

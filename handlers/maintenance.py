@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from bascule.bypass import bypass_json
 from bascule.errors import envelope
-from bascule.maintenance import FULL
+from bascule.maintenance import FULL, LogEntry
 from bascule.planning import calendar, parse_time
 from bascule.service import current
 
@@ -50,8 +50,12 @@ def disable_maintenance(token_info: dict[str, Any]) -> Answer:
 def get_maintenance_log(offset: int = 0, limit: int = 100) -> Answer:
     """GET /maintenance/log."""
     total, entries = current().maintenance.log_page(offset, limit)
-    page = {"offset": offset, "total": total, "log": [e.as_json() for e in entries]}
-    return envelope(page), 200
+    return envelope(log_page(offset, total, entries)), 200
+
+
+def log_page(offset: int, total: int, entries: list[LogEntry]) -> dict[str, Any]:
+    """A page of a log, as the contract's MaintenanceLogPage."""
+    return {"offset": offset, "total": total, "log": [e.as_json() for e in entries]}
 
 
 def list_bypass_tokens(token_info: dict[str, Any]) -> Answer:
@@ -89,12 +93,7 @@ def get_maintenance_history(offset: int = 0, limit: int = 100) -> Answer:
 def get_maintenance_window(id: int, offset: int = 0, limit: int = 100) -> Answer:
     """GET /maintenance/history/{id}."""
     window, entries = current().maintenance.window(id, offset, limit)
-    page = {
-        "window": window.as_json(),
-        "offset": offset,
-        "total": window.log_size,
-        "log": [e.as_json() for e in entries],
-    }
+    page = {"window": window.as_json(), **log_page(offset, window.log_size, entries)}
     return envelope(page), 200
 
 
