@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import getpass
 import json
 import logging
@@ -38,6 +37,7 @@ from bascule.maintenance import (
     Window,
     maintenance_window,
     now_ms,
+    utc,
 )
 from bascule.proxies import PROXIES
 from bascule.schema import (
@@ -133,7 +133,7 @@ def _held(store: Store) -> str:
 
 def _utc(ms: int) -> str:
     """A time in epoch milliseconds, for people to read."""
-    return f"{datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC):%Y-%m-%d %H:%M:%S} UTC"
+    return f"{utc(ms):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def unreachable(exc: SQLAlchemyError) -> str:
@@ -742,9 +742,10 @@ def bypass_add(name: str, expires: int | None, user: str | None, database_url: s
 
     with opened(database_url) as store:
         token, record = BypassTokens(store).create(_actor(None, user), name, expires)
-    until = datetime.datetime.fromtimestamp(record.expires_at / 1000, tz=datetime.UTC)
     click.echo(
-        f"Created the bypass token {name!r}, valid until {until:%Y-%m-%d %H:%M} UTC.", err=True
+        f"Created the bypass token {name!r}, valid until {utc(record.expires_at):%Y-%m-%d %H:%M}"
+        " UTC.",
+        err=True,
     )
     click.echo(
         "Send it as the header X-Bascule-Bypass, or once as ?bascule-bypass=TOKEN:", err=True

@@ -11,7 +11,6 @@ request. The monitor follows changes made by other processes in the background.
 
 from __future__ import annotations
 
-import datetime
 import html
 import json
 import logging
@@ -28,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bascule import spec
 from bascule.errors import MAINTENANCE_BODY, READ_ONLY_BODY
-from bascule.maintenance import READ_METHODS, READ_ONLY, now_ms
+from bascule.maintenance import READ_METHODS, READ_ONLY, now_ms, utc
 
 if TYPE_CHECKING:
     from bascule.bypass import Valid
@@ -700,12 +699,11 @@ class Page:
         cached = self._cache
         if cached is not None and cached[0] is state and cached[1] == (minutes, late):
             return cached[2]
-        since = datetime.datetime.fromtimestamp(state.started_at / 1000, tz=datetime.UTC)
+        since = utc(state.started_at)
         progress = state.progress_percent
         planned = ""
         if state.planned_end is not None:
-            end = datetime.datetime.fromtimestamp(state.planned_end / 1000, tz=datetime.UTC)
-            planned = f"Planned to end at {end:%Y-%m-%d %H:%M} UTC"
+            planned = f"Planned to end at {utc(state.planned_end):%Y-%m-%d %H:%M} UTC"
             planned += "; it is taking longer than planned." if late else "."
         values = {
             "message": state.log[-1].message if state.log else DEFAULT_MESSAGE,

@@ -208,11 +208,16 @@ class Window:
         }
 
 
+def utc(ms: int) -> datetime.datetime:
+    """A time in epoch milliseconds, as a moment in UTC."""
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+
+
 def rfc3339(ms: int | None) -> str | None:
     """A time in epoch milliseconds as RFC 3339, in UTC (None stays None)."""
     if ms is None:
         return None
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    moment = utc(ms)
     precision = "milliseconds" if ms % 1000 else "seconds"
     return moment.isoformat(timespec=precision).replace("+00:00", "Z")
 

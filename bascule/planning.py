@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 
-from bascule.maintenance import READ_ONLY, InvalidUpdate, Window
+from bascule.maintenance import READ_ONLY, InvalidUpdate, Window, utc
 
 PRODUCT = "-//Bascule//Maintenance windows//EN"
 SUMMARY_LENGTH = 80
@@ -43,16 +43,12 @@ def calendar(windows: Iterable[Window]) -> bytes:
         kind = "Read-only maintenance" if window.mode == READ_ONLY else "Maintenance"
         event = Event()
         event.add("uid", f"{window.id}@bascule")
-        event.add("dtstamp", _utc(window.created_at))
-        event.add("dtstart", _utc(window.planned_start))
+        event.add("dtstamp", utc(window.created_at))
+        event.add("dtstart", utc(window.planned_start))
         if window.planned_end is not None:
-            event.add("dtend", _utc(window.planned_end))
+            event.add("dtend", utc(window.planned_end))
         event.add("summary", f"{kind}: {first_line[:SUMMARY_LENGTH]}")
         event.add("description", f"{message}\n\nPlanned by {window.user}.")
         feed.add_component(event)
     document: bytes = feed.to_ical()
     return document
-
-
-def _utc(ms: int) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
