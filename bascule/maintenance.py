@@ -532,9 +532,8 @@ class Maintenance:
     def cancel(self, actor: Actor, window_id: int) -> None:
         """Cancel a planned window."""
         require_rights(actor)
-        # The state's lock, as run_schedule takes it: a window starts or is cancelled.
-        with self.store.write("state") as conn:
-            self.store.bump(conn, "schedule")
+        # The state's lock first, as run_schedule takes it: a window starts or is cancelled.
+        with self.store.write("state", "schedule") as conn:
             window = self.store.get_window(conn, window_id)
             if window is None:
                 raise NoSuchWindow(window_id, "planned window")
@@ -552,7 +551,7 @@ class Maintenance:
             state = self.store.load_state(conn, with_log=False)
             if not (ends_now(state, now) or self.store.planned_windows(conn, due_by=now)):
                 return False
-        with self.store.write("state") as conn:
+        with self.store.write("state", "schedule") as conn:
             state = self.store.load_state(conn, with_log=False)
             if state is not None and ends_now(state, now):
                 entry = LogEntry(now, SCHEDULE_ACTOR, PLANNED_END_MESSAGE)
@@ -574,7 +573,6 @@ class Maintenance:
                 else:
                     self.store.start_planned(conn, due, now)
                     state = self.store.load_state(conn, with_log=False)
-                self.store.bump(conn, "schedule")
         self._changed()
         return True
 

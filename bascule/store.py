@@ -494,19 +494,23 @@ class Store:
             yield conn
 
     @contextmanager
-    def write(self, kind: Kind | None) -> Iterator[Connection]:
+    def write(self, kind: Kind | None, *also: Kind) -> Iterator[Connection]:
         """A write transaction, serialised with every other writer of any process.
 
         It starts by bumping the change counter of ``kind`` (if any), which takes
         the write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: that counter's row lock), so
         what the transaction reads next cannot change under another writer of that kind;
-        other processes see the new counter and reload.
+        then those of the kinds it changes ``also`` (taken in that order by every writer
+        that names them: the locks are always taken in one order). Other processes see
+        the new counters and reload.
         """
         with self._turn_to_write(), self.connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
-                if kind is not None:
-                    self.bump(conn, kind)
+                for each in (kind, *also) if kind is not None else also:
+                    conn.execute(self._bump(each))
+                    if self.is_postgres:
+                        conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, each)))
                 yield conn
 
     @contextmanager
@@ -545,12 +549,6 @@ class Store:
             rows = conn.execute(select(change_counters.c.kind, change_counters.c.counter))
             counters = {str(kind): int(counter) for kind, counter in rows}
         return {kind: counters.get(kind, 0) for kind in KINDS}
-
-    def bump(self, conn: Connection, kind: Kind) -> None:
-        """Bump the change counter of one more ``kind`` in a write transaction."""
-        conn.execute(self._bump(kind))
-        if self.is_postgres:
-            conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, kind)))
 
     # -- maintenance state and windows -----------------------------------------------------
 
