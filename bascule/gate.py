@@ -692,7 +692,7 @@ class Page:
     def render(self, state: MaintenanceState) -> bytes:
         """The page for ``state`` (rendered again only when the state changes, or, in a
         planned window, the minute left to its end)."""
-        now = now_ms()
+        now = 0 if state.planned_end is None else now_ms()  # only a planned end needs it
         seconds = retry_after(state, self.retry_after, now)
         minutes = max(1, round(seconds / 60))
         late = state.planned_end is not None and state.planned_end <= now
