@@ -50,10 +50,10 @@ def disable_maintenance(token_info: dict[str, Any]) -> Answer:
 def get_maintenance_log(offset: int = 0, limit: int = 100) -> Answer:
     """GET /maintenance/log."""
     total, entries = current().maintenance.log_page(offset, limit)
-    return envelope(log_page(offset, total, entries)), 200
+    return envelope(_log_page(offset, total, entries)), 200
 
 
-def log_page(offset: int, total: int, entries: list[LogEntry]) -> dict[str, Any]:
+def _log_page(offset: int, total: int, entries: list[LogEntry]) -> dict[str, Any]:
     """A page of a log, as the contract's MaintenanceLogPage."""
     return {"offset": offset, "total": total, "log": [e.as_json() for e in entries]}
 
@@ -93,7 +93,7 @@ def get_maintenance_history(offset: int = 0, limit: int = 100) -> Answer:
 def get_maintenance_window(id: int, offset: int = 0, limit: int = 100) -> Answer:
     """GET /maintenance/history/{id}."""
     window, entries = current().maintenance.window(id, offset, limit)
-    page = {"window": window.as_json(), **log_page(offset, window.log_size, entries)}
+    page = {"window": window.as_json(), **_log_page(offset, window.log_size, entries)}
     return envelope(page), 200
 
 
