@@ -93,10 +93,13 @@ def free_port() -> int:
     kernel's bind(0) may meanwhile hand the same port to another worker's test, whose
     requests would then reach this one's server. Each worker (PYTEST_XDIST_WORKER gwN,
     inherited by the processes it starts) takes the ports of its own range, below the
-    kernel's ephemeral ones, in turn, skipping those in use.
+    kernel's ephemeral ones, in turn, skipping those in use. ``TEST_PORT_SLOT=N`` moves
+    a whole run N ranges on, so that two checkouts can be tested at once.
     """
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    first = PORTS_FROM + PORTS_PER_WORKER * (int(worker[2:]) % 8 if worker[2:].isdigit() else 0)
+    slot = int(worker[2:]) if worker[2:].isdigit() else 0
+    slot += int(os.environ.get("TEST_PORT_SLOT", "0") or 0)  # two runs at once
+    first = PORTS_FROM + PORTS_PER_WORKER * (slot % 8)
     for _ in range(PORTS_PER_WORKER):
         port = first + next(_TURNS) % PORTS_PER_WORKER
         with socket.socket() as s:

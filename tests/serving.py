@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import socket
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.run import free_port
+
 # The installed console script, as users run it.
 BASCULE = [str(Path(sys.executable).parent / "bascule")]
 
@@ -25,35 +26,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASCULE_")}
     env.update(extra)
     return env
-
-
-# free_port's ranges: eight workers' of 1,200 ports each, below the kernel's ephemeral
-# ports (32768 and up, which outgoing connections take).
-PORTS_FROM, PORTS_PER_WORKER = 22000, 1200
-# Where each process starts in its range (its pid): a process and those it starts differ.
-_TURNS = itertools.count(os.getpid() % PORTS_PER_WORKER)
-
-
-def free_port() -> int:
-    """A loopback port free now, from a range of this pytest worker's own.
-
-    The port is bound later, by another process, seconds later under valgrind: the
-    kernel's bind(0) may meanwhile hand the same port to another worker's test, whose
-    requests would then reach this one's server. Each worker (PYTEST_XDIST_WORKER gwN,
-    inherited by the processes it starts) takes the ports of its own range, below the
-    kernel's ephemeral ones, in turn, skipping those in use.
-    """
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    first = PORTS_FROM + PORTS_PER_WORKER * (int(worker[2:]) % 8 if worker[2:].isdigit() else 0)
-    for _ in range(PORTS_PER_WORKER):
-        port = first + next(_TURNS) % PORTS_PER_WORKER
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError(f"no free port from {first} to {first + PORTS_PER_WORKER - 1}")
 
 
 @dataclass
