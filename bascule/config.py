@@ -10,11 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite:///bascule.db"
+# The longest a refusal asks clients to wait (Retry-After), whatever the planned end: a
+# day; a window ending in years must not tell a crawler to come back in years.
+MAX_RETRY_AFTER = 86_400
 # The range of each number (a port beyond 65535 must not mean "any port").
 LIMITS = [
     ("port", 1, 65535),
     ("workers", 1, 1024),
-    ("retry_after", 0, math.inf),
+    ("retry_after", 0, MAX_RETRY_AFTER),
     ("session_ttl", 1, math.inf),
     ("failed_auth_per_address", 1, math.inf),
     ("failed_auth_per_user", 1, math.inf),

@@ -26,11 +26,12 @@ from urllib.parse import quote, unquote_to_bytes
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bascule import spec
+from bascule.config import MAX_RETRY_AFTER
 from bascule.errors import MAINTENANCE_BODY, READ_ONLY_BODY
 from bascule.maintenance import READ_METHODS, READ_ONLY, now_ms, utc
 
 if TYPE_CHECKING:
-    from bascule.bypass import Valid
+    from bascule.bypass import TokenSet, Valid
     from bascule.maintenance import MaintenanceState
     from bascule.monitor import Monitor
 
@@ -225,6 +226,14 @@ class MaintenanceGate:
         # each Python call here costs about 1% of a bare application's request.
         if scope["type"] == "lifespan":
             return self.app(scope, receive, send)
+        if (
+            self.monitor.bypass.by_hash  # tokens exist: a URL may hold one
+            and scope["type"] == "http"
+            and scope["query_string"].find(BYPASS_PARAM) != -1
+        ):
+            taken = self.take_url_token(scope)
+            if taken is not None:
+                return send_whole(send, *taken)
         path = scope.get("raw_path")
         if path is None or 63 in path:  # 63: QUERY_MARK, a literal here (no global lookup)
             path = request_path(scope)
@@ -264,27 +273,35 @@ class MaintenanceGate:
             return self.elsewhere
         return None
 
+    def take_url_token(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """The 303 that takes a valid bypass token out of the request's URL, back to the
+        same URL with the token in a cookie; None when the URL holds no valid token.
+
+        Whatever the mode, maintenance on or off, an open path or not: the token never
+        reaches the application, nor an access log (the request's query is replaced)."""
+        found, token, query = url_bypass(scope["query_string"], self.monitor.bypass)
+        if found is None:
+            return None
+        self.monitor.note_bypass(found.name)
+        scope["query_string"] = query  # the access log must not show the token
+        root = (scope.get("root_path") or "").encode()
+        location = root + request_path(scope) + (b"?" + query if query else b"")
+        return bypass_redirect(location, token, found, scope.get("scheme") == "https")
+
     async def refuse(self, scope: Scope, receive: Receive, send: Send, path: bytes) -> None:
         """Answer 503 (the page to a browser, the envelope to anyone else), unless the
-        request carries a valid bypass token: then it goes through, or, the token being
-        in the URL, is sent back to the same URL without it, with the token in a cookie.
-        ``path`` is the request's, as sent."""
-        if self.monitor.bypass.by_hash:  # tokens exist: look for one (never logged)
-            headers = scope["headers"][:SCANNED_HEADERS]
-            found, token, query = find_bypass(headers, scope["query_string"], self.monitor)
-            if found is not None and token is None:
+        request carries a valid bypass token in a header or a cookie: then it goes
+        through. ``path`` is the request's, as sent."""
+        bypass = self.monitor.bypass
+        if bypass.by_hash:  # tokens exist: look for one (never logged)
+            found = header_bypass(scope["headers"][:SCANNED_HEADERS], bypass)
+            if found is not None:
+                self.monitor.note_bypass(found.name)
                 await self.elsewhere(
                     {**scope, "headers": without_bypass(scope["headers"])},
                     receive,
                     marked(send, found.name),
                 )
-                return
-            if found is not None and token is not None:
-                scope["query_string"] = query  # the access log must not show the token
-                root = (scope.get("root_path") or "").encode()
-                location = root + path + (b"?" + query if query else b"")
-                secure = scope.get("scheme") == "https"
-                await send_whole(send, *bypass_redirect(location, token, found, secure))
                 return
         if self.refusals is not None:
             self.refusals.count(path)
@@ -354,6 +371,8 @@ class MaintenanceGate:
                     if name[-3:] == b"uri":
                         named = value
             if state is None:
+                if monitor.bypass.by_hash and named.find(BYPASS_PARAM) != -1:
+                    return send_whole(send, *self.decision(scope))  # a token to take out
                 return send_whole(send, 200, ALLOWED_OFF, b"")
             if self.refusals is not None:
                 self.refusals.count(split_uri(named)[0])
@@ -397,23 +416,35 @@ class MaintenanceGate:
                     return 400, *bad_request(BAD_DENY)
                 deny = int(value)
         path, query = split_uri(b"/" if uri is None and not uris else uri or b"")
-        state = self.monitor.state
+        monitor = self.monitor
+        bypass = monitor.bypass
+        # A valid token in the URL is taken out of it in every mode, maintenance on or
+        # off: the application and the logs behind the proxy never see it. Asked with
+        # ``deny``, the proxy is refused first: it asks again without, for the 303.
+        if bypass.by_hash and query.find(BYPASS_PARAM) != -1:
+            found, token, rest = url_bypass(query, bypass)
+            if found is not None:
+                if deny is not None:
+                    return deny, DENIED, b""
+                monitor.note_bypass(found.name)  # counted once: on the answer that uses it
+                location = path + (b"?" + rest if rest else b"")
+                return bypass_redirect(location, token, found, forwarded_https)
+        state = monitor.state
         if state is None:
             return 200, ALLOWED_OFF, b""
-        if uri is not None and (path in self.open.exact or self.open.under_prefix(path)):
+        # A URI holding "#" (which no browser sends) opens no path: the application may
+        # read it whole, where Bascule would read up to the "#".
+        if uri is not None and uri.find(b"#") == -1 and path in self.open:
             return 200, ALLOWED, b""
         if state.mode == READ_ONLY and method.decode("latin-1") in READ_METHODS:
             return 200, ALLOWED, b""
-        found, token, rest = None, None, query
-        if self.monitor.bypass.by_hash:
-            found, token, rest = find_bypass(headers, query, self.monitor)
-        if found is not None and token is None:
-            return 200, [*ALLOWED, (BYPASSED, found.name.encode())], b""
+        if bypass.by_hash:
+            found = header_bypass(headers, bypass)
+            if found is not None:
+                monitor.note_bypass(found.name)
+                return 200, [*ALLOWED, (BYPASSED, found.name.encode())], b""
         if deny is not None:
             return deny, DENIED, b""
-        if found is not None and token is not None:
-            location = path + (b"?" + rest if rest else b"")
-            return bypass_redirect(location, token, found, forwarded_https)
         if self.refusals is not None:
             self.refusals.count(path)
         return self.refusal(scope["headers"], False)
@@ -477,13 +508,9 @@ def bad_request(message: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
     return [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))], body
 
 
-def find_bypass(
-    headers: list[tuple[bytes, bytes]], query: bytes, monitor: Monitor
-) -> tuple[Valid | None, bytes | None, bytes]:
-    """The valid bypass token a request carries, if any: in the X-Bascule-Bypass header,
-    the bascule-bypass cookie, or the bascule-bypass query parameter. With it, the token
-    itself when it came in the query (else None), and the query without it."""
-    tokens = monitor.bypass
+def header_bypass(headers: list[tuple[bytes, bytes]], tokens: TokenSet) -> Valid | None:
+    """The valid bypass token a request carries in the X-Bascule-Bypass header or the
+    bascule-bypass cookie, if any."""
     for name, value in headers:
         found = None
         if name == BYPASS_HEADER:
@@ -495,18 +522,21 @@ def find_bypass(
                     found = tokens.find(token)
                     break
         if found is not None:
-            monitor.note_bypass(found.name)
-            return found, None, query
-    if query.find(BYPASS_PARAM) != -1:
-        pairs = query.split(b"&")
-        for index, pair in enumerate(pairs):
-            key, _, token = pair.partition(b"=")
-            if key == BYPASS_PARAM:
-                found = tokens.find(unquote_to_bytes(token))
-                if found is not None:
-                    monitor.note_bypass(found.name)
-                    return found, token, b"&".join(pairs[:index] + pairs[index + 1 :])
-    return None, None, query
+            return found
+    return None
+
+
+def url_bypass(query: bytes, tokens: TokenSet) -> tuple[Valid | None, bytes, bytes]:
+    """The valid bypass token of a query's bascule-bypass parameter, if any; with the
+    token as it was written there, and the query without it."""
+    pairs = query.split(b"&")
+    for index, pair in enumerate(pairs):
+        key, _, token = pair.partition(b"=")
+        if key == BYPASS_PARAM:
+            found = tokens.find(unquote_to_bytes(token))
+            if found is not None:
+                return found, token, b"&".join(pairs[:index] + pairs[index + 1 :])
+    return None, b"", query
 
 
 def bypass_redirect(
@@ -725,8 +755,8 @@ class Page:
 
 
 def retry_after(state: MaintenanceState, configured: int, now: int) -> int:
-    """The seconds a refusal announces: the time left to a planned end, else (none, or
-    overrunning) the configured value."""
+    """The seconds a refusal announces: the time left to a planned end (a day at most),
+    else (none, or overrunning) the configured value."""
     if state.planned_end is None or state.planned_end <= now:
         return configured
-    return -(-(state.planned_end - now) // 1000)
+    return min(MAX_RETRY_AFTER, -(-(state.planned_end - now) // 1000))

@@ -61,6 +61,9 @@ TOO_LARGE = _answer(
     f"The request headers are larger than {MAX_HEADER_BYTES} bytes, or more than {MAX_HEADERS}.",
 )
 TOO_SLOW = _answer(408, "The request was not sent in time.")
+# A request that is not HTTP/1.1 (a control byte in a header, a malformed line): in the
+# envelope too, where uvicorn answers a line of plain text.
+MALFORMED = _answer(400, "The request is not valid HTTP/1.1.")
 
 
 class QuietCycle(RequestResponseCycle):
@@ -122,6 +125,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.access_log and type(self.cycle) is RequestResponseCycle:
             self.cycle.__class__ = QuietCycle  # its access_log now asks the scope
         self._deadline = self.loop.time() + self.timeout
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request its parser cannot read, in the envelope."""
+        self._refuse(MALFORMED)
 
     def _refuse(self, answer: bytes) -> None:
         if not self.transport.is_closing():

@@ -3,6 +3,7 @@ scenario every recipe of ``bascule proxy-config`` must pass, end to end through 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shlex
@@ -265,7 +266,10 @@ def recording(answer: Callable[[Seen], Answer]) -> Iterator[Recorder]:
             if self.command != "HEAD":
                 self.wfile.write(body)
 
-        do_GET = do_POST = do_HEAD = handle_one
+        def __getattr__(self, name: str) -> Callable[[], None]:
+            if name.startswith("do_"):  # any method, a made-up one too, is recorded
+                return self.handle_one
+            raise AttributeError(name)
 
         def log_message(self, *args: object) -> None:
             pass
@@ -350,16 +354,66 @@ def proxy_in_front(
                 20.0,
                 f"{proxy} to listen ({log.read_text()[-2000:]})",
             )
-            yield f"http://127.0.0.1:{port}"
+            url = f"http://127.0.0.1:{port}"
+            WRITTEN[url] = (directory, log)
+            yield url
         finally:
             stop(process)
 
 
+# Where proxy_in_front wrote each proxy's recipe, and its output, by the proxy's URL.
+WRITTEN: dict[str, tuple[Path, Path]] = {}
+
+
+def proxy_logs(url: str) -> str:
+    """Everything the proxy at ``url`` wrote: its output, and the logs of its recipe."""
+    directory, output = WRITTEN[url]
+    logs = [output, *sorted(directory.glob("*.log"))]
+    return "".join(path.read_text(errors="replace") for path in logs)
+
+
+def check_tokens_not_logged(proxy: str, tmp_path: Path) -> None:
+    """A bypass token in a URL, maintenance on or off: the visitor is sent back to the
+    URL without it (a cookie holding it), the application never sees it, and no log of
+    the proxy's shows it."""
+    with (
+        recording(application) as app,
+        live_bascule(tmp_path) as bascule,
+        proxy_in_front(proxy, tmp_path, app.url, bascule.url) as url,
+    ):
+        api = f"{bascule.url}/rest/v1/maintenance"
+        token = httpx.post(f"{api}/bypass", headers=ADMIN, json={"name": "t"}).json()["data"]
+        for mode in ("off", "full", "read-only"):
+            if mode != "off":
+                assert httpx.post(api, headers=ADMIN, json={"mode": mode}).status_code == 201
+            until(
+                lambda m=mode: (
+                    httpx.get(
+                        f"{bascule.url}/rest/v1/gate", headers={"X-Original-Method": "POST"}
+                    ).status_code
+                    == (200 if m == "off" else 503)
+                ),
+                1.0,
+                mode,
+            )
+            sent_back = get(f"{url}/shop?bascule-bypass={token['token']}&page=2")
+            assert sent_back.status_code == 303, (mode, sent_back.text)
+            assert sent_back.headers["location"].endswith("/shop?page=2")
+            if mode != "off":
+                assert httpx.delete(api, headers=ADMIN).status_code == 200
+        time.sleep(0.5)  # logs written
+        assert all(token["token"] not in s.target for s in app.seen)
+        logs = proxy_logs(url)
+        assert "/shop?bascule-bypass=" in logs, "the request is logged, masked"
+        assert token["token"] not in logs
+
+
 @contextmanager
-def live_bascule(tmp_path: Path) -> Iterator[Server]:
+def live_bascule(tmp_path: Path, *args: str) -> Iterator[Server]:
     with serving(
         f"sqlite:///{tmp_path}/bascule.db",
         tmp_path,
+        *args,
         env={"BASCULE_ADMIN_PASSWORD": ADMIN_PASSWORD},
     ) as bascule:
         yield bascule
@@ -454,6 +508,7 @@ def asked(proxy: str, tmp_path: Path) -> tuple[Seen, Seen]:
                 "X-Original-URI": "/healthz",  # the visitor's own: never believed
                 "X-Forwarded-Uri": "/healthz",
                 "X-Bascule-Bypassed": "anyone",  # nor its claim to a bypass
+                "X-Visitor-Padding": "none of Bascule's business",
             },
             content=b"quantity=2",
             timeout=5,
@@ -549,3 +604,89 @@ def check_nginx_cache_out_of_reach(tmp_path: Path) -> None:
         answer[0] = REFUSED
         until(lambda: visitor.get("/shop").status_code == 403, 0.5, "the refusal")
         assert app.hits("/shop") == 0
+
+
+# -- hostile requests ------------------------------------------------------------------
+
+
+def raw_request(
+    method: bytes = b"POST",
+    target: bytes = b"/admin",
+    headers: tuple[bytes, ...] = (),
+    body: bytes = b"x=1",
+) -> bytes:
+    """An HTTP/1.1 request, byte for byte, with a Content-Length when it has a body."""
+    lines = [method + b" " + target + b" HTTP/1.1", b"Host: shop.example", *headers]
+    if body:
+        lines.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+# Requests that a server in front may pass on as they are, and that Bascule's own HTTP
+# server may refuse to read: none of them may reach an application during maintenance.
+HOSTILE: dict[str, bytes] = {
+    "a control byte in any header": raw_request(headers=(b"X-A: a\x01b",)),
+    "a control byte in Accept": raw_request(headers=(b"Accept: text/html\x01",)),
+    "a control byte in a cookie": raw_request(headers=(b"Cookie: a=\x01",)),
+    "a control byte in the bypass header": raw_request(headers=(b"X-Bascule-Bypass: a\x01",)),
+    "DEL in a header": raw_request(headers=(b"X-A: a\x7fb",)),
+    "bytes that are not UTF-8": raw_request(headers=(b"X-A: \xff\xfe",)),
+    "101 headers and a body": raw_request(headers=tuple(b"X-H%d: v" % i for i in range(101))),
+    "18 KB of headers": raw_request(headers=tuple(b"X-H%d: " % i + b"v" * 3000 for i in range(6))),
+    "a huge Accept": raw_request(headers=(b"Accept: " + b"text/html," * 1700,)),
+    "a method of 33 bytes": raw_request(method=b"A" * 33, body=b""),
+    "a method of 33 bytes and a body": raw_request(method=b"A" * 33),
+    "a lower-case method": raw_request(method=b"post"),
+    "a fragment after an open path": raw_request(b"GET", b"/healthz#/../admin", body=b""),
+    "an encoded fragment": raw_request(b"GET", b"/healthz%23/../admin", body=b""),
+    "a dot segment after an open path": raw_request(b"GET", b"/healthz/../admin", body=b""),
+    "a URI of 9 KB": raw_request(b"GET", b"/admin?" + b"a" * 9000, body=b""),
+    "an absolute URI": raw_request(b"GET", b"http://elsewhere.example/admin", body=b""),
+    "a NUL byte, encoded": raw_request(b"GET", b"/admin%00", body=b""),
+    "bytes that are not UTF-8 in the path": raw_request(b"GET", b"/\xff", body=b""),
+    "its own X-Original-URI": raw_request(headers=(b"X-Original-URI: /healthz",)),
+    "its own X-Forwarded-Uri": raw_request(headers=(b"X-Forwarded-Uri: /healthz",)),
+    "an underscore X_Original_URI": raw_request(headers=(b"X_Original_URI: /healthz",)),
+    "a folded header": raw_request(headers=(b"X-A: a", b" folded")),
+    "two bypass headers": raw_request(headers=(b"X-Bascule-Bypass: a", b"X-Bascule-Bypass: b")),
+    "a malformed bypass in the URL": raw_request(b"GET", b"/admin?bascule-bypass=%zz", body=b""),
+    "sixty cookies": raw_request(headers=tuple(b"Cookie: c%d=v" % i for i in range(60))),
+    "a chunked body": b"POST /admin HTTP/1.1\r\nHost: shop.example\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "HTTP/1.0 without a host": b"POST /admin HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc",
+    "OPTIONS *": b"OPTIONS * HTTP/1.1\r\nHost: shop.example\r\n\r\n",
+    "CONNECT": b"CONNECT shop.example:80 HTTP/1.1\r\nHost: shop.example\r\n\r\n",
+    "HEAD": raw_request(b"HEAD", body=b""),
+    "DELETE": raw_request(b"DELETE", body=b""),
+}
+
+
+def send_raw(url: str, request: bytes) -> bytes:
+    """Send ``request`` as it is on a new connection to ``url``; the status line of the
+    answer (empty when the server closed without one)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(request)
+        answer = b""
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            while b"\r\n" not in answer:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+    return answer.partition(b"\r\n")[0]
+
+
+def check_hostile_requests(url: str, seen: Callable[[], list[tuple[str, str]]], mode: str) -> None:
+    """Every HOSTILE request sent to ``url`` during maintenance in ``mode``: what reaches
+    the application (``seen()``: method and target of each request it got) is at most an
+    open path (/healthz), or, read-only, a request that changes nothing."""
+    for name, request in HOSTILE.items():
+        before = len(seen())
+        status = send_raw(url, request)
+        reached = seen()[before:]
+        if mode == "read-only":
+            allowed = [(m, t) for m, t in reached if m in ("GET", "HEAD", "OPTIONS")]
+        else:
+            allowed = [(m, t) for m, t in reached if t == "/healthz"]
+        assert reached == allowed, f"{name}: {reached} reached the application ({status!r})"

@@ -179,6 +179,9 @@ def test_retry_after_is_the_time_left_then_the_configured_value_and_the_page_say
     assert retry_after(planned, 120, now) == 91
     assert retry_after(late, 120, now) == 120
     assert retry_after(dataclasses.replace(planned, planned_end=None), 120, now) == 120
+    # A window ending in the year 3000 asks for a day at most.
+    far = dataclasses.replace(planned, planned_end=32_503_680_000_000)
+    assert retry_after(far, 120, now) == 86_400
     page = Page(DEFAULT_PAGE, 120)
     on_time = page.render(planned)
     assert b"Planned to end at" in on_time and b"taking longer" not in on_time

@@ -150,6 +150,41 @@ def test_the_decision_endpoint_refuses_what_it_cannot_read(client):
     assert refused.headers["allow"] == "GET, HEAD"
 
 
+@pytest.mark.parametrize("mode", [None, "full", "read-only"])
+def test_a_token_in_a_url_is_taken_out_of_it_whatever_the_mode(app_with_allow, mode):
+    # Maintenance off, read-only (a GET goes through), on, an open path: the token never
+    # reaches the application nor a log behind, neither through the gate nor a proxy.
+    client = app_with_allow
+    token = new_token(client)
+    if mode is not None:
+        ok(client.post(API, headers=ADMIN, json={"mode": mode}), 201)
+    client.app.services.monitor.refresh()
+    for path in ["/shop?bascule-bypass={}&page=2", "/healthz?bascule-bypass={}"]:
+        sent_back = client.get(path.format(token), follow_redirects=False)
+        assert sent_back.status_code == 303, (mode, path)
+        assert sent_back.headers["location"] == path.split("?")[0] + (
+            "?page=2" if "page" in path else ""
+        )
+        assert sent_back.headers["set-cookie"].startswith(f"bascule-bypass={token};")
+        client.cookies.clear()
+        asked = decide(client, path.format(token))
+        assert (
+            asked.status_code == 303 and asked.headers["location"] == sent_back.headers["location"]
+        )
+        first = decide(client, path.format(token), query="?deny=403")
+        assert first.status_code == 403, "asked again without deny, for the 303"
+    client.app.services.monitor.flush_uses()
+    listed = ok(client.get(f"{API}/bypass", headers=ADMIN), 200)
+    assert listed[0]["uses"] == 4, "each 303 counted once, a refusal with deny not at all"
+
+
+def test_a_uri_with_a_fragment_opens_no_path(app_with_allow):
+    client = app_with_allow
+    ok(client.post(API, headers=ADMIN), 201)
+    for uri in ["/healthz#/../admin", "/healthz#", "/static/site.css#x"]:
+        assert decide(client, uri).status_code == 503, uri
+
+
 def test_paths_the_application_keeps_open(app_with_allow):
     client = app_with_allow
     ok(client.post(API, headers=ADMIN), 201)
@@ -258,7 +293,6 @@ def test_only_the_answer_of_maintenance_off_is_marked_for_a_cache(app_with_allow
         ("/shop", {}, "?deny=403&other=1"),  # not the short way
         ("/healthz", {}, ""),
         ("/rest/v1/maintenance", {}, ""),  # Bascule's own
-        (f"/shop?bascule-bypass={token}", {}, ""),  # no 303 while off
         ("/shop", {"X-Bascule-Bypass": token, "Cookie": f"bascule-bypass={token}"}, ""),
         ("/shop", {"X-Original-Method": "DELETE", "X-Forwarded-Uri": "/healthz"}, ""),
     ]:
@@ -289,7 +323,8 @@ def test_only_the_answer_of_maintenance_off_is_marked_for_a_cache(app_with_allow
         decide(client, "/shop", query="?deny=500"),
         decide(client, "/" + "x" * 9000),
         client.post("/rest/v1/gate", headers={"X-Original-URI": "/shop"}),
+        decide(client, f"/shop?bascule-bypass={token}"),  # off: taken out all the same
     ]
     statuses = [answer.status_code for answer in others]
-    assert statuses == [503, 503, 403, 200, 200, 303, 200, 503, 400, 400, 405]
+    assert statuses == [503, 503, 403, 200, 200, 303, 200, 503, 400, 400, 405, 303]
     assert not [answer for answer in others if "x-accel-expires" in answer.headers]

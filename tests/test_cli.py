@@ -237,6 +237,7 @@ def test_serve_refuses_bad_settings(run, monkeypatch):
         ([], {"BASCULE_PORT": "abc"}, "BASCULE_PORT must be an integer, not 'abc'"),
         (["--workers", "0"], {}, "--workers (BASCULE_WORKERS) must be from 1 to 1024"),
         ([], {"BASCULE_POLL_INTERVAL": "0"}, "must be from 0.01 to 60, not 0.0"),
+        (["--retry-after", "86401"], {}, "must be from 0 to 86400, not 86401"),
         ([], {"BASCULE_ACCESS_LOG": "maybe"}, "BASCULE_ACCESS_LOG must be true or false"),
     ],
 )

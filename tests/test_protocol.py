@@ -77,6 +77,22 @@ def test_headers_too_large_or_too_many_get_431_in_the_envelope(server, headers):
     assert "WARNING" not in server.output() and "ERROR" not in server.output()
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [["X-A: a\x01b"], ["Accept: text/html\x7f"], ["X_Underscore: \x00"]],
+    ids=["control-byte", "del", "nul"],
+)
+def test_a_request_that_is_not_http_gets_400_in_the_envelope(server, headers):
+    with connect(server) as sock:
+        sock.sendall(request(*headers))
+        status, body, _ = answer(sock)
+    assert status == 400
+    assert json.loads(body)["error"] == {
+        "code": 501,
+        "message": "The request is not valid HTTP/1.1.",
+    }
+
+
 def test_headers_within_the_bounds_are_served(server):
     big = "X-Big: " + "a" * (MAX_HEADER_BYTES - 500)
     many = [f"X-{i}: y" for i in range(MAX_HEADERS - 5)]

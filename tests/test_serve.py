@@ -19,6 +19,7 @@ import websockets.sync.client
 
 from bascule.maintenance import now_ms
 from tests.conftest import ADMIN_PASSWORD, basic
+from tests.proxying import check_hostile_requests
 from tests.serving import BASCULE, clean_env, leave_mid_body, raw_request, serving, stop
 from tests.waiting import until
 
@@ -438,3 +439,36 @@ def test_a_token_in_the_url_is_not_written_to_the_access_log(database_url, tmp_p
         output = server.output()
     assert token["token"] not in output
     assert '"GET /shop?page=2 HTTP/1.1" 303' in output
+
+
+RECORDING_APP = """
+import json, pathlib
+
+REACHED = pathlib.Path(__file__).with_name("reached.jsonl")
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    with REACHED.open("a") as log:
+        log.write(json.dumps([scope["method"], scope["raw_path"].decode("latin-1")]) + "\\n")
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"the application"})
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("mode", ["full", "read-only"])
+def test_no_hostile_request_reaches_the_mounted_app(database_url, tmp_path, mode):
+    (tmp_path / "userapp.py").write_text(RECORDING_APP)
+    reached = tmp_path / "reached.jsonl"
+
+    def seen() -> list[tuple[str, str]]:
+        lines = reached.read_text().splitlines() if reached.exists() else []
+        return [tuple(json.loads(line)) for line in lines]
+
+    args = ("--app", "userapp:app", "--allow", "/healthz")
+    with serving(database_url, tmp_path, *args, env=WITH_PASSWORD) as server:
+        api = f"{server.url}/rest/v1/maintenance"
+        assert httpx.post(api, headers=ADMIN, json={"mode": mode}).status_code == 201
+        check_hostile_requests(server.url, seen, mode)

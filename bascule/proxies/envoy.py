@@ -42,6 +42,18 @@ local ASKED = { accept = ", ", cookie = "; ", ["x-bascule-bypass"] = ", ",
 local HOP = { ["connection"] = true, ["keep-alive"] = true, ["transfer-encoding"] = true,
   ["content-length"] = true }
 
+-- Of the visitor's cookies, only the bypass token's (the application's are none of
+-- Bascule's business).
+local function bypass_cookie(line)
+  for pair in string.gmatch(line, "[^;]+") do
+    local trimmed = string.match(pair, "^%%s*(.-)%%s*$")
+    if string.sub(trimmed, 1, 15) == "bascule-bypass=" then
+      return trimmed
+    end
+  end
+  return nil
+end
+
 function envoy_on_request(request_handle)
   local visitor = request_handle:headers()
   local question = {
@@ -58,6 +70,9 @@ function envoy_on_request(request_handle)
     end
     if #lines > 0 then
       question[name] = table.concat(lines, separator)
+    end
+    if name == "cookie" and question[name] ~= nil then
+      question[name] = bypass_cookie(question[name])
     end
   end
   if question["x-forwarded-proto"] == nil then

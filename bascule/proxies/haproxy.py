@@ -95,6 +95,20 @@ local function values(headers, name)
   return list
 end
 
+-- Of the visitor's cookies, only the bypass token's (the application's are none of
+-- Bascule's business).
+local function bypass_cookie(lines)
+  for _, line in ipairs(lines) do
+    for pair in string.gmatch(line, "[^;]+") do
+      local trimmed = string.match(pair, "^%s*(.-)%s*$")
+      if string.sub(trimmed, 1, 15) == "bascule-bypass=" then
+        return {{ trimmed }}
+      end
+    end
+  end
+  return {{}}
+end
+
 core.register_action("bascule_ask", {{ "http-req" }}, function(txn)
   local visitor = txn.http:req_get_headers()
   local headers = {{
@@ -103,6 +117,9 @@ core.register_action("bascule_ask", {{ "http-req" }}, function(txn)
   }}
   for _, name in ipairs(ASKED) do
     local list = values(visitor, name)
+    if name == "cookie" then
+      list = bypass_cookie(list)
+    end
     if #list > 0 then
       headers[name] = list
     end

@@ -37,14 +37,29 @@ TEMPLATE = """\
 # than {timeout}) lets it through.
 worker_processes 1;
 pid {dir}/nginx.pid;
-error_log stderr warn;
+# crit: nginx's errors name the request line, which may hold a bypass token; the access
+# log (masked) says how each request was decided ($bascule_status).
+error_log stderr crit;
 
 events {{
     worker_connections 1024;
 }}
 
 http {{
-    access_log {dir}/access.log;
+    # A bypass token in a URL (and in the Referer it may leave) is masked: Bascule takes
+    # it out of the URL with a 303, but the first request is logged as it came.
+    map $request $bascule_logged_request {{
+        "~^(?<head>[^ ]* [^ ]*?[?&]bascule-bypass=)[^ ]*(?<tail> .*)$" "${{head}}*${{tail}}";
+        default $request;
+    }}
+    map $http_referer $bascule_logged_referer {{
+        "~^(?<head>[^?]*[?].*?bascule-bypass=)" "${{head}}*";
+        default $http_referer;
+    }}
+    log_format bascule '$remote_addr - $remote_user [$time_local] "$bascule_logged_request" '
+                       '$status $body_bytes_sent "$bascule_logged_referer" "$http_user_agent" '
+                       'bascule=$bascule_status';
+    access_log {dir}/access.log bascule;
     # Everything under this directory: no path of the system nginx's is written.
     client_body_temp_path {dir}/temp/client_body;
     proxy_temp_path {dir}/temp/proxy;
@@ -63,6 +78,26 @@ http {{
         "~^(?<tenth>[0-9]+[.][0-9])" $tenth;
     }}
 
+    # What Bascule is told of the visitor's request, and nothing else of it: a visitor's
+    # other headers (a control byte, a hundred of them) must not make Bascule refuse the
+    # question itself. Only the bypass cookie of their cookies; the scheme they came by
+    # (https from a TLS terminator in front: the bypass cookie is then Secure).
+    map $http_cookie $bascule_cookie {{
+        "~(?:^|;)[ ]*(?<pair>bascule-bypass=[^;]*)" $pair;
+        default "";
+    }}
+    map $http_x_forwarded_proto $bascule_proto {{
+        "~*^https$" https;
+        default $scheme;
+    }}
+    # Whether auth_request's error (500) means that Bascule gave no answer: nothing but
+    # nginx's own 502 (refused, reset) or 504 (timed out) from it. Then the request goes
+    # to the application (fail open); any answer that is no decision is a refusal.
+    map $bascule_status $bascule_unanswered {{
+        "~^(50[24])([ ,:]+50[24])*$" 1;
+        default 0;
+    }}
+
     # Connections to Bascule and to the application are kept open between requests
     # (HTTP/1.1 with an empty Connection header in each location that proxies); closed
     # on nginx's side before uvicorn's 5 s idle timeout closes them on the other.
@@ -79,20 +114,21 @@ http {{
 
     server {{
         listen {listen};
+        # @unanswered and @bascule may send a request on in turn.
+        recursive_error_pages on;
 
         location / {{
             auth_request {check};
             # Bascule names the bypass token that let the request through; nginx adds
             # no header whose value is empty.
             auth_request_set $bascule_bypassed $upstream_http_x_bascule_bypassed;
+            auth_request_set $bascule_status $upstream_status;
             add_header X-Bascule-Bypassed $bascule_bypassed always;
-            # 403: refused; the visitor gets Bascule's own answer. 500: auth_request
-            # could not ask (refused, timed out, an answer not 2xx/401/403): fail open.
+            # 403: refused; the visitor gets Bascule's own answer. 500: auth_request had
+            # no decision (no answer, or an answer not 2xx/401/403): @unanswered tells.
             # Neither applies to the application's answers, proxied as they are.
             error_page 403 = @bascule;
-            error_page 500 = @application;
-            # @bascule may fail open in turn (Bascule gone between the two questions).
-            recursive_error_pages on;
+            error_page 500 = @unanswered;
             proxy_intercept_errors off;
             proxy_pass http://application;
 {to_application}
@@ -123,6 +159,18 @@ http {{
 {to_bascule}
         }}
 
+        location @unanswered {{
+            # Bascule answered, but not with a decision (a question it could not read):
+            # refused, and the visitor gets what Bascule answers. No answer: fail open.
+            error_page 403 = @bascule;
+            if ($bascule_unanswered = 0) {{
+                return 403;
+            }}
+            proxy_pass http://application;
+{to_application}
+            proxy_set_header X-Bascule-Bypassed "";
+        }}
+
         location @bascule {{
             # The same question without deny: Bascule's answer, status and all, is the
             # visitor's (a named location's proxy_pass takes no URI, hence the rewrite).
@@ -145,20 +193,22 @@ http {{
 # proxy_set_header in a location replaces every one inherited, so each location that
 # proxies says all of its own.
 TO_BASCULE = [
-    # A bodiless GET, whatever the visitor's request.
+    # A bodiless GET, whatever the visitor's request, with only the headers the decision
+    # depends on (a visitor's own X-Forwarded-Uri or X-Original-URI never among them).
     "proxy_method GET",
     "proxy_pass_request_body off",
-    'proxy_set_header Content-Length ""',
+    "proxy_pass_request_headers off",
+    'proxy_set_header Content-Length ""',  # nginx says the visitor's, without the body
     "proxy_http_version 1.1",
     'proxy_set_header Connection ""',
     "proxy_set_header Host {bascule}",
     "proxy_set_header X-Original-URI $request_uri",
     "proxy_set_header X-Original-Method $request_method",
-    # Bascule reads X-Forwarded-Uri and -Method too: a visitor's own are not passed on.
-    'proxy_set_header X-Forwarded-Uri ""',
-    'proxy_set_header X-Forwarded-Method ""',
+    "proxy_set_header Accept $http_accept",
+    "proxy_set_header Cookie $bascule_cookie",
+    "proxy_set_header X-Bascule-Bypass $http_x_bascule_bypass",
     # Whether the bypass cookie Bascule sets is Secure.
-    "proxy_set_header X-Forwarded-Proto $scheme",
+    "proxy_set_header X-Forwarded-Proto $bascule_proto",
     "proxy_connect_timeout {timeout}",
     "proxy_send_timeout {timeout}",
     "proxy_read_timeout {timeout}",
