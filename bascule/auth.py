@@ -157,84 +157,129 @@ def validate_password(password: str) -> str:
     return password
 
 
-class Throttle:
-    """Limits failed authentications per user name and per client address, in windows
-    of ``window`` seconds, counted in the database so that every instance shares them.
+# How long a browser that signed in stays trusted by the throttle for its user (its
+# cookie's lifetime, renewed at each sign-in).
+DEVICE_TTL = 90 * 86_400
+DEVICE_COOKIE = "bascule-device"
+# Failed checks of names that are no user's, from one address per window, past which
+# they are answered without Argon2 (no one is kept from anything by it: there is
+# nothing to guess, only a CPU to spare).
+UNKNOWN_NAMES_PER_ADDRESS = 100
+DAY = 86_400
 
-    Checked before a password is, so that guesses past the limit cost no Argon2: a
-    flood of them does not slow anyone else down; and counted before, so that a flood
-    sent all at once gets no more tries than one sent one by one. An address limit below the user
-    limit stops a guesser at one address before it can lock the name out; guessers at
-    many addresses can, for at most the window, and only for passwords not verified
-    before (verified credentials are cached, and sessions need no password).
+
+@dataclass(frozen=True)
+class Attempt:
+    """Who tries a password: a name, the client's address, whether the name is a user's,
+    and the hash of the device token it brings when that device signed in as it before."""
+
+    name: str
+    address: str | None
+    known: bool
+    device: str | None = None
+
+
+class Throttle:
+    """Limits password guessing without letting anyone lock a user out.
+
+    Failures are counted in the database, so that every instance shares them, and
+    before the password is checked (so that a flood sent at once gets no more tries than
+    one sent one by one); past a limit, an attempt is refused (Throttled, 429) before
+    any Argon2. What is counted, and who a limit stops:
+
+    - a device the user signed in with before (its cookie): ``per_address`` failures per
+      ``window``, that device only; no one else's failures touch it;
+    - any other client: ``per_address`` per ``window`` for the name at that address (the
+      name elsewhere, other names there, go on), and ``per_user`` per day for the name
+      from every such client together: a few hundred guesses a day at most, whatever
+      the number of addresses;
+    - names that are no user's: nothing to guess, never refused; past
+      UNKNOWN_NAMES_PER_ADDRESS per window from one address, no longer checked.
+
+    So an attacker, wherever they are, can at worst make a name refuse clients it never
+    signed in with; a browser that signed in before, a session, and credentials this
+    process verified before, go on.
     """
 
     def __init__(
         self,
         store: Store,
         *,
-        per_user: int = 30,
+        per_user: int = 200,
         per_address: int = 10,
         window: int = 300,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.store = store
-        self.limits = {"user": per_user, "address": per_address}
+        self.per_user, self.per_address = per_user, per_address
         self.window_ms = window * 1000
         self.clock = clock
         self._blocked: dict[str, int] = {}  # key: until when (ms), as last read here
 
-    def _keys(self, name: str, address: str | None) -> dict[str, int]:
-        keys = {}
-        if NAME_PATTERN.fullmatch(name):  # no other name is a user's: not worth a row
-            keys[f"user:{name}"] = self.limits["user"]
-        if address:
-            keys[f"address:{address}"] = self.limits["address"]
-        return keys
+    def _keys(self, attempt: Attempt) -> dict[str, tuple[int, int]]:
+        """The counters an attempt is a failure of: key, its limit and window (ms)."""
+        address = attempt.address or "unknown"
+        if not attempt.known:
+            return {f"unknown:{address}": (UNKNOWN_NAMES_PER_ADDRESS, self.window_ms)}
+        if attempt.device is not None:
+            return {f"device:{attempt.device}": (self.per_address, self.window_ms)}
+        pair = token_hash(f"{attempt.name}\x00{address}")  # a name is up to 255 characters
+        return {
+            f"pair:{pair}": (self.per_address, self.window_ms),
+            f"user:{attempt.name}": (self.per_user, DAY * 1000),
+        }
 
     def _refuse(self, until: int, now: int) -> None:
         raise Throttled(max(1, -(-(until - now) // 1000)))
 
-    def attempt(self, name: str, address: str | None) -> None:
-        """Count an attempt as a failure until it is proven right (``succeeded``); raise
-        Throttled, before the password is checked, when it is past a limit.
+    def attempt(self, attempt: Attempt) -> bool:
+        """Count the attempt as a failure until it is proven right (``succeeded``); raise
+        Throttled, before the password is checked, when it is past a limit. False when
+        it is not worth checking (a name that is no user's, from an address past its
+        limit): a failure, without Argon2.
 
         Counted before the check, atomically, so that concurrent guesses cannot all slip
         in under the limit while the first ones are being checked.
         """
         now = self.clock()
-        keys = self._keys(name, address)
-        self.refuse_known(name, address)
+        keys = self._keys(attempt)
+        self.refuse_known(attempt)
         with self.store.write(None) as conn:
             counted = {
-                key: self.store.add_failure(conn, key, now, now - self.window_ms) for key in keys
+                key: self.store.add_failure(conn, key, now, window)
+                for key, (_, window) in keys.items()
             }
         for key, (failures, started) in counted.items():
-            if failures > keys[key]:
-                until = started + self.window_ms
+            limit, window = keys[key]
+            if failures > limit:
+                if not attempt.known:
+                    return False
+                until = started + window
                 if len(self._blocked) > AUTH_CACHE_LIMIT:
                     self._blocked = {k: u for k, u in self._blocked.items() if u > now}
                 self._blocked[key] = until
                 self._refuse(until, now)
+        return True
 
-    def refuse_known(self, name: str, address: str | None) -> None:
-        """Raise Throttled when this process already knows the name or address past its
-        limit: no database call."""
+    def refuse_known(self, attempt: Attempt) -> None:
+        """Raise Throttled when this process already knows the attempt past a limit: no
+        database call."""
         now = self.clock()
-        for key in self._keys(name, address):
+        for key in self._keys(attempt):
             until = self._blocked.get(key, 0)
             if until > now:
                 self._refuse(until, now)
 
-    def succeeded(self, name: str, address: str | None) -> None:
-        """The attempt was right: not a failure of its address, and its name's failures
-        are forgotten."""
+    def succeeded(self, attempt: Attempt) -> None:
+        """The attempt was right: the failures of its name at its address (or on its
+        device) are forgotten, and it is no failure of its name's day."""
         with self.store.write(None) as conn:
-            for key in self._keys(name, address):
+            for key in self._keys(attempt):
                 if key.startswith("user:"):
-                    self.store.clear_failures(conn, key)
-                else:
                     self.store.forgive_failure(conn, key)
+                else:
+                    self.store.clear_failures(conn, key)
+                self._blocked.pop(key, None)
 
 
 class Auth:
@@ -362,6 +407,33 @@ class Auth:
             self.store.delete_session(conn, digest)
         self.forget_sessions()
 
+    # -- trusted devices -------------------------------------------------------------------
+
+    def known(self, name: str, device_token: str | None) -> tuple[bool, str | None]:
+        """Whether ``name`` is a user's, and the hash of ``device_token`` when that device
+        signed in as this user before and is still trusted (else None)."""
+        if not NAME_PATTERN.fullmatch(name):  # no other name is a user's; PostgreSQL refuses NUL
+            return False, None
+        digest = token_hash(device_token) if device_token else None
+        with self.store.read() as conn:
+            if self.store.get_user(conn, name) is None:
+                return False, None
+            if digest is None or self.store.device_user(conn, digest, self.clock()) != name:
+                return True, None
+        return True, digest
+
+    def trust_device(self, name: str, device_token: str | None) -> str:
+        """The device token of a browser that just signed in as ``name``: the one it
+        brought, trusted again for DEVICE_TTL, or a new one."""
+        if not device_token or self.known(name, device_token)[1] is None:
+            device_token = secrets.token_urlsafe(32)
+        now = self.clock()
+        with self.store.write(None) as conn:
+            self.store.trust_device(
+                conn, token_hash(device_token), name, now, now + DEVICE_TTL * 1000
+            )
+        return device_token
+
     def forget_users(self) -> None:
         """Forget every cached credential and session: some user changed."""
         self._credentials.clear()
@@ -392,6 +464,7 @@ class Auth:
             if not self.store.set_password_hash(conn, name, password_hash):
                 raise UserError(f"there is no user {name!r}")
             self.store.delete_sessions_of(conn, name)
+            self.store.forget_devices_of(conn, name)  # trusted for a password now changed
         self.forget_users()
 
     def remove_user(self, name: str) -> None:

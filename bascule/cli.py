@@ -69,6 +69,7 @@ def _settings_option(f: dataclasses.Field[Any]) -> Callable[[F], F]:
         return click.option(f"{name}/--no-{name[2:]}", f.name, default=None, help=help_text)
     if kind is tuple:  # --allow-prefix, singular, names one: repeat it for several
         flag = name.removesuffix("es") if name.endswith("prefixes") else name
+        flag = flag.removesuffix("ies") + "y" if flag.endswith("ies") else flag
         return click.option(flag, f.name, multiple=True, default=None, help=help_text)
     return click.option(name, f.name, type=kind, default=None, help=help_text)
 
@@ -204,6 +205,10 @@ def serve(**options: Any) -> None:
         lifespan="on",
         interface="asgi3",  # the gate's route is a plain call that returns the answer
         http=protocol,  # uvicorn's httptools protocol, bounded in header size and time
+        # X-Forwarded-For and -Proto believed from the proxies named, and from no one else
+        # (uvicorn would believe any process on the loopback).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -80,20 +81,30 @@ class Settings:
     )
     failed_auth_per_address: int = _option(
         "BASCULE_FAILED_AUTH_PER_ADDRESS",
-        "Failed logins and HTTP Basic checks allowed from one client address per window;"
-        " past it, attempts are answered 429 without a password check.",
+        "Failed passwords allowed for one user name from one client address (or from one"
+        " browser it signed in with before) per window; past it, that name is answered"
+        " 429 there, without a password check, and nowhere else.",
         default=10,
     )
     failed_auth_per_user: int = _option(
         "BASCULE_FAILED_AUTH_PER_USER",
-        "Failed logins and HTTP Basic checks allowed for one user name per window, from"
-        " all addresses.",
-        default=30,
+        "Failed passwords allowed per day for one user name from clients it never signed"
+        " in with, from all addresses together; past it, only browsers it signed in with"
+        " before may try it.",
+        default=200,
     )
     failed_auth_window: int = _option(
         "BASCULE_FAILED_AUTH_WINDOW",
-        "Seconds over which failed authentications are counted.",
+        "Seconds over which the failures of a name at one address are counted.",
         default=300,
+    )
+    trusted_proxies: tuple[str, ...] = _option(
+        "BASCULE_TRUSTED_PROXIES",
+        "Addresses (or networks, such as 10.0.0.0/8) of the proxies in front whose"
+        " X-Forwarded-For and X-Forwarded-Proto are believed: the client's address the"
+        " throttle counts, and https for a Secure cookie. None by default: every"
+        " address is the connection's own.",
+        default=(),
     )
     cookie_secure: bool = _option(
         "BASCULE_COOKIE_SECURE",
@@ -160,6 +171,15 @@ class Settings:
                 raise ValueError(
                     f"--allow-prefix takes a prefix starting and ending with '/', not {prefix!r}"
                 )
+        for proxy in self.trusted_proxies:
+            try:
+                if proxy != "*":
+                    ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    "--trusted-proxy takes an IP address, a network such as 10.0.0.0/8, or *;"
+                    f" not {proxy!r}"
+                ) from None
         for name, low, high in LIMITS:
             value = getattr(self, name)
             if not low <= value <= high:

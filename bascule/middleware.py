@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bascule import spec
+from bascule.auth import DEVICE_COOKIE
 from bascule.errors import CROSS_ORIGIN, MAX_BODY, TOO_LARGE, Code, Refusal
 from bascule.gate import NOT_FRAMED, route_path, without_cookie
 
@@ -126,17 +127,20 @@ def consumes(operation_id: str | None) -> tuple[str, ...]:
 
 
 def without_session_cookie(app: ASGIApp) -> ASGIApp:
-    """``app``, never handed Bascule's session cookie: it is a credential for Bascule,
-    which a mounted application has no use for and must not be able to log or replay."""
-    cookie = spec.SESSION_COOKIE.encode()
-    marker = cookie + b"="
+    """``app``, never handed Bascule's session cookie, nor the device cookie of a browser
+    that signed in: they are credentials for Bascule, which a mounted application has no
+    use for and must not be able to log or replay."""
+    cookies = (spec.SESSION_COOKIE.encode(), DEVICE_COOKIE.encode())
+    markers = tuple(cookie + b"=" for cookie in cookies)
 
     def route(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # A plain call, like the gate's route: no coroutine of its own per request.
         headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
         for name, value in headers:
-            if name == b"cookie" and value.find(marker) != -1:
-                scope = {**scope, "headers": without_cookie(headers, cookie)}
+            if name == b"cookie" and (value.find(markers[0]) != -1 or value.find(markers[1]) != -1):
+                for cookie in cookies:
+                    headers = without_cookie(headers, cookie)
+                scope = {**scope, "headers": headers}
                 break
         return app(scope, receive, send)
 

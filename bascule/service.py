@@ -17,7 +17,7 @@ import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Scope
 
-from bascule.auth import Auth, AuthenticationFailed, Principal, Throttle
+from bascule.auth import Attempt, Auth, AuthenticationFailed, Principal, Throttle
 from bascule.bypass import BypassTokens
 from bascule.config import Settings
 from bascule.errors import encoded, envelope
@@ -91,9 +91,13 @@ class Services:
             self._argon2 = anyio.CapacityLimiter(ARGON2_AT_ONCE)
         return await anyio.to_thread.run_sync(call, *args, limiter=self._argon2)
 
-    async def authenticate(self, name: str, password: str, address: str | None) -> Principal:
+    async def authenticate(
+        self, name: str, password: str, address: str | None, device: str | None = None
+    ) -> Principal:
         """The principal these credentials are; AuthenticationFailed when they are wrong,
-        Throttled when the name or the address failed too often to be tried now.
+        Throttled when they failed too often to be tried now (see auth.Throttle), from
+        this address or on this device (the device token of a browser that signed in
+        before: ``device``).
 
         Credentials verified before are answered from memory, throttled or not; others
         are checked against the throttle first, so that guesses past it cost no Argon2.
@@ -101,12 +105,15 @@ class Services:
         principal = self.auth.cached_credentials(name, password)
         if principal is not None:
             return principal
-        self.throttle.refuse_known(name, address)  # no thread, no I/O: a flood costs little
-        await anyio.to_thread.run_sync(self.throttle.attempt, name, address)
+        known, trusted = await anyio.to_thread.run_sync(self.auth.known, name, device)
+        attempt = Attempt(name, address, known, trusted)
+        self.throttle.refuse_known(attempt)  # no thread, no I/O: a flood costs little
+        if not await anyio.to_thread.run_sync(self.throttle.attempt, attempt):
+            raise AuthenticationFailed()
         principal = await self.hashing(self.auth.check_credentials, name, password)
         if principal is None:
             raise AuthenticationFailed()  # counted already, by attempt()
-        await anyio.to_thread.run_sync(self.throttle.succeeded, name, address)
+        await anyio.to_thread.run_sync(self.throttle.succeeded, attempt)
         return principal
 
     def attach(self, scope: Scope) -> None:

@@ -182,13 +182,32 @@ sessions = Table(
     Column("expires_at", BigInteger, nullable=False, index=True),
 )
 
-# Failed authentications in the current window of each key ("user:NAME", "address:IP").
+# Failed authentications in the current window of each key (a name, a name at an address,
+# a device...: see auth.Throttle), and when that window ends.
 auth_failures = Table(
     "auth_failures",
     metadata,
     Column("key", String(300), primary_key=True),
     Column("failures", Integer, nullable=False),
     Column("window_start", BigInteger, nullable=False, index=True),
+    Column("window_end", BigInteger, nullable=False, index=True),
+)
+
+# Browsers a user signed in with (the hash of the device token in their cookie): trusted
+# by the throttle for that user, so that nobody else's failures can lock them out.
+trusted_devices = Table(
+    "trusted_devices",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column(
+        "user_name",
+        String(255),
+        ForeignKey("users.name", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
 )
 
 # Named tokens that let their bearer through the gate during maintenance (hashes only).
@@ -829,6 +848,7 @@ class Store:
     def delete_user(conn: Connection, name: str) -> bool:
         """Remove a user with their roles and sessions; False if there is no such user."""
         conn.execute(delete(sessions).where(sessions.c.user_name == name))
+        conn.execute(delete(trusted_devices).where(trusted_devices.c.user_name == name))
         conn.execute(delete(user_roles).where(user_roles.c.user_name == name))
         return conn.execute(delete(users).where(users.c.name == name)).rowcount == 1
 
@@ -867,6 +887,42 @@ class Store:
     def delete_sessions_of(conn: Connection, user: str) -> int:
         """Revoke every session of a user; the number revoked."""
         return conn.execute(delete(sessions).where(sessions.c.user_name == user)).rowcount
+
+    # -- trusted devices -------------------------------------------------------------------
+
+    @staticmethod
+    def device_user(conn: Connection, token_hash: str, now: int) -> str | None:
+        """The user a device token trusted until after ``now`` belongs to, if any."""
+        devices = trusted_devices.c
+        found = conn.execute(
+            select(devices.user_name).where(
+                devices.token_hash == token_hash, devices.expires_at > now
+            )
+        ).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    @staticmethod
+    def trust_device(conn: Connection, token_hash: str, user: str, now: int, until: int) -> None:
+        """Trust a device token for ``user`` until ``until`` (again, if it was); devices
+        no longer trusted are swept on the way."""
+        devices = trusted_devices.c
+        conn.execute(delete(trusted_devices).where(devices.expires_at <= now))
+        updated = conn.execute(
+            update(trusted_devices)
+            .where(devices.token_hash == token_hash, devices.user_name == user)
+            .values(expires_at=until)
+        )
+        if updated.rowcount == 0:
+            conn.execute(
+                insert(trusted_devices).values(
+                    token_hash=token_hash, user_name=user, created_at=now, expires_at=until
+                )
+            )
+
+    @staticmethod
+    def forget_devices_of(conn: Connection, user: str) -> None:
+        """Trust none of the devices ``user`` signed in with."""
+        conn.execute(delete(trusted_devices).where(trusted_devices.c.user_name == user))
 
     # -- bypass tokens ---------------------------------------------------------------------
 
@@ -908,19 +964,21 @@ class Store:
 
     # -- failed authentications ------------------------------------------------------------
 
-    def add_failure(self, conn: Connection, key: str, now: int, since: int) -> tuple[int, int]:
-        """Count one failure for ``key``, in a window that starts now unless one started
-        after ``since`` (windows over are swept on the way); the count and the window's
-        start, as this write left them (atomically: concurrent writers each see theirs)."""
-        conn.execute(delete(auth_failures).where(auth_failures.c.window_start <= since))
+    def add_failure(self, conn: Connection, key: str, now: int, window: int) -> tuple[int, int]:
+        """Count one failure for ``key``, in its window of ``window`` ms that starts now
+        unless one is running (windows over are swept on the way); the count and the
+        window's start, as this write left them (atomically: concurrent writers each see
+        theirs)."""
+        failures = auth_failures.c
+        conn.execute(delete(auth_failures).where(failures.window_end <= now))
         upsert = self._upsert(auth_failures)
         row = conn.execute(
-            upsert.values(key=key, failures=1, window_start=now)
+            upsert.values(key=key, failures=1, window_start=now, window_end=now + window)
             .on_conflict_do_update(
-                index_elements=[auth_failures.c.key],
-                set_={"failures": auth_failures.c.failures + 1},
+                index_elements=[failures.key],
+                set_={"failures": failures.failures + 1},
             )
-            .returning(auth_failures.c.failures, auth_failures.c.window_start)
+            .returning(failures.failures, failures.window_start)
         ).one()
         return int(row.failures), int(row.window_start)
 

@@ -384,6 +384,62 @@ def guessing(url: str, tmp: Path, figures: Figures) -> None:
     )
 
 
+# Wrong passwords for one name from many loopback addresses (127.0.1.N), a few each:
+# prints how each was answered.
+SPREAD = """
+import collections, json, sys, httpx
+url, authorization, addresses, each = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+answers = collections.Counter()
+for n in range(addresses):
+    local = httpx.HTTPTransport(local_address=f"127.0.1.{n + 1}")
+    with httpx.Client(transport=local, timeout=60) as client:
+        for _ in range(each):
+            answers[client.get(url, headers={"Authorization": authorization}).status_code] += 1
+print(json.dumps(answers))
+"""
+
+
+def lockout(url: str, tmp: Path, figures: Figures) -> None:
+    """Guesses at the admin's name from 250 addresses, the admin's own among them: how
+    many were checked, and whether the admin's browser still signs in (on a fresh
+    instance, with nothing in its caches) and switches maintenance."""
+    form = {"username": "admin", "password": PASSWORD}
+    with serving(url, tmp, env=ENV) as server:
+        own = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.1.7"), timeout=60)
+        with own:
+            assert own.post(f"{server.url}/login", data=form).status_code == 200
+            device = own.cookies["bascule-device"]
+        wrong = basic("admin", "not-the-password")["Authorization"]
+        argv = [
+            sys.executable,
+            "-c",
+            SPREAD,
+            f"{server.url}/rest/v1/maintenance",
+            wrong,
+            "250",
+            "3",
+        ]
+        answers = json.loads(
+            subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        )
+    with serving(url, tmp, env=ENV) as fresh:
+        # First (a right password verified is remembered, and then let in from anywhere).
+        stranger = httpx.post(f"{fresh.url}/login", data=form, timeout=60).status_code
+        own = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.1.7"), timeout=60)
+        with own:
+            own.cookies.set("bascule-device", device)
+            signed_in = own.post(f"{fresh.url}/login", data=form).status_code == 200
+            switched = own.post(f"{fresh.url}/rest/v1/maintenance").status_code == 201
+    total, checked = sum(answers.values()), answers.get("401", 0)
+    locked_out = not (signed_in and switched)
+    figures.add(
+        "guesses at the admin's name from 250 addresses / checked / the admin's browser locked out",
+        f"{total} / {checked} / {'yes' if locked_out else 'no'} (a browser never signed in:"
+        f" {stranger})",
+        checked <= 200 and not locked_out and stranger == 429,
+    )
+
+
 def accept_cost(url: str, tmp: Path, figures: Figures) -> None:
     with serving(url, tmp, env=ENV) as server, httpx.Client(timeout=30) as client:
         client.post(f"{server.url}/rest/v1/maintenance", headers=ADMIN)
@@ -406,7 +462,7 @@ def accept_cost(url: str, tmp: Path, figures: Figures) -> None:
     )
 
 
-ATTACKS = [bypass, malformed, races, outages, hostile, guessing, accept_cost]
+ATTACKS = [bypass, malformed, races, outages, hostile, guessing, lockout, accept_cost]
 
 
 @contextlib.contextmanager

@@ -7,9 +7,10 @@ from typing import Any
 
 import anyio.to_thread
 from connexion import context
+from starlette.responses import Response
 
-from bascule.auth import Principal, token_hash
-from bascule.errors import envelope
+from bascule.auth import DEVICE_COOKIE, DEVICE_TTL, Principal, token_hash
+from bascule.errors import encoded, envelope
 from bascule.service import client_address, current
 from bascule.spec import SESSION_COOKIE
 from handlers.security import session_principal
@@ -29,11 +30,12 @@ def _user_status(principal: Principal | None) -> dict[str, Any]:
     }
 
 
-def _session_cookie(value: str, max_age: int) -> str:
-    """The Set-Cookie value for the session cookie (an empty value with max_age 0 clears it)."""
+def _session_cookie(value: str, max_age: int, name: str = SESSION_COOKIE) -> str:
+    """The Set-Cookie value for the session cookie (an empty value with max_age 0 clears
+    it), or for another of Bascule's own cookies (``name``)."""
     cookie: SimpleCookie = SimpleCookie()
-    cookie[SESSION_COOKIE] = value
-    morsel = cookie[SESSION_COOKIE]
+    cookie[name] = value
+    morsel = cookie[name]
     morsel["path"] = "/"
     morsel["max-age"] = max_age
     morsel["httponly"] = True
@@ -44,14 +46,24 @@ def _session_cookie(value: str, max_age: int) -> str:
     return morsel.OutputString()
 
 
-async def login(body: dict[str, Any]) -> Answer:
-    """POST /login: check the form's credentials and open a session."""
+async def login(body: dict[str, Any]) -> Response:
+    """POST /login: check the form's credentials and open a session; the browser is
+    trusted by the throttle for this user from now on (its device cookie)."""
     services = current()
     address = client_address(context.scope)
-    principal = await services.authenticate(body["username"], body["password"], address)
+    device = context.request.cookies.get(DEVICE_COOKIE)
+    name, password = body["username"], body["password"]
+    principal = await services.authenticate(name, password, address, device)
     session = await anyio.to_thread.run_sync(services.auth.open_session, principal)
-    cookie = _session_cookie(session.token, services.settings.session_ttl)
-    return envelope(_user_status(session.principal)), 200, {"Set-Cookie": cookie}
+    device = await anyio.to_thread.run_sync(services.auth.trust_device, principal.name, device)
+    answer = Response(encoded(envelope(_user_status(session.principal))), 200)
+    answer.headers["content-type"] = "application/json"
+    # Two cookies: a header each (an answer's headers as a dict would hold one).
+    answer.headers.append(
+        "set-cookie", _session_cookie(session.token, services.settings.session_ttl)
+    )
+    answer.headers.append("set-cookie", _session_cookie(device, DEVICE_TTL, DEVICE_COOKIE))
+    return answer
 
 
 def logout() -> Answer:

@@ -15,7 +15,7 @@ from connexion.security import NO_VALUE
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from bascule.auth import AuthenticationFailed, Principal, SessionEnded
+from bascule.auth import DEVICE_COOKIE, AuthenticationFailed, Principal, SessionEnded
 from bascule.service import client_address, from_scope
 
 
@@ -59,8 +59,9 @@ async def basic_auth(username: str, password: str, request: Request) -> dict[str
         raise WrongCredentials()
     services = from_scope(request.scope)
     address = client_address(request.scope)
+    device = request.cookies.get(DEVICE_COOKIE)  # a client that signed in may send it too
     try:
-        principal = await services.authenticate(_utf8(username), _utf8(password), address)
+        principal = await services.authenticate(_utf8(username), _utf8(password), address, device)
     except AuthenticationFailed:
         raise WrongCredentials() from None
     return claims(principal)

@@ -80,7 +80,7 @@ def test_error_shape(client, app, monkeypatch, method, path, kwargs, setup, stat
         client.get("/rest/v1/maintenance", headers=ADMIN)  # credentials cached
         break_database(app.services.store)
     elif setup == "guessed":  # as many wrong passwords from this address as allowed
-        for _ in range(app.services.throttle.limits["address"]):
+        for _ in range(app.services.throttle.per_address):
             client.get("/rest/v1/maintenance", headers=basic("admin", "wrong"))
     elif setup == "crash":
         import handlers.maintenance

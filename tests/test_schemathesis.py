@@ -15,17 +15,6 @@ from tests.conftest import ADMIN
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-@pytest.fixture
-def settings(settings):
-    """A fuzzing run sends hundreds of wrong passwords (schemathesis's ignored_auth probes,
-    which expect 401): past the throttle's limits they would rightly be 429s."""
-    import dataclasses
-
-    return dataclasses.replace(
-        settings, failed_auth_per_address=100_000, failed_auth_per_user=100_000
-    )
-
-
 # What the command-line run is told (tests/test_contract.py), told here too.
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 

@@ -252,7 +252,7 @@ async def app(scope, receive, send):
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_the_session_cookie_is_not_handed_to_the_mounted_app(database_url, tmp_path):
+def test_bascules_cookies_are_not_handed_to_the_mounted_app(database_url, tmp_path):
     (tmp_path / "userapp.py").write_text(COOKIE_ECHO_APP)
     with serving(database_url, tmp_path, "--app", "userapp:app", env=WITH_PASSWORD) as server:
         login = httpx.post(
@@ -267,6 +267,8 @@ def test_the_session_cookie_is_not_handed_to_the_mounted_app(database_url, tmp_p
         assert seen(f"cart=3; JSESSIONID={session}; theme=dark") == "cart=3; theme=dark"
         assert seen(f"XJSESSIONID=keep; JSESSIONID={session}") == "XJSESSIONID=keep"
         assert seen("cart=3") == "cart=3"
+        device = login.cookies["bascule-device"]  # the browser's, which the throttle trusts
+        assert seen(f"bascule-device={device}; cart=3; JSESSIONID={session}") == "cart=3"
         # and Bascule itself still reads it
         status = httpx.get(f"{server.url}/rest/v1/auth/status", cookies={"JSESSIONID": session})
         assert status.json()["data"]["username"] == "admin"
@@ -472,3 +474,24 @@ def test_no_hostile_request_reaches_the_mounted_app(database_url, tmp_path, mode
         api = f"{server.url}/rest/v1/maintenance"
         assert httpx.post(api, headers=ADMIN, json={"mode": mode}).status_code == 201
         check_hostile_requests(server.url, seen, mode)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("trusted", [None, "127.0.0.1"])
+def test_forwarded_addresses_are_believed_from_trusted_proxies_only(
+    database_url, tmp_path, trusted
+):
+    env = {**WITH_PASSWORD, "BASCULE_FAILED_AUTH_PER_ADDRESS": "3"}
+    if trusted:
+        env["BASCULE_TRUSTED_PROXIES"] = trusted
+    wrong = basic("admin", "not-the-password")
+    with serving(database_url, tmp_path, env=env) as server:
+        statuses = [
+            httpx.get(
+                f"{server.url}/rest/v1/maintenance",
+                headers={**wrong, "X-Forwarded-For": f"192.0.2.{i}"},
+            ).status_code
+            for i in range(5)
+        ]
+    # Believed, each address has guesses of its own; else they are all the loopback's.
+    assert statuses == ([401] * 5 if trusted else [401, 401, 401, 429, 429])
