@@ -1,5 +1,21 @@
 // Bascule's operator console: the public REST API, same origin, no build step.
 
+import { el, placeChildren } from "./dom.js";
+import {
+  ago,
+  at,
+  clock,
+  duration,
+  fromNow,
+  localTime,
+  localValue,
+  moment,
+  setTime,
+  stamp,
+  timeElement,
+  timeRange,
+} from "./time.js";
+
 // Relative to the console's page (/maintenance), so that a proxy serving Bascule under
 // a prefix serves the console and its calls under it too.
 const API = "rest/v1";
@@ -753,39 +769,7 @@ function forget(items, listed) {
   }
 }
 
-/** Make ``nodes`` the children of ``parent``, moving only those out of place: a node
- * left where it is keeps the focus, and a disclosure its state. */
-function placeChildren(parent, nodes) {
-  nodes.forEach((node, i) => {
-    if (parent.children[i] !== node) {
-      parent.insertBefore(node, parent.children[i] || null);
-    }
-  });
-  while (parent.children.length > nodes.length) {
-    parent.lastElementChild.remove();
-  }
-}
-
 // ---- elements -------------------------------------------------------------
-
-/** A new element: ``props`` are its properties (className, hidden…) or, when it has
- * none of that name, attributes (aria-…); then its children. */
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(props)) {
-    if (name in node) {
-      node[name] = value;
-    } else {
-      node.setAttribute(name, value);
-    }
-  }
-  node.append(...children);
-  return node;
-}
-
-function timeElement(ms, text) {
-  return el("time", { dateTime: new Date(ms).toISOString() }, text);
-}
 
 function fact(term, ...value) {
   return el("div", {}, el("dt", {}, term), el("dd", {}, ...value));
@@ -832,91 +816,6 @@ function renderLog(on) {
   ui.logBody.replaceChildren(rows);
   ui.logMore.hidden = from === 0;
   ui.logMore.textContent = `Show older entries (${from} more)`;
-}
-
-// ---- time ---------------------------------------------------------------
-
-// Every time is shown in the browser's time zone.
-const pad = (n) => String(n).padStart(2, "0");
-const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-
-function date(ms) {
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-}
-
-function hm(ms) {
-  const d = new Date(ms);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
-
-function clock(ms) {
-  return `${hm(ms)}:${pad(new Date(ms).getSeconds())}`;
-}
-
-function stamp(ms) {
-  return `${date(ms)} ${clock(ms)}`;
-}
-
-/** A moment to plan by, to the minute, with its weekday: "Thu 2026-12-24 02:00". */
-function moment(ms) {
-  return `${WEEKDAYS[new Date(ms).getDay()]} ${date(ms)} ${hm(ms)}`;
-}
-
-/** The time alone when it is today, else the whole moment. */
-function at(ms) {
-  return date(ms) === date(Date.now()) ? hm(ms) : moment(ms);
-}
-
-/** The value a datetime-local field holds for ``ms``. */
-function localValue(ms) {
-  return `${date(ms)}T${hm(ms)}`;
-}
-
-/** From ``start`` to ``end`` (null: no end), as nodes: the end's time alone on the same day. */
-function timeRange(start, end) {
-  if (end === null) {
-    return [timeElement(start, moment(start))];
-  }
-  const sameDay = date(start) === date(end);
-  return [
-    timeElement(start, moment(start)),
-    sameDay ? "–" : " – ",
-    timeElement(end, sameDay ? hm(end) : moment(end)),
-  ];
-}
-
-/** A length of time: seconds under a minute, then minutes, hours, and days. */
-function duration(ms) {
-  const seconds = Math.floor(Math.max(0, ms) / 1000);
-  if (seconds < 60) {
-    return `${seconds} s`;
-  }
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) {
-    return `${minutes} min`;
-  }
-  const hours = Math.floor(minutes / 60);
-  if (hours < 48) {
-    return `${hours} h ${minutes % 60} min`;
-  }
-  return `${Math.floor(hours / 24)} days`;
-}
-
-/** How long ago: "just now" under a minute, or, ``fine``, under a second. */
-function ago(ms, { fine = false } = {}) {
-  const span = Date.now() - ms;
-  return span < (fine ? 1000 : 60000) ? "just now" : `${duration(span)} ago`;
-}
-
-function fromNow(ms) {
-  const span = ms - Date.now();
-  return span < 60000 ? "in less than a minute" : `in ${duration(span)}`;
-}
-
-function setTime(time, ms, text) {
-  time.dateTime = new Date(ms).toISOString();
-  time.textContent = text;
 }
 
 // ---- confirmation -------------------------------------------------------
@@ -1176,15 +1075,6 @@ function planProblem(start, end) {
     return [ui.planMessage, "Enter a message: visitors see it on the maintenance page."];
   }
   return null;
-}
-
-/** A datetime-local field's moment, in the browser's time zone: null when empty, NaN
- * when only part of it is filled in. */
-function localTime(field) {
-  if (field.value === "") {
-    return field.validity.badInput ? Number.NaN : null;
-  }
-  return new Date(field.value).getTime();
 }
 
 ui.planForm.addEventListener("submit", async (event) => {
