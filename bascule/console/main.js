@@ -1,5 +1,23 @@
 // Bascule's operator console: the public REST API, same origin, no build step.
 
+import {
+  ApiError,
+  PAGE_MAX,
+  cancelPlannedWindow,
+  disableMaintenance,
+  enableMaintenance,
+  getAuthStatus,
+  getMaintenanceHistory,
+  getMaintenanceLog,
+  getMaintenanceState,
+  getMaintenanceWindow,
+  listPlannedWindows,
+  login,
+  logout,
+  planWindow,
+  releaseMaintenance,
+  updateMaintenance,
+} from "./api.js";
 import { el, placeChildren } from "./dom.js";
 import {
   ago,
@@ -16,12 +34,8 @@ import {
   timeRange,
 } from "./time.js";
 
-// Relative to the console's page (/maintenance), so that a proxy serving Bascule under
-// a prefix serves the console and its calls under it too.
-const API = "rest/v1";
 const POLL_MS = 3000;
 const SHOW_STEP = 200; // log entries shown at first, and added by "Show older entries"
-const PAGE_MAX = 1000; // the largest page GET /maintenance/log answers
 const ANNOUNCE_MS = 8000; // how long a success message stays on screen
 const HISTORY_STEP = 10; // windows of the history shown at first, and added by "Show more"
 const WINDOW_LOG_STEP = 100; // entries of a past window's log loaded at a time
@@ -108,15 +122,6 @@ const ui = {
   confirmOk: $("confirm-ok"),
 };
 
-/** A failed call: the HTTP status (0 when the server could not be reached) and the envelope's error. */
-class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
 let me = null; // {username, roles} while signed in
 let timer = 0;
 let generation = 0; // bumped by every refresh: an older one's answer is dropped
@@ -142,47 +147,6 @@ function freshHistory() {
  * window stays open and focus stays where it was. */
 function freshWindows() {
   return { planned: new Map(), past: new Map() };
-}
-
-// ---- the API ------------------------------------------------------------
-
-async function call(method, path, { json, form } = {}) {
-  const headers = { Accept: "application/json", "X-Requested-With": "XMLHttpRequest" };
-  let body;
-  if (json !== undefined) {
-    headers["Content-Type"] = "application/json";
-    body = JSON.stringify(json);
-  } else if (form !== undefined) {
-    headers["Content-Type"] = "application/x-www-form-urlencoded";
-    body = new URLSearchParams(form).toString();
-  }
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body,
-      credentials: "same-origin",
-      cache: "no-store",
-    });
-  } catch {
-    throw new ApiError(0, null, "The server cannot be reached. The console keeps trying.");
-  }
-  let envelope = null;
-  try {
-    envelope = await response.json();
-  } catch {
-    envelope = null;
-  }
-  const error = envelope && envelope.error;
-  if (response.ok && envelope && !error) {
-    return envelope.data;
-  }
-  const message =
-    error && error.message
-      ? error.message
-      : `The server answered ${response.status} ${response.statusText}`.trim() + ".";
-  throw new ApiError(response.status, error ? error.code : null, message);
 }
 
 // ---- notices ------------------------------------------------------------
@@ -295,10 +259,7 @@ async function refresh() {
   stopPolling();
   const mine = generation;
   try {
-    const [state, planned] = await Promise.all([
-      call("GET", `${API}/maintenance`),
-      call("GET", `${API}/maintenance/schedule`),
-    ]);
+    const [state, planned] = await Promise.all([getMaintenanceState(), listPlannedWindows()]);
     if (mine !== generation) {
       return;
     }
@@ -360,10 +321,7 @@ async function syncLog(state, mine) {
     while (end < total && !log.entries.has(end) && end - position < PAGE_MAX) {
       end += 1;
     }
-    const page = await call(
-      "GET",
-      `${API}/maintenance/log?offset=${position}&limit=${end - position}`,
-    );
+    const page = await getMaintenanceLog(position, end - position);
     if (mine !== generation) {
       return;
     }
@@ -387,7 +345,7 @@ async function syncHistory(state, planned, mine) {
     return;
   }
   const limit = Math.min(history.shown, PAGE_MAX);
-  const page = await call("GET", `${API}/maintenance/history?offset=0&limit=${limit}`);
+  const page = await getMaintenanceHistory(0, limit);
   if (mine !== generation) {
     return;
   }
@@ -409,19 +367,19 @@ function render(state, planned) {
   document.title = `${on ? "Maintenance on" : "Maintenance off"} · Bascule console`;
 
   if (!on) {
-    ui.stateSummary.textContent =
-      "Maintenance is off: the service answers requests normally.";
+    ui.stateSummary.textContent = "Maintenance is off: the service answers requests normally.";
   } else {
     const readOnly =
-      state.mode === "read-only" ? " Read-only: GET, HEAD and OPTIONS requests still go through." : "";
+      state.mode === "read-only"
+        ? " Read-only: GET, HEAD and OPTIONS requests still go through."
+        : "";
     const released = state.releasedFrom;
     let summary = `Maintenance is on, enabled by ${state.user}.`;
     if (automatic) {
       summary = `Maintenance is on, automatic, by process ${state.user}.`;
     } else if (released) {
       summary =
-        `Maintenance is on, held by ${state.user}, ` +
-        `released from the process ${released}.`;
+        `Maintenance is on, held by ${state.user}, ` + `released from the process ${released}.`;
     }
     ui.stateSummary.textContent = summary + readOnly;
     const starter = automatic ? state.user : released;
@@ -530,7 +488,10 @@ function renderSchedule(planned, admin) {
   const now = localValue(Date.now());
   ui.planStart.min = now;
   ui.planEnd.min = ui.planStart.value || now;
-  placeChildren(ui.scheduleList, planned.map((win) => plannedItem(win, admin)));
+  placeChildren(
+    ui.scheduleList,
+    planned.map((win) => plannedItem(win, admin)),
+  );
   forget(windows.planned, planned);
 }
 
@@ -717,10 +678,7 @@ async function loadWindowLog(item) {
   renderWindowLog(item);
   const id = item.window.id;
   try {
-    const page = await call(
-      "GET",
-      `${API}/maintenance/history/${id}?offset=${held.entries.length}&limit=${WINDOW_LOG_STEP}`,
-    );
+    const page = await getMaintenanceWindow(id, held.entries.length, WINDOW_LOG_STEP);
     if (windows.past.get(id) !== item) {
       return; // signed out, or no longer shown
     }
@@ -938,9 +896,7 @@ ui.signinForm.addEventListener("submit", async (event) => {
   clearAlert();
   announce("");
   try {
-    const status = await call("POST", "login", {
-      form: { username, password, submit: "Login" },
-    });
+    const status = await login(username, password);
     ui.password.value = "";
     busy = false;
     await signedIn(status);
@@ -956,7 +912,7 @@ ui.signinForm.addEventListener("submit", async (event) => {
 ui.signOut.addEventListener("click", async () => {
   stopPolling();
   try {
-    await call("POST", "logout");
+    await logout();
   } catch {
     // Signed out here anyway; the session expires on its own.
   }
@@ -976,7 +932,7 @@ ui.enable.addEventListener("click", async () => {
     tone: "btn-warning",
   });
   if (yes) {
-    await act(() => call("POST", `${API}/maintenance`), "Maintenance is on.", ui.stateTitle);
+    await act(enableMaintenance, "Maintenance is on.", ui.stateTitle);
   }
 });
 
@@ -988,7 +944,7 @@ ui.disable.addEventListener("click", async () => {
     tone: "btn-success",
   });
   if (yes) {
-    await act(() => call("DELETE", `${API}/maintenance`), "Maintenance is off.", ui.stateTitle);
+    await act(disableMaintenance, "Maintenance is off.", ui.stateTitle);
   }
 });
 
@@ -1014,10 +970,7 @@ ui.updateForm.addEventListener("submit", async (event) => {
     refuse(ui.updateMessage, "Enter a message, a progress, or both.");
     return;
   }
-  const posted = await act(
-    () => call("PUT", `${API}/maintenance`, { json: body }),
-    "Update posted.",
-  );
+  const posted = await act(() => updateMaintenance(body), "Update posted.");
   if (posted) {
     ui.updateMessage.value = "";
     ui.updateProgress.value = "";
@@ -1045,7 +998,7 @@ ui.release.addEventListener("click", async () => {
     return;
   }
   const released = await act(
-    () => call("POST", `${API}/maintenance/release`, { json: { reason } }),
+    () => releaseMaintenance(reason),
     `Maintenance released from the process ${holder}: it is yours now.`,
     ui.stateTitle,
   );
@@ -1099,7 +1052,7 @@ ui.planForm.addEventListener("submit", async (event) => {
     body.end = new Date(end).toISOString();
   }
   const planned = await act(
-    () => call("POST", `${API}/maintenance/schedule`, { json: body }),
+    () => planWindow(body),
     `Window planned for ${moment(start)}.`,
     ui.scheduleTitle,
   );
@@ -1118,11 +1071,7 @@ async function cancelPlanned(win) {
     dismiss: "Keep it",
   });
   if (yes) {
-    await act(
-      () => call("DELETE", `${API}/maintenance/schedule/${win.id}`),
-      "Window cancelled.",
-      ui.scheduleTitle,
-    );
+    await act(() => cancelPlannedWindow(win.id), "Window cancelled.", ui.scheduleTitle);
   }
 }
 
@@ -1131,10 +1080,7 @@ ui.historyMore.addEventListener("click", async () => {
   const offset = held.windows.length;
   held.shown = offset + HISTORY_STEP;
   try {
-    const page = await call(
-      "GET",
-      `${API}/maintenance/history?offset=${offset}&limit=${HISTORY_STEP}`,
-    );
+    const page = await getMaintenanceHistory(offset, HISTORY_STEP);
     if (history !== held) {
       history.key = null; // read again meanwhile, maybe short of this page: again
       return;
@@ -1182,7 +1128,7 @@ async function start() {
     ui.planTimeHint.textContent = `Local times, in your browser’s time zone (${zone}).`;
   }
   try {
-    const status = await call("GET", `${API}/auth/status`);
+    const status = await getAuthStatus();
     if (status && status.isLogged) {
       await signedIn(status);
       return;
