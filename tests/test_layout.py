@@ -117,6 +117,14 @@ def test_main_js_imports_every_module_of_the_console_and_none_back():
     fail_on_cycle(graph)
 
 
+@pytest.mark.parametrize("module", sorted(console_modules()))
+def test_no_module_of_the_console_holds_state_of_its_own(module):
+    """What outlives an event is handed to the functions that need it (main.js's
+    Console object), never kept in a variable a module's functions share."""
+    shared = re.findall(r"^(?:export )?(?:let|var) \w+", (CONSOLE / module).read_text(), re.M)
+    assert shared == []
+
+
 def test_the_console_page_loads_main_js_as_a_module():
     scripts = re.findall(r"<script\b[^>]*>", (CONSOLE / "index.html").read_text())
     assert scripts == ['<script type="module" src="maintenance/main.js">'], scripts
