@@ -21,7 +21,8 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# The spec linters and the TypeScript client generator, exactly as package-lock.json pins them.
+# The spec linters, the TypeScript client generator and the console's linters, exactly as
+# package-lock.json pins them.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
@@ -56,11 +57,16 @@ test: system-packages $(VENV)/.installed-test node_modules/.installed
 	mkdir -p $(OUT)
 	$(BIN)/python -m pytest -n 2 --junitxml=$(OUT)/junit.xml
 
-lint: $(VENV)/.installed-test
+# The console's modules: prettier's format, and tsc's types as jsconfig.json sets them.
+CONSOLE_JS := bascule/console/*.js
+
+lint: $(VENV)/.installed-test node_modules/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/cog --check --check-fail-msg 'run `make docs`' -I . docs/cli.md docs/deployment.md
+	node_modules/.bin/prettier --check $(CONSOLE_JS) jsconfig.json
+	node_modules/.bin/tsc --project jsconfig.json
 
 # The generated parts of docs/cli.md and docs/deployment.md, rendered by docs/reference.py.
 docs: $(VENV)/.installed-test

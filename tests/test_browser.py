@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Response, expect, sync_playwright
 from sqlalchemy import update
 
 from bascule.maintenance import Actor, Maintenance, now_ms
@@ -52,6 +52,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+CONSOLE_DIR = ROOT / "bascule" / "console"
+# A browser runs a module script only when it comes with a JavaScript MIME type (strict
+# MIME checking): these are the ones of WHATWG's list that servers send.
+JAVASCRIPT_TYPE = re.compile(r"(text|application)/(x-)?(java|ecma)script")
 SCREENSHOTS = ROOT / "out" / "screenshots"
 README_SCREENSHOTS = SCREENSHOTS / "docs"
 VIEWPORT = {"width": 1000, "height": 700}
@@ -306,6 +310,31 @@ def test_a_form_posted_during_maintenance_is_not_posted_again_when_it_ends(
 
 
 # ---- b. an administrator -----------------------------------------------------------------
+
+
+def test_the_console_loads_every_module_without_an_error(server: Server, page: Page):
+    """Every script of the console is fetched through main.js's imports, as JavaScript,
+    and runs: a module served with another type, or loaded as a classic script (where
+    ``import`` is a syntax error), logs an error or never loads the rest."""
+    errors: list[str] = []
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    scripts: dict[str, str] = {}
+
+    def record(response: Response) -> None:
+        if response.request.resource_type == "script":
+            name = response.url.rpartition("/")[2]
+            scripts[name] = response.headers.get("content-type", "").partition(";")[0].strip()
+
+    page.on("response", record)
+    page.goto(f"{server.url}/maintenance")  # returns once every module ran
+    wrong = {name: kind for name, kind in scripts.items() if not JAVASCRIPT_TYPE.fullmatch(kind)}
+    assert wrong == {}, f"served with a type that is not JavaScript's: {wrong}"
+    assert sorted(scripts) == sorted(f.name for f in CONSOLE_DIR.glob("*.js"))
+    sign_in(page, server, "admin", ADMIN_PASSWORD)
+    expect(page.locator("#state-badge")).to_have_text("Off")
+    assert errors == []
 
 
 def test_an_admin_runs_a_maintenance_from_the_console(server: Server, page: Page):

@@ -1,14 +1,20 @@
-"""The layout docs/architecture.md describes: no import cycle, and a domain that knows
-neither HTTP nor the contract."""
+"""The layout docs/architecture.md describes: no import cycle, a domain that knows
+neither HTTP nor the contract, and a console whose every module main.js imports and
+`make lint` checks."""
 
 from __future__ import annotations
 
 import ast
+import fnmatch
+import json
+import re
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "bascule"
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "bascule"
+CONSOLE = PACKAGE / "console"
 # The domain: the state machine, users and sessions, and the SQL behind them.
 DOMAIN = ("maintenance", "auth", "store", "schema")
 HTTP = ("connexion", "starlette", "uvicorn", "a2wsgi", "werkzeug", "bascule.spec")
@@ -42,8 +48,7 @@ def bascule_graph() -> dict[str, set[str]]:
     return {name: imports_at_load(path) & set(modules) for name, path in modules.items()}
 
 
-def test_no_module_of_bascule_imports_itself_back():
-    graph = bascule_graph()
+def fail_on_cycle(graph: dict[str, set[str]]) -> None:
     done: set[str] = set()
 
     def walk(name: str, path: tuple[str, ...]) -> None:
@@ -57,6 +62,10 @@ def test_no_module_of_bascule_imports_itself_back():
 
     for name in sorted(graph):
         walk(name, ())
+
+
+def test_no_module_of_bascule_imports_itself_back():
+    fail_on_cycle(bascule_graph())
 
 
 @pytest.mark.parametrize("module", DOMAIN)
@@ -77,3 +86,62 @@ def test_the_check_sees_an_import_and_skips_type_checking_only_ones(tmp_path):
         "from bascule import gate\ndef f():\n    import c\n"
     )
     assert imports_at_load(module) == {"typing", "a", "bascule", "bascule.gate"}
+
+
+# The console's modules import each other by relative URL, `from "./name.js"`; a type
+# named in JSDoc, `import("./name.js")`, is no import at run time.
+CONSOLE_IMPORT = re.compile(r'(?:\bfrom|^import)\s+"\./([^"/]+)";', re.MULTILINE)
+
+
+def console_graph() -> dict[str, set[str]]:
+    """Each module of the console reached from main.js, and what it imports."""
+    graph: dict[str, set[str]] = {}
+    todo = ["main.js"]
+    while todo:
+        name = todo.pop()
+        if name not in graph:
+            module = CONSOLE / name
+            assert module.is_file(), f"a console module imports {name}, which is missing"
+            graph[name] = set(CONSOLE_IMPORT.findall(module.read_text()))
+            todo.extend(graph[name])
+    return graph
+
+
+def console_modules() -> set[str]:
+    return {f.name for f in CONSOLE.glob("*.js")}
+
+
+def test_main_js_imports_every_module_of_the_console_and_none_back():
+    graph = console_graph()
+    assert set(graph) == console_modules(), "a module of the console that main.js never loads"
+    fail_on_cycle(graph)
+
+
+@pytest.mark.parametrize("module", sorted(console_modules()))
+def test_no_module_of_the_console_holds_state_of_its_own(module):
+    """What outlives an event is handed to the functions that need it (main.js's
+    Console object), never kept in a variable a module's functions share."""
+    shared = re.findall(r"^(?:export )?(?:let|var) \w+", (CONSOLE / module).read_text(), re.M)
+    assert shared == []
+
+
+def test_the_console_page_loads_main_js_as_a_module():
+    scripts = re.findall(r"<script\b[^>]*>", (CONSOLE / "index.html").read_text())
+    assert scripts == ['<script type="module" src="maintenance/main.js">'], scripts
+
+
+def test_make_lint_checks_every_module_of_the_console():
+    makefile = (ROOT / "Makefile").read_text()
+    pattern = re.search(r"^CONSOLE_JS := (\S+)$", makefile, re.MULTILINE)
+    assert pattern is not None
+    assert {f.name for f in ROOT.glob(pattern.group(1))} == console_modules()
+    lint = makefile.partition("\nlint:")[2].partition("\n\n")[0]
+    assert "prettier --check $(CONSOLE_JS)" in lint and "tsc --project jsconfig.json" in lint
+    config = json.loads((ROOT / "jsconfig.json").read_text())
+    assert config["compilerOptions"]["checkJs"] is True
+    checked = {
+        f.name
+        for f in CONSOLE.glob("*.js")
+        if any(fnmatch.fnmatch(str(f.relative_to(ROOT)), p) for p in config["include"])
+    }
+    assert checked == console_modules()
