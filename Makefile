@@ -28,8 +28,9 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # Debian packages the tests need: Chromium for the browser tests, a Java runtime for
-# OpenAPI Generator, valgrind for the instruction counts, wrk for the benchmark, and
-# nginx, Caddy and HAProxy for the proxy recipes (Envoy and Traefik come from PyPI).
+# OpenAPI Generator, valgrind for the instruction counts, wrk for the benchmark, nginx,
+# Caddy and HAProxy for the proxy recipes (Envoy and Traefik come from PyPI), and
+# libfaketime for hosts whose clocks disagree.
 # Installed only when missing.
 system-packages:
 	@missing=""; \
@@ -40,6 +41,7 @@ system-packages:
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	[ -x /usr/bin/caddy ] || missing="$$missing caddy"; \
 	[ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing="$$missing faketime"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \

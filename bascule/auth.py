@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 from argon2 import Parameters, PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from bascule.maintenance import ADMIN, Actor, ActorKind, now_ms
+from bascule.maintenance import ADMIN, NAME_PATTERN, Actor, ActorKind
 from bascule.store import AlreadyExists, Store, UserRecord
 
 # argon2-cffi's default profile (RFC 9106, low memory: 3 passes over 64 MiB).
@@ -23,7 +23,6 @@ HASH_PARAMETERS: Parameters = profiles.RFC_9106_LOW_MEMORY
 ADMIN_USER = "admin"
 AUTH_CACHE_LIMIT = 10_000  # addresses and names remembered as throttled
 MIN_PASSWORD_LENGTH = 8
-NAME_PATTERN = re.compile(r"\w[\w.@\-]{0,254}")
 ROLE_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 K = TypeVar("K")
@@ -208,12 +207,12 @@ class Throttle:
         per_user: int = 200,
         per_address: int = 10,
         window: int = 300,
-        clock: Callable[[], int] = now_ms,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self.store = store
         self.per_user, self.per_address = per_user, per_address
         self.window_ms = window * 1000
-        self.clock = clock
+        self.clock = clock or store.now  # the database's, unless told another
         self._blocked: dict[str, int] = {}  # key: until when (ms), as last read here
 
     def _keys(self, attempt: Attempt) -> dict[str, tuple[int, int]]:
@@ -290,7 +289,7 @@ class Auth:
         store: Store,
         *,
         session_ttl: int = 43200,
-        clock: Callable[[], int] = now_ms,
+        clock: Callable[[], int] | None = None,
         cache_size: int = 0,
     ) -> None:
         """``cache_size`` > 0 caches verified credentials and sessions: only do that when
@@ -298,7 +297,7 @@ class Auth:
         made by other processes."""
         self.store = store
         self.session_ttl = session_ttl
-        self.clock = clock
+        self.clock = clock or store.now  # the database's, unless told another
         self.hasher = PasswordHasher.from_parameters(HASH_PARAMETERS)
         self._cache_key = secrets.token_bytes(32)
         self._credentials: _Cache[bytes, Principal] = _Cache(cache_size)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,8 +54,11 @@ class Valid:
 class TokenSet:
     """The valid tokens, in memory, for the gate: looked up without any I/O."""
 
-    def __init__(self, records: Iterable[BypassRecord] = ()) -> None:
+    def __init__(
+        self, records: Iterable[BypassRecord] = (), clock: Callable[[], int] = now_ms
+    ) -> None:
         self.by_hash = {r.token_hash: Valid(r.name, r.expires_at) for r in records}
+        self.clock = clock  # the database's, as the store knows it
 
     def find(self, token: bytes) -> Valid | None:
         """The valid token ``token`` is, or None (unknown, expired, or not a token).
@@ -68,19 +71,20 @@ class TokenSet:
         found = self.by_hash.get(token_hash(token))
         if found is None:
             return None
-        if found.expires_at <= now_ms():
+        if found.expires_at <= self.clock():
             return None
         return found
 
 
-def bypass_json(record: BypassRecord) -> dict[str, Any]:
-    """The wire form of a token as listed (never its value: it is not stored)."""
+def bypass_json(record: BypassRecord, now: int) -> dict[str, Any]:
+    """The wire form of a token as listed (never its value: it is not stored), ``now``
+    (the database's time) telling whether it expired."""
     return {
         "name": record.name,
         "createdBy": record.created_by,
         "createdAt": record.created_at,
         "expiresAt": record.expires_at,
-        "expired": record.expires_at <= now_ms(),
+        "expired": record.expires_at <= now,
         "uses": record.uses,
         "lastUsedAt": record.last_used_at,
     }
@@ -114,7 +118,7 @@ class BypassTokens:
                 f"A token lives from {MIN_LIFETIME} seconds to {MAX_LIFETIME} seconds (a year)."
             )
         token = secrets.token_urlsafe(32)
-        now = now_ms()
+        now = self.store.now()
         record = BypassRecord(name, token_hash(token), actor.name, now, now + lifetime * 1000)
         with self.store.write("bypass") as conn:
             if not self.store.insert_bypass(conn, record):
@@ -138,7 +142,7 @@ class BypassTokens:
 
     def valid(self) -> TokenSet:
         """The tokens that have not expired, for the gate."""
-        now = now_ms()
+        now = self.store.now()
         with self.store.read() as conn:
             records = [r for r in self.store.list_bypass(conn) if r.expires_at > now]
-        return TokenSet(records)
+        return TokenSet(records, self.store.now)

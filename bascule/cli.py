@@ -8,6 +8,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -30,13 +31,14 @@ from bascule.maintenance import (
     SKIPPED,
     Actor,
     AlreadyEnabled,
+    InvalidName,
+    LeaseLost,
     Maintenance,
     MaintenanceError,
     MaintenanceState,
     NotYours,
     Window,
     maintenance_window,
-    now_ms,
     utc,
 )
 from bascule.proxies import PROXIES
@@ -97,9 +99,9 @@ def opened(database_url: str | None, *, ready: bool = True) -> Iterator[Store]:
             Maintenance(store).run_schedule()
         yield store
     except (AlreadyEnabled, NotYours) as exc:
-        raise click.ClickException(f"{exc.message} {_held(store)}") from None
+        raise click.ClickException(_shown(f"{exc.message} {_held(store)}")) from None
     except (SchemaError, UserError, MaintenanceError) as exc:
-        raise click.ClickException(getattr(exc, "message", str(exc))) from None
+        raise click.ClickException(_shown(getattr(exc, "message", str(exc)))) from None
     except SQLAlchemyError as exc:
         raise click.ClickException(unreachable(exc)) from None
     finally:
@@ -116,7 +118,7 @@ def _held(store: Store) -> str:
         return "Maintenance is off now."
     if state.user_triggered:
         who, ends = f"switched on by {state.user!r}", "bascule maintenance off"
-    elif state.holder_alive(now_ms()) is False:
+    elif state.holder_alive(store.now()) is False:
         assert state.lease_renewed_at is not None
         who = (
             f"automatic, held by the process {state.user!r}, "
@@ -130,6 +132,19 @@ def _held(store: Store) -> str:
         who = f"automatic, held by the process {state.user!r}"
         ends = f"bascule maintenance off --process {shlex.quote(state.user)}"
     return f"Maintenance is on ({who}, since {_utc(state.started_at)}): `{ends}` ends it."
+
+
+# What a terminal acts on rather than shows: C0 controls (line breaks too, so that a
+# message cannot forge a line of its own), DEL, C1 controls, Unicode's line and paragraph
+# separators, and bidirectional overrides (which reorder what follows on the line).
+_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(text: str) -> str:
+    """``text`` fit for a terminal: every character it would act on written as an escape
+    (``\\x1b``, ``\\n``...). Every line the commands print that holds a name or a message
+    of someone else's goes through it."""
+    return _UNSHOWN.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 def _utc(ms: int) -> str:
@@ -292,9 +307,12 @@ def users_passwd(name: str, password_stdin: bool, database_url: str | None) -> N
 
 
 def _actor(process: str | None, user: str | None) -> Actor:
-    if process:
-        return Actor.process(process)
-    return Actor.operator(user or getpass.getuser())
+    try:
+        if process is not None:
+            return Actor.process(process)
+        return Actor.operator(user or getpass.getuser())
+    except InvalidName as exc:
+        raise click.ClickException(_shown(exc.message)) from None
 
 
 def _actor_options(command: F) -> F:
@@ -317,7 +335,7 @@ def _progress_option(command: F) -> F:
     )
 
 
-def _describe(state: MaintenanceState | None) -> str:
+def _describe(state: MaintenanceState | None, now: int) -> str:
     if state is None:
         return "Maintenance is off."
     kind = "user-triggered" if state.user_triggered else "automatic"
@@ -327,7 +345,6 @@ def _describe(state: MaintenanceState | None) -> str:
         f"Maintenance is on ({kind}, by {state.user}, since {_utc(state.started_at)}),"
         f" {state.progress_percent}% done."
     ]
-    now = now_ms()
     if state.planned_end is not None:
         late = " (overrunning)" if state.planned_end <= now else ""
         lines.append(f"Planned to end at {_utc(state.planned_end)}{late}.")
@@ -340,7 +357,7 @@ def _describe(state: MaintenanceState | None) -> str:
     if state.released_from is not None:
         lines.append(f"Released from the process {state.released_from}.")
     lines += [f"  {entry.user}: {entry.message}" for entry in state.log]
-    return "\n".join(lines)
+    return "\n".join(map(_shown, lines))
 
 
 @main.group("maintenance", short_help="Read and switch the maintenance state.")
@@ -354,11 +371,11 @@ def maintenance_group() -> None:
 def maintenance_status(as_json: bool, database_url: str | None) -> None:
     """Print the state."""
     with opened(database_url) as store:
-        state = Maintenance(store).state()
+        state, now = Maintenance(store).state(), store.now()
     if as_json:
-        click.echo(json.dumps(state.as_json() if state else None))
+        click.echo(json.dumps(state.as_json(now) if state else None))
     else:
-        click.echo(_describe(state))
+        click.echo(_describe(state, now))
 
 
 @maintenance_group.command("on")
@@ -427,7 +444,9 @@ def maintenance_release(reason: str, user: str | None, database_url: str | None)
     out): it stays on, held by you, and `bascule maintenance off` then ends it."""
     with opened(database_url) as store:
         state = Maintenance(store).release(_actor(None, user), reason)
-    click.echo(f"Released from the process {state.released_from}: maintenance is on, yours.")
+    click.echo(
+        _shown(f"Released from the process {state.released_from}: maintenance is on, yours.")
+    )
 
 
 @maintenance_group.command("history")
@@ -449,7 +468,7 @@ def maintenance_history(
                 return
             click.echo(_window_line(window))
             for entry in entries:
-                click.echo(f"  {_utc(entry.date)}  {entry.user}: {entry.message}")
+                click.echo(_shown(f"  {_utc(entry.date)}  {entry.user}: {entry.message}"))
             return
         total, windows = maintenance.history(0, limit)
     if as_json:
@@ -478,7 +497,7 @@ def _window_line(window: Window) -> str:
     mode = ", read-only" if window.mode == READ_ONLY else ""
     if window.status == SKIPPED:
         start = _utc(window.planned_start or window.created_at)
-        return f"#{window.id}  skipped  planned for {start} by {who}: {window.reason}"
+        return _shown(f"#{window.id}  skipped  planned for {start} by {who}: {window.reason}")
     start = _utc(window.started_at or window.created_at)
     if window.ended_at is None:
         span = f"{start}, still on"
@@ -487,7 +506,7 @@ def _window_line(window: Window) -> str:
         span = f"{start}, {lasted}, ended by {window.ended_by}"
     released = f", released by {window.released_by}" if window.released_by else ""
     messages = f"({window.log_size} messages)"
-    return f"#{window.id}  {window.status}  {span}  by {who}{mode}{released}  {messages}"
+    return _shown(f"#{window.id}  {window.status}  {span}  by {who}{mode}{released}  {messages}")
 
 
 # -- schedule -----------------------------------------------------------------------------
@@ -539,7 +558,7 @@ def _planned_line(window: Window) -> str:
         if window.auto_end:
             span += " (ends by itself)"
     mode = " read-only" if window.mode == READ_ONLY else ""
-    return f"{span},{mode} by {window.user}: {window.message}"
+    return _shown(f"{span},{mode} by {window.user}: {window.message}")
 
 
 @schedule.command("list")
@@ -699,6 +718,7 @@ def run(
                 message=message,
                 always_off=always_off,
                 lease_ttl=ttl,
+                on_lost=lambda why: click.echo(f"bascule: {_shown(why)}", err=True),
             ):
                 # The command ends well within the lease: nothing outlives it.
                 returncode = _run_child(argv, grace=min(ORPHAN_GRACE, ttl / 3))
@@ -708,6 +728,13 @@ def run(
             state = "off" if always_off else "still on"
             click.echo(f"bascule: {exc}; maintenance is {state}", err=True)
             sys.exit(exc.returncode if exc.returncode > 0 else 1)
+        except LeaseLost:
+            click.echo(
+                f"bascule: {shlex.join(argv)} ended, but the maintenance it ran under was no"
+                f" longer {process!r}'s: it is left on, to whoever holds it now.",
+                err=True,
+            )
+            sys.exit(1)
 
 
 # -- bypass -------------------------------------------------------------------------------
@@ -766,10 +793,12 @@ def bypass_list(database_url: str | None) -> None:
 
     with opened(database_url) as store:
         records = BypassTokens(store).list(_actor(None, None))
+        now = store.now()
     for record in records:
-        shown = bypass_json(record)
+        shown = bypass_json(record, now)
         state = "expired" if shown["expired"] else f"until {_utc(record.expires_at)}"
-        click.echo(f"{record.name}\tby {record.created_by}\t{state}\t{record.uses} uses")
+        by = _shown(record.created_by)
+        click.echo(f"{record.name}\tby {by}\t{state}\t{record.uses} uses")
 
 
 @bypass.command("revoke")

@@ -22,13 +22,17 @@ from bascule.maintenance import (
     AlreadyEnabled,
     Forbidden,
     HolderAlive,
+    InvalidName,
     InvalidUpdate,
+    LeaseLost,
     MaintenanceError,
     NoSuchWindow,
     NotEnabled,
     NothingToRelease,
     NotYours,
+    TooManyWindows,
     WindowNotPlanned,
+    WindowsOverlap,
 )
 from bascule.store import describe_error
 from bascule.validation import NOT_UTF8
@@ -57,6 +61,7 @@ DOMAIN_ERRORS: dict[type[MaintenanceError], tuple[int, Code]] = {
     AlreadyEnabled: (409, Code.ALREADY_EXISTS),
     NotEnabled: (404, Code.NOT_FOUND),
     NotYours: (409, Code.ILLEGAL_STATE),
+    InvalidName: (400, Code.BAD_PARAMETER),
     InvalidUpdate: (400, Code.BAD_PARAMETER),
     TokenExists: (409, Code.ALREADY_EXISTS),
     NoSuchToken: (404, Code.NOT_FOUND),
@@ -65,6 +70,9 @@ DOMAIN_ERRORS: dict[type[MaintenanceError], tuple[int, Code]] = {
     HolderAlive: (409, Code.ILLEGAL_STATE),
     NoSuchWindow: (404, Code.NOT_FOUND),
     WindowNotPlanned: (409, Code.ILLEGAL_STATE),
+    TooManyWindows: (409, Code.ILLEGAL_STATE),
+    WindowsOverlap: (409, Code.ILLEGAL_STATE),
+    LeaseLost: (409, Code.ILLEGAL_STATE),
 }
 DATABASE_UNAVAILABLE = "The database is unavailable."
 CANNOT_READ = "The database does not answer: this process enforces the state it last confirmed."

@@ -286,7 +286,8 @@ class MaintenanceGate:
         scope["query_string"] = query  # the access log must not show the token
         root = (scope.get("root_path") or "").encode()
         location = root + request_path(scope) + (b"?" + query if query else b"")
-        return bypass_redirect(location, token, found, scope.get("scheme") == "https")
+        secure = scope.get("scheme") == "https"
+        return bypass_redirect(location, token, found, secure, self.monitor.bypass.clock())
 
     async def refuse(self, scope: Scope, receive: Receive, send: Send, path: bytes) -> None:
         """Answer 503 (the page to a browser, the envelope to anyone else), unless the
@@ -320,7 +321,7 @@ class MaintenanceGate:
         for name, value in headers[:SCANNED_HEADERS]:
             if name == b"accept":
                 if state is not None and prefers_html(value):
-                    body = self.page.render(state)
+                    body = self.page.render(state, self.monitor.now)
                     page_headers = [
                         (b"content-type", b"text/html; charset=utf-8"),
                         (b"content-length", str(len(body)).encode()),
@@ -339,7 +340,7 @@ class MaintenanceGate:
         """``headers``, with the time left to a planned end as Retry-After, if any."""
         if state is None or state.planned_end is None:
             return headers
-        seconds = retry_after(state, self.page.retry_after, now_ms())
+        seconds = retry_after(state, self.page.retry_after, self.monitor.now())
         return [(n, str(seconds).encode() if n == b"retry-after" else v) for n, v in headers]
 
     def decide(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
@@ -428,7 +429,7 @@ class MaintenanceGate:
                     return deny, DENIED, b""
                 monitor.note_bypass(found.name)  # counted once: on the answer that uses it
                 location = path + (b"?" + rest if rest else b"")
-                return bypass_redirect(location, token, found, forwarded_https)
+                return bypass_redirect(location, token, found, forwarded_https, bypass.clock())
         state = monitor.state
         if state is None:
             return 200, ALLOWED_OFF, b""
@@ -540,12 +541,12 @@ def url_bypass(query: bytes, tokens: TokenSet) -> tuple[Valid | None, bytes, byt
 
 
 def bypass_redirect(
-    location: bytes, token: bytes, found: Valid, secure: bool
+    location: bytes, token: bytes, found: Valid, secure: bool, now: int
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """The answer to a token in a URL: back to the URL without it, with a cookie that
     lets the browser walk the whole application until the token expires."""
     location = b"/" + location.lstrip(b"/")  # "//evil.example/x" is another site
-    max_age = max(0, (found.expires_at - now_ms()) // 1000)
+    max_age = max(0, (found.expires_at - now) // 1000)
     cookie = b"%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax" % (
         BYPASS_COOKIE,
         unquote_to_bytes(token),
@@ -719,10 +720,10 @@ class Page:
         self.retry_after = retry_after
         self._cache: tuple[MaintenanceState, tuple[int, bool], bytes] | None = None
 
-    def render(self, state: MaintenanceState) -> bytes:
+    def render(self, state: MaintenanceState, clock: Callable[[], int] = now_ms) -> bytes:
         """The page for ``state`` (rendered again only when the state changes, or, in a
-        planned window, the minute left to its end)."""
-        now = 0 if state.planned_end is None else now_ms()  # only a planned end needs it
+        planned window, the minute left to its end by ``clock``, the database's)."""
+        now = 0 if state.planned_end is None else clock()  # only a planned end needs it
         seconds = retry_after(state, self.retry_after, now)
         minutes = max(1, round(seconds / 60))
         late = state.planned_end is not None and state.planned_end <= now

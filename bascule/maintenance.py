@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import re
 import threading
 import time
 import unicodedata
@@ -119,14 +120,14 @@ class MaintenanceState:
             return None
         return now < self.lease_renewed_at + self.lease_ttl * 1000
 
-    def as_json(self, now: int | None = None) -> dict[str, Any]:
+    def as_json(self, now: int) -> dict[str, Any]:
         """The wire form (Alien4Cloud's MaintenanceModeState, plus what Bascule adds)."""
         lease = None
         if self.lease_ttl is not None and self.lease_renewed_at is not None:
             lease = {
                 "ttl": self.lease_ttl,
                 "renewedAt": self.lease_renewed_at,
-                "alive": bool(self.holder_alive(now_ms() if now is None else now)),
+                "alive": bool(self.holder_alive(now)),
             }
         return {
             "id": STATE_ID,
@@ -151,6 +152,9 @@ PLANNED, ON, ENDED, SKIPPED, CANCELLED = "planned", "on", "ended", "skipped", "c
 HISTORY = (ON, ENDED, SKIPPED)
 # Who ends a planned window with autoEnd at its end.
 SCHEDULE_ACTOR = "schedule"
+# The most windows that may be planned at once (the list, and the calendar feed, hold
+# them all).
+MAX_PLANNED = 100
 
 
 @dataclass(frozen=True)
@@ -208,9 +212,14 @@ class Window:
         }
 
 
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+# The last millisecond every answer can show (9999-12-31T23:59:59.999Z).
+LATEST_MS = 253_402_300_799_999
+
+
 def utc(ms: int) -> datetime.datetime:
-    """A time in epoch milliseconds, as a moment in UTC."""
-    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    """A time in epoch milliseconds, as a moment in UTC (exactly: no float between)."""
+    return EPOCH + datetime.timedelta(milliseconds=ms)
 
 
 def rfc3339(ms: int | None) -> str | None:
@@ -240,18 +249,31 @@ class Actor:
 
     @classmethod
     def process(cls, name: str) -> Actor:
-        """An internal process (a migration, a deploy script)."""
-        return cls(name, ActorKind.PROCESS)
+        """An internal process (a migration, a deploy script), named as a user is."""
+        return cls(_named(name, "process"), ActorKind.PROCESS)
 
     @classmethod
     def operator(cls, name: str) -> Actor:
         """Someone with access to the server's command line and database."""
-        return cls(name, ActorKind.OPERATOR)
+        return cls(_named(name, "user"), ActorKind.OPERATOR)
 
     @property
     def may_change(self) -> bool:
         """Whether this actor may change the state at all."""
         return self.kind is not ActorKind.API_USER or ADMIN in self.roles
+
+
+# A user's name, and a process's: nothing a terminal or a log line could act on.
+NAME_PATTERN = re.compile(r"\w[\w.@\-]{0,254}")
+
+
+def _named(name: str, what: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidName(
+            f"a {what} name is 1 to 255 letters, digits or . _ @ -, starting with a letter,"
+            f" a digit or _, not {name.encode('unicode_escape').decode()!r}"
+        )
+    return name
 
 
 class MaintenanceError(Exception):
@@ -287,6 +309,10 @@ class NotYours(MaintenanceError):
     """Maintenance was switched on by someone the actor may not override."""
 
 
+class InvalidName(MaintenanceError):
+    """A process's (or an operator's) name that is not a name."""
+
+
 class InvalidUpdate(MaintenanceError):
     """An update that carries nothing, or something out of range."""
 
@@ -308,6 +334,31 @@ class HolderAlive(MaintenanceError):
         super().__init__(
             f"The process '{state.user}' holding maintenance renewed its lease at "
             f"{rfc3339(state.lease_renewed_at)}: it is alive, and keeps it."
+        )
+
+
+class LeaseLost(MaintenanceError):
+    """The process holding maintenance learned that it holds it no longer (an ADMIN
+    released it, or it was ended): it must not end it, and says so."""
+
+
+class TooManyWindows(MaintenanceError):
+    """As many windows are planned as may be."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"{MAX_PLANNED} windows are planned already, the most there may be: cancel one first."
+        )
+
+
+class WindowsOverlap(MaintenanceError):
+    """A window planned over another."""
+
+    def __init__(self, other: Window) -> None:
+        until = f" to {rfc3339(other.planned_end)}" if other.planned_end else ""
+        super().__init__(
+            f"It overlaps the planned window {other.id} ({rfc3339(other.planned_start)}"
+            f"{until}): change or cancel that one first."
         )
 
 
@@ -345,11 +396,12 @@ class Maintenance:
         self,
         store: Store,
         listener: StateListener | None = None,
-        clock: Callable[[], int] = now_ms,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self.store = store
         self.listener = listener
-        self.clock = clock
+        # The database's clock, unless told another (tests).
+        self.clock = clock or store.now
 
     def state(self) -> MaintenanceState | None:
         """The state as stored now, or None when maintenance is off."""
@@ -457,6 +509,28 @@ class Maintenance:
         self._changed()
         return renewed
 
+    def lost_lease(self, actor: Actor, window_id: int) -> str:
+        """What the process ``actor`` says on learning that it no longer holds the window
+        ``window_id``: written to that window's log when it is still on (held by whoever
+        released it), and returned."""
+        with self.store.write("state") as conn:
+            window = self.store.get_window(conn, window_id)
+            state = self.store.load_state(conn, with_log=False)
+            if window is not None and window.released_by is not None:
+                why = f"it was released by {window.released_by}"
+            elif window is not None and window.ended_by is not None:
+                why = f"it was ended by {window.ended_by}"
+            else:
+                why = "it is no longer there"
+            message = (
+                f"The process '{actor.name}' lost its lease on this maintenance ({why}): it"
+                " goes on with its work, and leaves the maintenance to whoever holds it."
+            )
+            if state is not None and state.window_id == window_id:
+                self.store.append_log(conn, window_id, LogEntry(self.clock(), actor.name, message))
+        self._changed()
+        return message
+
     def release(self, actor: Actor, reason: str) -> MaintenanceState:
         """Take over the maintenance of a process whose lease ran out: it stays on, held
         by ``actor`` as if they had switched it on (so they may end it), and the log
@@ -507,6 +581,8 @@ class Maintenance:
             raise InvalidUpdate("end must come after start.")
         if auto_end and end is None:
             raise InvalidUpdate("autoEnd needs an end.")
+        if (end or start) > LATEST_MS:
+            raise InvalidUpdate("start and end must come before the year 10000 in UTC.")
         window = Window(
             id=0,
             status=PLANNED,
@@ -520,14 +596,20 @@ class Maintenance:
             auto_end=auto_end,
         )
         with self.store.write("schedule") as conn:
+            planned = self.store.planned_windows(conn)
+            if len(planned) >= MAX_PLANNED:
+                raise TooManyWindows()
+            for other in planned:
+                if overlap(other, start, end):
+                    raise WindowsOverlap(other)
             window_id = self.store.insert_window(conn, window)
         self._changed()
         return dataclasses.replace(window, id=window_id)
 
-    def planned(self) -> list[Window]:
-        """The windows to come, soonest first."""
+    def planned(self, offset: int = 0, limit: int = MAX_PLANNED) -> list[Window]:
+        """The windows to come, soonest first (``limit`` of them from ``offset``)."""
         with self.store.read() as conn:
-            return self.store.planned_windows(conn)
+            return self.store.planned_windows(conn)[offset : offset + limit]
 
     def cancel(self, actor: Actor, window_id: int) -> None:
         """Cancel a planned window."""
@@ -585,6 +667,15 @@ class Maintenance:
     def _changed(self) -> None:
         if self.listener is not None:
             self.listener.refresh()
+
+
+def overlap(window: Window, start: int, end: int | None) -> bool:
+    """Whether ``window`` (planned) and the span from ``start`` to ``end`` share a moment:
+    a window without an end counts for its start only (it lasts until someone ends it,
+    and a window due meanwhile is skipped, said in the history)."""
+    assert window.planned_start is not None
+    other_end = window.planned_end or window.planned_start + 1
+    return window.planned_start < (end or start + 1) and start < other_end
 
 
 def ends_now(state: MaintenanceState | None, now: int) -> bool:
@@ -665,11 +756,22 @@ class AutomaticMaintenance:
 
 class LeaseRenewer:
     """Renews the lease of a process on its maintenance, every third of the lease's
-    length, from a thread of its own, until stopped or the maintenance is not its own."""
+    length, from a thread of its own, until stopped or the maintenance is not its own:
+    then ``lost`` says why, in the maintenance's log, in this process's, and to
+    ``on_lost`` (the command line's standard error), at once."""
 
-    def __init__(self, maintenance: Maintenance, actor: Actor, window_id: int, ttl: int) -> None:
+    def __init__(
+        self,
+        maintenance: Maintenance,
+        actor: Actor,
+        window_id: int,
+        ttl: int,
+        on_lost: Callable[[str], None] | None = None,
+    ) -> None:
         self.maintenance, self.actor, self.window_id = maintenance, actor, window_id
         self.interval = ttl / 3
+        self.on_lost = on_lost
+        self.lost: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bascule-lease", daemon=True)
 
@@ -684,13 +786,16 @@ class LeaseRenewer:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                if not self.maintenance.renew(self.actor, self.window_id):
-                    log.warning(
-                        "maintenance is no longer held by %r: lease dropped", self.actor.name
-                    )
-                    return
+                if self.maintenance.renew(self.actor, self.window_id):
+                    continue
+                self.lost = self.maintenance.lost_lease(self.actor, self.window_id)
             except Exception as exc:  # the database may come back before the lease runs out
                 log.warning("the lease could not be renewed: %s", type(exc).__name__)
+                continue
+            log.error("%s", self.lost)
+            if self.on_lost is not None:
+                self.on_lost(self.lost)
+            return
 
 
 @contextmanager
@@ -701,6 +806,7 @@ def maintenance_window(
     message: str | None = None,
     always_off: bool = False,
     lease_ttl: int | None = None,
+    on_lost: Callable[[str], None] | None = None,
 ) -> Iterator[AutomaticMaintenance]:
     """Keep maintenance on, on behalf of ``actor``, while the ``with`` body runs.
 
@@ -708,14 +814,17 @@ def maintenance_window(
     why and maintenance stays on (so an operator looks before traffic resumes),
     unless ``always_off`` is true. With ``lease_ttl`` (seconds), a process holds it with
     a lease renewed in the background: should the process die, its maintenance stays
-    on, and an ADMIN may release it once the lease ran out.
+    on, and an ADMIN may release it once the lease ran out. Should that happen while the
+    process is alive (its host silent a while), it learns it at its next renewal (the
+    maintenance's log and ``on_lost`` say so), and at the end raises LeaseLost instead
+    of ending a maintenance that is no longer its own.
     """
     state = maintenance.enable(actor, message=message, lease_ttl=lease_ttl)
     handle = AutomaticMaintenance(maintenance, actor)
-    lease: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    lease: LeaseRenewer | None = None
     if lease_ttl and actor.kind is ActorKind.PROCESS:
-        lease = LeaseRenewer(maintenance, actor, state.window_id, lease_ttl)
-    with lease:
+        lease = LeaseRenewer(maintenance, actor, state.window_id, lease_ttl, on_lost)
+    with lease or contextlib.nullcontext():
         try:
             yield handle
         except BaseException as exc:
@@ -726,8 +835,10 @@ def maintenance_window(
                 if always_off:
                     maintenance.disable(actor)
             raise
-        with suppress(NotEnabled, NotYours):  # ended by an operator meanwhile
-            maintenance.disable(actor)
+    if lease is not None and lease.lost is not None:
+        raise LeaseLost(lease.lost)
+    with suppress(NotEnabled, NotYours):  # ended by an operator meanwhile
+        maintenance.disable(actor)
 
 
 def _is_unicode(text: str) -> bool:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 
 from bascule.bypass import BypassTokens, TokenSet
-from bascule.maintenance import MaintenanceState, Window, now_ms
+from bascule.maintenance import MaintenanceState, Window
 from bascule.store import KINDS, NOTIFY_CHANNEL, Kind, Store, describe_error
 
 log = logging.getLogger(__name__)
@@ -135,12 +135,16 @@ class Monitor:
             maintenance=self.state is not None,
         )
 
+    def now(self) -> int:
+        """The database's time, in epoch milliseconds (see Store.now)."""
+        return self.store.now()
+
     def note_bypass(self, name: str) -> None:
         """Count one use of the bypass token ``name`` (added to the database's count
         within USES_FLUSH_INTERVAL, from the background thread)."""
         with self._uses_lock:  # against flush_uses's swap, from the background thread
             seen = self._uses.get(name)
-            self._uses[name] = (seen[0] + 1 if seen else 1, now_ms())
+            self._uses[name] = (seen[0] + 1 if seen else 1, self.store.now())
 
     def flush_uses(self) -> None:
         """Add the uses seen here since the last flush to the database's counts."""

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterable
 
-from bascule.maintenance import READ_ONLY, InvalidUpdate, Window, utc
+from bascule.maintenance import EPOCH, LATEST_MS, READ_ONLY, InvalidUpdate, Window, utc
 
 PRODUCT = "-//Bascule//Maintenance windows//EN"
 SUMMARY_LENGTH = 80
+# RFC 5545's TEXT holds no control character but HTAB; its line breaks are written \n.
+# So every line separator Python knows becomes a line break (which icalendar writes
+# \n), and every other control character a space.
+_LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
+
+def calendar_text(text: str) -> str:
+    """``text`` as a calendar's TEXT may hold it."""
+    return _CONTROLS.sub(" ", _LINE_BREAKS.sub("\n", text))
 
 
 def parse_time(text: str, what: str) -> int:
@@ -22,10 +33,13 @@ def parse_time(text: str, what: str) -> int:
     if moment.tzinfo is None:
         raise InvalidUpdate(f"{what} must say its offset from UTC (Z, or +01:00...).")
     try:
-        moment.astimezone(datetime.UTC)  # what every answer shows it as
+        # In whole milliseconds (as stored), counted exactly: no float to round up.
+        ms = (moment - EPOCH) // datetime.timedelta(milliseconds=1)
     except OverflowError:
-        raise InvalidUpdate(f"{what} must be a time of the years 1 to 9999 in UTC.") from None
-    return int(moment.timestamp() * 1000)
+        ms = LATEST_MS + 1
+    if not 0 <= ms <= LATEST_MS:  # what every answer shows it as, in UTC
+        raise InvalidUpdate(f"{what} must be a time of the years 1970 to 9999 in UTC.")
+    return ms
 
 
 def calendar(windows: Iterable[Window]) -> bytes:
@@ -38,7 +52,7 @@ def calendar(windows: Iterable[Window]) -> bytes:
     feed.add("x-wr-calname", "Maintenance windows")
     for window in windows:
         assert window.planned_start is not None  # a planned window has a start
-        message = window.message or "Maintenance"
+        message = calendar_text(window.message or "Maintenance")
         first_line = message.strip().splitlines()[0]
         kind = "Read-only maintenance" if window.mode == READ_ONLY else "Maintenance"
         event = Event()
@@ -48,7 +62,7 @@ def calendar(windows: Iterable[Window]) -> bytes:
         if window.planned_end is not None:
             event.add("dtend", utc(window.planned_end))
         event.add("summary", f"{kind}: {first_line[:SUMMARY_LENGTH]}")
-        event.add("description", f"{message}\n\nPlanned by {window.user}.")
+        event.add("description", f"{message}\n\nPlanned by {calendar_text(window.user)}.")
         feed.add_component(event)
     document: bytes = feed.to_ical()
     return document

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -62,11 +63,27 @@ def pending_steps(current: str | None) -> list[str]:
 def status(store: Store) -> SchemaStatus:
     """Read the database's revision (Alembic's table, read as Alembic does)."""
     with store.engine.connect() as conn:
-        tables = inspect(conn).get_table_names()
-        current = None
-        if "alembic_version" in tables:
-            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return _status(conn)
+
+
+def _status(conn: Connection) -> SchemaStatus:
+    tables = inspect(conn).get_table_names()
+    current = None
+    if "alembic_version" in tables:
+        current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     return SchemaStatus(current, HEAD, not tables)
+
+
+@contextmanager
+def _migrating(store: Store) -> Iterator[Connection]:
+    """A transaction for one step, which no other process's step runs beside: processes
+    started together on an empty database each find the steps done by the first."""
+    with store.engine.connect() as conn:
+        conn = conn.execution_options(sqlite_begin="IMMEDIATE")  # SQLite's write lock
+        with conn.begin():
+            if store.is_postgres:
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('bascule-schema'))"))
+            yield conn
 
 
 # From this revision on, maintenance is stored as windows: an upgrade from before it
@@ -89,10 +106,13 @@ def upgrade(
     for revision in pending_steps(status(store).current):
         if until is not None and revision > until:
             break
-        if on_step is not None:
+        if on_step is not None:  # outside the step's transaction: it may write
             doc = script.get_revision(revision)
             on_step(revision, (doc.doc if doc else revision) or revision)
-        with store.engine.begin() as conn:
+        with _migrating(store) as conn:
+            done = _status(conn).current
+            if done is not None and done >= revision:  # another process's, meanwhile
+                continue
             command.upgrade(_config(conn), revision)
         applied.append(revision)
     return applied
@@ -104,8 +124,17 @@ def prepare(store: Store) -> bool:
     the database was empty (the schema was just created)."""
     current = status(store)
     if current.empty:
-        upgrade(store)
+        from alembic import command
+
+        # In one step: a process that starts meanwhile waits, then finds it whole.
+        with _migrating(store) as conn:
+            if not _status(conn).empty:
+                return False
+            command.upgrade(_config(conn), "heads")
         return True
+    if not current.up_to_date:  # another process may be creating it: read it once it is done
+        with _migrating(store) as conn:
+            current = _status(conn)
     if current.current is None:
         raise SchemaError(
             "the database has tables but no Bascule schema revision: "

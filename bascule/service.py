@@ -28,7 +28,6 @@ from bascule.maintenance import (
     MaintenanceState,
     ends_now,
     maintenance_window,
-    now_ms,
 )
 from bascule.monitor import Monitor
 from bascule.schema import SchemaError, prepare
@@ -71,12 +70,13 @@ class Services:
         """The JSON answer to a state read, serialised once per state (and again when
         its holder's lease runs out)."""
         state = self.monitor.state
-        alive = None
+        alive, now = None, 0
         if state is not None and state.lease_ttl is not None:  # only a lease changes alone
-            alive = state.holder_alive(now_ms())
+            now = self.store.now()
+            alive = state.holder_alive(now)
         cached = self._state_document
         if cached is None or cached[0] is not state or cached[1] != alive:
-            document = envelope(state.as_json() if state else None)
+            document = envelope(state.as_json(now) if state else None)
             cached = self._state_document = (state, alive, encoded(document))
         return cached[2]
 
@@ -140,7 +140,7 @@ class Scheduler:
         self._error: str | None = None
 
     def __call__(self) -> None:
-        now = now_ms()
+        now = self.maintenance.clock()
         state, planned = self.monitor.state, self.monitor.planned
         due = bool(planned and (planned[0].planned_start or 0) <= now) or ends_now(state, now)
         try:

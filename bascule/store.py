@@ -455,6 +455,27 @@ class Store:
         # PostgreSQL's row lock serialises writers; SQLite's busy handler waits by sleeping,
         # so the writers of one process queue here first.
         self._writers = None if self.is_postgres else threading.Lock()
+        # The database's clock less this host's, in ms, as last read (PostgreSQL: None
+        # until read; SQLite's instances share one host, whose clock is the database's).
+        self._offset: int | None = None if self.is_postgres else 0
+
+    def now(self) -> int:
+        """The database's time, in epoch milliseconds: the one clock every instance and
+        command judges leases, planned windows and expiries by, whatever its own host's
+        says (PostgreSQL's clock, as last read: at every write and every look for
+        changes; SQLite's: the host's)."""
+        if self._offset is None:
+            with self.read() as conn:
+                self._read_clock(conn)
+        return int(time.time() * 1000) + (self._offset or 0)
+
+    def _read_clock(self, conn: Connection) -> None:
+        """Learn how far the database's clock is from this host's (PostgreSQL)."""
+        if not self.is_postgres:
+            return
+        before = time.time()
+        database = conn.execute(select(_DATABASE_MS)).scalar_one()
+        self._offset = int(database) - int((before + time.time()) * 500)
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -530,6 +551,7 @@ class Store:
                     conn.execute(self._bump(each))
                     if self.is_postgres:
                         conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, each)))
+                self._read_clock(conn)  # what the transaction writes is of that time
                 yield conn
 
     @contextmanager
@@ -567,6 +589,7 @@ class Store:
         with self.read() as conn:
             rows = conn.execute(select(change_counters.c.kind, change_counters.c.counter))
             counters = {str(kind): int(counter) for kind, counter in rows}
+            self._read_clock(conn)  # once a second at least, from each monitor
         return {kind: counters.get(kind, 0) for kind in KINDS}
 
     # -- maintenance state and windows -----------------------------------------------------
@@ -998,6 +1021,8 @@ class Store:
 
 
 NOTIFY_CHANNEL = "bascule_changes"
+# PostgreSQL's clock now (not the transaction's start), in epoch milliseconds.
+_DATABASE_MS = func.floor(func.extract("epoch", func.clock_timestamp()) * 1000)
 
 
 # The fields of Window whose column has another name.

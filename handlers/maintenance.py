@@ -60,15 +60,18 @@ def _log_page(offset: int, total: int, entries: list[LogEntry]) -> dict[str, Any
 
 def list_bypass_tokens(token_info: dict[str, Any]) -> Answer:
     """GET /maintenance/bypass."""
-    records = current().bypass.list(token_info["principal"].actor())
-    return envelope([bypass_json(r) for r in records]), 200
+    services = current()
+    records = services.bypass.list(token_info["principal"].actor())
+    now = services.store.now()
+    return envelope([bypass_json(r, now) for r in records]), 200
 
 
 def create_bypass_token(body: dict[str, Any], token_info: dict[str, Any]) -> Answer:
     """POST /maintenance/bypass: the token's value is in this answer only."""
     actor = token_info["principal"].actor()
-    token, record = current().bypass.create(actor, body["name"], body.get("expiresIn"))
-    return envelope({**bypass_json(record), "token": token}), 201
+    services = current()
+    token, record = services.bypass.create(actor, body["name"], body.get("expiresIn"))
+    return envelope({**bypass_json(record, services.store.now()), "token": token}), 201
 
 
 def revoke_bypass_token(name: str, token_info: dict[str, Any]) -> Answer:
@@ -79,8 +82,9 @@ def revoke_bypass_token(name: str, token_info: dict[str, Any]) -> Answer:
 
 def release_maintenance(body: dict[str, Any], token_info: dict[str, Any]) -> Answer:
     """POST /maintenance/release: the dead process's maintenance, now the caller's."""
-    state = current().maintenance.release(token_info["principal"].actor(), body["reason"])
-    return envelope(state.as_json()), 200
+    services = current()
+    state = services.maintenance.release(token_info["principal"].actor(), body["reason"])
+    return envelope(state.as_json(services.store.now())), 200
 
 
 def get_maintenance_history(offset: int = 0, limit: int = 100) -> Answer:
@@ -97,9 +101,10 @@ def get_maintenance_window(id: int, offset: int = 0, limit: int = 100) -> Answer
     return envelope(page), 200
 
 
-def list_planned_windows() -> Answer:
+def list_planned_windows(offset: int = 0, limit: int = 100) -> Answer:
     """GET /maintenance/schedule."""
-    return envelope([w.as_planned_json() for w in current().maintenance.planned()]), 200
+    windows = current().maintenance.planned(offset, limit)
+    return envelope([w.as_planned_json() for w in windows]), 200
 
 
 def plan_window(body: dict[str, Any], token_info: dict[str, Any]) -> Answer:

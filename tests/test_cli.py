@@ -300,10 +300,11 @@ def _operator():
 def test_proxy_config_refuses_what_it_cannot_use(run, tmp_path):
     out = str(tmp_path / "out")
     args = ["--upstream", "http://127.0.0.1:1", "--bascule", "http://127.0.0.1:2"]
-    bad_listen = run(
-        "proxy-config", "nginx", "--listen", "nowhere", *args, "--output-dir", out, code=2
-    )
-    assert "give HOST:PORT" in bad_listen.output
+    for listen in ["nowhere", "127.0.0.1:0", "127.0.0.1:99999", ":8080"]:
+        bad_listen = run(
+            "proxy-config", "nginx", "--listen", listen, *args, "--output-dir", out, code=2
+        )
+        assert "give HOST:PORT" in bad_listen.output
     https = ["--upstream", "https://x", "--bascule", "http://127.0.0.1:2"]
     refused = run(
         "proxy-config", "nginx", "--listen", "127.0.0.1:9", *https, "--output-dir", out, code=1
@@ -319,7 +320,17 @@ def test_maintenance_on_read_only(run):
 
 @pytest.mark.parametrize(
     "bascule_url",
-    ['http://a"..os.execute("touch pwned")..":80', "http://a;b:80", "http://x/path", "http://u@x"],
+    [
+        'http://a"..os.execute("touch pwned")..":80',
+        "http://a;b:80",
+        "http://x/path",
+        "http://u@x",
+        # A mistyped port made a recipe asking port 80: one that blocks nothing.
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:0",
+        "http://127.0.0.1:",
+        "http://127.0.0.1:80x",
+    ],
 )
 def test_proxy_config_writes_nothing_it_was_not_given_as_a_host(run, tmp_path, bascule_url):
     args = ["--listen", "127.0.0.1:9", "--upstream", "http://127.0.0.1:1", "--bascule", bascule_url]
@@ -381,3 +392,30 @@ def test_release_needs_a_dead_holder(run):
     assert "not enabled" in run("maintenance", "release", "--reason", "x", code=1).output
     run("maintenance", "on", "--user", "ops")
     assert "nothing to release" in run("maintenance", "release", "--reason", "x", code=1).output
+
+
+HOSTILE_TEXT = "\x1b]0;PWNED\x07 \x1b[2J\u202etxt.exe\nforged line\r"
+
+
+def test_no_terminal_escape_reaches_the_operators_terminal(run):
+    # Messages, reasons and window messages may hold any character but NUL: printed, each
+    # control character is written out, so none acts on the terminal or forges a line.
+    run("maintenance", "on", "--message", HOSTILE_TEXT)
+    run("maintenance", "update", "--message", HOSTILE_TEXT)
+    status = run("maintenance", "status").output
+    run("maintenance", "off")
+    run("schedule", "add", "--start", "2999-01-01T00:00Z", "--message", HOSTILE_TEXT)
+    listed = run("schedule", "list").output
+    history = run("maintenance", "history", "--window", "1").output
+    for output in (status, listed, history):
+        assert not [c for c in output if c != "\n" and (ord(c) < 32 or 0x7F <= ord(c) < 0xA0)]
+        assert "\u202e" not in output and "\n  forged line" not in output
+        assert "\\x1b]0;PWNED\\x07" in output and "\\u202etxt.exe\\nforged line\\r" in output
+
+
+@pytest.mark.parametrize("name", ["deploy\x1b[2J", "with space", "", "x" * 256, "-lead"])
+def test_process_names_follow_the_user_name_rule(run, name):
+    refused = run("maintenance", "on", "--process", name, code=1)
+    assert "a process name is 1 to 255 letters, digits" in refused.output
+    assert "\x1b" not in refused.output
+    assert state(run) is None

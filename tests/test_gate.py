@@ -153,6 +153,9 @@ class Holder:
     def note_bypass(self, name: str) -> None:
         self.uses.append(name)
 
+    def now(self) -> int:
+        return now_ms()
+
 
 class Switch:
     """Changes the state a Holder holds, as the monitor does once the database changed."""

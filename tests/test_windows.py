@@ -21,6 +21,7 @@ from bascule.maintenance import (
     NotYours,
     WindowNotPlanned,
     maintenance_window,
+    rfc3339,
 )
 from bascule.planning import calendar, parse_time
 
@@ -269,6 +270,18 @@ def test_the_calendar_has_one_event_per_planned_window(maintenance):
     assert len({str(e["uid"]) for e in events}) == 2
 
 
+def test_no_line_separator_nor_control_character_reaches_the_calendar_raw(maintenance):
+    # Each of these would end a line of the feed (a reader splits there), or is not TEXT.
+    separators = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+    plan(maintenance, start_in=MINUTE, message="a" + "b".join(separators) + "c\x1b[31m\x7f")
+    feed = calendar(maintenance.planned())
+    for character in separators + "\x1b\x7f":  # (the feed's own lines end with CRLF)
+        assert character.encode() not in feed.replace(b"\r\n", b""), repr(character)
+    lines = feed.decode().split("\r\n")
+    (description,) = [line for line in lines if line.startswith("DESCRIPTION")]
+    assert "a\\nb\\nb" in description and "c [31m " in description
+
+
 # -- leases ------------------------------------------------------------------------------
 
 
@@ -328,14 +341,47 @@ def test_maintenance_window_renews_its_lease_in_the_background(store):
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ("9999-12-31T23:30:00-01:00", "years 1 to 9999"),
-        ("0001-01-01T00:30:00+01:00", "years 1 to 9999"),
+        ("9999-12-31T23:30:00-01:00", "years 1970 to 9999"),
+        ("0001-01-01T00:30:00+01:00", "years 1970 to 9999"),
+        ("1969-12-31T23:59:59.999Z", "years 1970 to 9999"),
         ("2027-13-01T00:00:00Z", "RFC 3339"),
     ],
 )
 def test_times_that_cannot_be_shown_are_refused(text, says):
     with pytest.raises(InvalidUpdate, match=says):
         parse_time(text, "start")
+
+
+def test_the_last_moment_is_kept_to_its_millisecond_and_shown_as_it_is():
+    # Rounded by a float, 23:59:59.999999 used to become the year 10000: saved, and then
+    # every answer that showed it failed.
+    last = parse_time("9999-12-31T23:59:59.999999Z", "end")
+    assert last == 253_402_300_799_999
+    assert rfc3339(last) == "9999-12-31T23:59:59.999Z"
+
+
+def test_windows_are_limited_in_number_and_may_not_overlap(maintenance):
+    from bascule.maintenance import MAX_PLANNED, TooManyWindows, WindowsOverlap
+
+    hour = 60 * MINUTE
+    first = maintenance.plan(ALICE, T0 + hour, T0 + 2 * hour, "m")
+    for start, end in [
+        (T0 + hour, None),
+        (T0 + hour // 2, T0 + hour + 1),
+        (T0 + 90 * MINUTE, T0 + 3 * hour),
+    ]:
+        with pytest.raises(WindowsOverlap, match=f"planned window {first.id}"):
+            maintenance.plan(ALICE, start, end, "m")
+    maintenance.plan(ALICE, T0 + 2 * hour, None, "m")  # from its end: no overlap
+    with pytest.raises(WindowsOverlap):  # a window without an end holds its start
+        maintenance.plan(ALICE, T0 + 2 * hour, T0 + 3 * hour, "m")
+    for n in range(MAX_PLANNED - 2):
+        maintenance.plan(ALICE, T0 + (3 + n) * hour, T0 + (3 + n) * hour + MINUTE, "m")
+    with pytest.raises(TooManyWindows):
+        maintenance.plan(ALICE, T0 + 1000 * hour, None, "m")
+    every = maintenance.planned()
+    assert len(every) == MAX_PLANNED
+    assert maintenance.planned(98, 5) == every[98:]
 
 
 def test_lowercase_rfc3339_is_taken():

@@ -56,9 +56,9 @@ class Recipe:
         written into the proxy's configuration)."""
         parts = urlsplit(url)
         try:
-            port = parts.port
+            port = parts.port  # None when not given; a port out of range raises
         except ValueError:
-            port = None
+            port = 0
         if (
             parts.scheme != "http"
             or not parts.hostname
@@ -67,8 +67,10 @@ class Recipe:
             or parts.query
             or parts.fragment
             or parts.username
+            or port == 0
+            or parts.netloc.endswith(":")  # a port left out after its colon
         ):
-            raise ValueError(f"give an http://HOST:PORT URL, not {url!r}")
+            raise ValueError(f"give an http://HOST:PORT URL, a port from 1 to 65535, not {url!r}")
         return parts.hostname, port or 80
 
 
