@@ -6,7 +6,7 @@ OUT ?= out
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve check test lint docs screenshots bench system-packages
+.PHONY: serve check test lint docs screenshots bench system-packages image image-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,9 @@ node_modules/.installed: package.json package-lock.json
 
 # Debian packages the tests need: Chromium for the browser tests, a Java runtime for
 # OpenAPI Generator, valgrind for the instruction counts, wrk for the benchmark, and
-# nginx, Caddy and HAProxy for the proxy recipes (Envoy and Traefik come from PyPI).
-# Installed only when missing.
-system-packages:
+# nginx, Caddy and HAProxy for the proxy recipes (Envoy and Traefik come from PyPI);
+# and those of the image (below). Installed only when missing.
+system-packages: image-packages
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
@@ -43,6 +43,23 @@ system-packages:
 		echo "installing$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+# What builds and runs the image: podman (with runc: crun fails on these hosts),
+# mmdebstrap for its Debian base, and systemd-nspawn, which boots the systemd unit in tests.
+image-packages:
+	@missing=""; \
+	command -v podman >/dev/null || missing="$$missing podman"; \
+	command -v mmdebstrap >/dev/null || missing="$$missing mmdebstrap"; \
+	[ -x /usr/sbin/runc ] || missing="$$missing runc"; \
+	command -v systemd-nspawn >/dev/null || missing="$$missing systemd-container"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# The container image (docs/deployment.md), saved to $(OUT)/image/ for `podman load`.
+image: image-packages | $(BIN)/python
+	$(BIN)/python deploy/image.py --output $(OUT)/image
 
 serve: $(VENV)/.installed
 	$(BIN)/bascule serve
