@@ -64,14 +64,14 @@ image: image-packages | $(BIN)/python
 serve: $(VENV)/.installed
 	$(BIN)/bascule serve
 
-# The fast default: every test that needs no browser, JVM, Node.js or valgrind.
+# The fast default: every test that needs no browser, JVM, Node.js, valgrind or podman.
 check: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n 2 -m "not browser and not jvm and not node and not valgrind and not slow"
+	$(BIN)/python -m pytest -n 2 -m "not browser and not jvm and not node and not valgrind and not slow and not image"
 
 # The whole suite, as CI runs it.
 test: system-packages $(VENV)/.installed-test node_modules/.installed
 	mkdir -p $(OUT)
-	$(BIN)/python -m pytest -n 2 --junitxml=$(OUT)/junit.xml
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --junitxml=$(OUT)/junit.xml
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
