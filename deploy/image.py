@@ -164,12 +164,14 @@ class Podman:
 
     def __init__(self, home: Path):
         self.home = home
+        # podman refuses a runroot path longer than 50 characters.
+        self.run = Path(tempfile.mkdtemp(prefix="bascule-podman-"))
         self.env = {**os.environ, "CONTAINERS_CONF": str(DEPLOY / "containers.conf")}
         self.argv = [
             "podman",
             f"--root={home / 'root'}",
-            f"--runroot={home / 'run'}",
-            f"--tmpdir={home / 'tmp'}",
+            f"--runroot={self.run / 'run'}",
+            f"--tmpdir={self.run / 'tmp'}",
         ]
 
     def __call__(
@@ -188,6 +190,7 @@ class Podman:
         """Remove every container, image and volume of the store, and the store."""
         self("system", "reset", "--force", timeout=300, check=False)
         shutil.rmtree(self.home, ignore_errors=True)
+        shutil.rmtree(self.run, ignore_errors=True)
 
 
 def build(podman: Podman, context: Path, *, epoch: int | None = None, cache: Path = CACHE) -> str:
