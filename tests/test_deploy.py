@@ -22,7 +22,7 @@ import pytest
 
 from deploy import image
 from deploy.image import TAG, Podman
-from tests.serving import free_port
+from tests.serving import free_port, wait_answering
 from tests.waiting import until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,18 +41,9 @@ def redacted(output: str) -> str:
     return GENERATED.sub("Created the user 'admin' with the password [redacted] ", output)
 
 
-def wait_healthy(url: str, output: Callable[[], str], timeout: float = 90) -> None:
-    """Wait until ``url`` answers health 200; fail with ``output()`` past ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url + HEALTH, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no health 200 at {url} in {timeout} s:\n{redacted(output())}")
-        time.sleep(0.2)
+def wait_healthy(url: str, output: Callable[[], str]) -> None:
+    """Wait until ``url`` answers health 200; fail with ``output()``, redacted."""
+    wait_answering(url + HEALTH, lambda: redacted(output()), timeout=90, what="Bascule")
 
 
 @dataclass
