@@ -22,6 +22,7 @@ import pytest
 
 from deploy import image
 from deploy.image import TAG, Podman
+from tests.conftest import PG_ENV, fresh_postgres_database, postgres_server
 from tests.serving import free_port, wait_answering
 from tests.waiting import until
 
@@ -129,6 +130,17 @@ def test_the_image_serves_as_a_user_with_its_state_in_a_volume(podman: Podman, b
 def test_the_image_runs_any_bascule_command(podman: Podman, built: Built):
     result = podman("run", "--rm", TAG, "bascule", "maintenance", "status")
     assert result.stdout == "Maintenance is off.\n"
+
+
+def test_the_image_runs_on_postgresql(podman: Podman, built: Built):
+    server = postgres_server()
+    if not server:
+        pytest.skip(f"no PostgreSQL server: set {PG_ENV}")
+    with fresh_postgres_database(server) as url:
+        # On this machine's network, where the server listens on loopback.
+        run = ("run", "--rm", "--network=host", f"--env=BASCULE_DATABASE_URL={url}", TAG)
+        assert "Created the schema" in podman(*run, "bascule", "db", "upgrade").stdout
+        assert podman(*run, "bascule", "maintenance", "status").stdout == "Maintenance is off.\n"
 
 
 def test_the_image_is_built_again_with_the_same_layers(podman: Podman, built: Built):
