@@ -200,7 +200,10 @@ def build(podman: Podman, context: Path, *, epoch: int | None = None, cache: Pat
     for name in ("runtime", "build"):
         target = context / f"{name}.tar"
         if not target.exists():
-            os.link(base(name, cache), target)
+            try:
+                os.link(base(name, cache), target)
+            except OSError:  # another file system: a copy
+                shutil.copyfile(base(name, cache), target)
     if not (context / "wheels").exists():
         wheels(context / "wheels")
     if epoch is None:
@@ -236,7 +239,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bascule-image-") as work:
         podman = Podman(Path(work) / "podman")
         try:
-            image = build(podman, Path(work) / "context")
+            image = build(podman, Path(work) / "context", cache=output / "cache")
             archive = output / f"bascule-{VERSION}.tar"
             archive.unlink(missing_ok=True)
             podman("save", "--format=docker-archive", f"--output={archive}", TAG, timeout=300)
