@@ -6,7 +6,7 @@ OUT ?= out
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve check test lint docs screenshots bench system-packages
+.PHONY: serve check test lint docs screenshots bench system-packages image image-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,10 @@ node_modules/.installed: package.json package-lock.json
 
 # Debian packages the tests need: Chromium for the browser tests, a Java runtime for
 # OpenAPI Generator, valgrind for the instruction counts, wrk for the benchmark, nginx,
-# Caddy and HAProxy for the proxy recipes (Envoy and Traefik come from PyPI), and
-# libfaketime for hosts whose clocks disagree.
-# Installed only when missing.
-system-packages:
+# Caddy and HAProxy for the proxy recipes (Envoy and Traefik come from PyPI), libfaketime
+# for hosts whose clocks disagree; and those of the image (below). Installed only when
+# missing.
+system-packages: image-packages
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
@@ -47,17 +47,34 @@ system-packages:
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# What builds and runs the image: podman (with runc: crun fails on these hosts),
+# mmdebstrap for its Debian base, and systemd-nspawn, which boots the systemd unit in tests.
+image-packages:
+	@missing=""; \
+	command -v podman >/dev/null || missing="$$missing podman"; \
+	command -v mmdebstrap >/dev/null || missing="$$missing mmdebstrap"; \
+	[ -x /usr/sbin/runc ] || missing="$$missing runc"; \
+	command -v systemd-nspawn >/dev/null || missing="$$missing systemd-container"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# The container image (docs/deployment.md), saved to $(OUT)/image/ for `podman load`.
+image: image-packages | $(BIN)/python
+	$(BIN)/python deploy/image.py --output $(OUT)/image
+
 serve: $(VENV)/.installed
 	$(BIN)/bascule serve
 
-# The fast default: every test that needs no browser, JVM, Node.js or valgrind.
+# The fast default: every test that needs no browser, JVM, Node.js, valgrind or podman.
 check: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n 2 -m "not browser and not jvm and not node and not valgrind and not slow"
+	$(BIN)/python -m pytest -n 2 -m "not browser and not jvm and not node and not valgrind and not slow and not image"
 
 # The whole suite, as CI runs it.
 test: system-packages $(VENV)/.installed-test node_modules/.installed
 	mkdir -p $(OUT)
-	$(BIN)/python -m pytest -n 2 --junitxml=$(OUT)/junit.xml
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --junitxml=$(OUT)/junit.xml
 
 # The console's modules: prettier's format, and tsc's types as jsconfig.json sets them.
 CONSOLE_JS := bascule/console/*.js

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,21 +66,39 @@ def serving(
         )
     server = Server(f"http://127.0.0.1:{port}", process, log)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"{command[-1]} exited early:\n{server.output()}")
-            try:
-                if httpx.get(f"{server.url}{ready}", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{command[-1]} did not start:\n{server.output()}")
-            time.sleep(0.1)
+        wait_answering(
+            f"{server.url}{ready}",
+            server.output,
+            exited=lambda: process.poll() is not None,
+            what=command[-1],
+        )
         yield server
     finally:
         stop(process)
+
+
+def wait_answering(
+    url: str,
+    output: Callable[[], str],
+    *,
+    timeout: float = 30,
+    exited: Callable[[], bool] = lambda: False,
+    what: str = "the server",
+) -> None:
+    """Poll ``url`` until it answers 200; fail with ``output()`` once ``exited()`` is true
+    or past ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if exited():
+            raise AssertionError(f"{what} exited early:\n{output()}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not answer {url} in {timeout} s:\n{output()}")
+        time.sleep(0.1)
 
 
 def stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
