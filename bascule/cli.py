@@ -45,6 +45,7 @@ from bascule.proxies import PROXIES
 from bascule.schema import (
     WINDOWS_REVISION,
     SchemaError,
+    hold_before_windows,
     pending_steps,
     prepare,
     status,
@@ -904,40 +905,37 @@ def db_upgrade(database_url: str | None) -> None:
         if not steps:
             click.echo(f"The schema is up to date ({current.current})")
             return
-        if current.current is not None and current.current < WINDOWS_REVISION:
-            # Maintenance cannot be held while the way it is stored changes.
-            click.echo(
-                f"bascule: applying the steps up to {WINDOWS_REVISION} first, without holding"
-                " maintenance (they change how it is stored)",
-                err=True,
-            )
-            upgrade(store, until=WINDOWS_REVISION)
-            current = status(store)
-            steps = pending_steps(current.current)
-            if not steps:
-                click.echo(f"Upgraded the schema to {current.head}")
-                return
         actor = Actor.process(MIGRATION_PROCESS)
         maintenance = Maintenance(store)
         message = (
             f"Schema migration from {current.current} to {current.head}: {len(steps)} step(s)."
         )
-        with maintenance_window(maintenance, actor, message=message) as window:
-            done = 0
+        done = 0
 
-            def on_step(revision: str, description: str) -> None:
-                nonlocal done
-                first_line = (
-                    description.strip().splitlines()[0] if description.strip() else revision
-                )
-                window.update(
+        def on_step(revision: str, description: str) -> None:
+            nonlocal done
+            first_line = description.strip().splitlines()[0] if description.strip() else revision
+            with contextlib.suppress(MaintenanceError):  # held by someone else: theirs
+                maintenance.update(
+                    actor,
                     message=f"Applying {revision}: {first_line}",
                     progress=max(1, done * 100 // len(steps)),
                 )
-                done += 1
+            done += 1
 
+        if current.current is not None and current.current < WINDOWS_REVISION:
+            # Held the way the schema of before stores maintenance (its instances see it)
+            # until the step that carries it over as the current window; then as usual.
+            held = hold_before_windows(store, MIGRATION_PROCESS, message, store.now())
+            done = len(upgrade(store, until=WINDOWS_REVISION))
             upgrade(store, on_step)
-            window.update(message="Schema migration done.", progress=100)
+            if held:
+                maintenance.update(actor, message="Schema migration done.", progress=100)
+                maintenance.disable(actor)
+        else:
+            with maintenance_window(maintenance, actor, message=message) as window:
+                upgrade(store, on_step)
+                window.update(message="Schema migration done.", progress=100)
         click.echo(f"Upgraded the schema to {current.head}")
 
 

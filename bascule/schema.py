@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, inspect, text
 
+from bascule.maintenance import STARTED_MESSAGE, STATE_ID
 from bascule.store import Store
 
 if TYPE_CHECKING:
@@ -89,6 +90,50 @@ def _migrating(store: Store) -> Iterator[Connection]:
 # From this revision on, maintenance is stored as windows: an upgrade from before it
 # applies the steps up to it before it can hold maintenance while the others run.
 WINDOWS_REVISION = "0006"
+
+
+def hold_before_windows(store: Store, process: str, message: str, now: int) -> bool:
+    """Switch automatic maintenance on for ``process`` in a database whose schema is
+    older than WINDOWS_REVISION, as the Bascule that wrote it stores it (running
+    instances of that version see it within a second); True when it did, False when
+    maintenance was on already (the upgrade then runs under that one). The step to
+    WINDOWS_REVISION carries it over as the current window, the process's still."""
+    with _migrating(store) as conn:
+        tables = inspect(conn)
+        if (
+            tables.get_table_names()
+            and conn.execute(text("SELECT count(*) FROM maintenance_state")).scalar()
+        ):
+            return False
+        columns = {c["name"] for c in tables.get_columns("maintenance_state")}
+        row = {
+            "id": STATE_ID,
+            "user_name": process,
+            "user_triggered": False,
+            "progress_percent": 1,
+            "started_at": now,
+            "log_size": 2,
+        }
+        if "mode" in columns:  # from 0005
+            row["mode"] = "full"
+        names = ", ".join(row)
+        values = ", ".join(f":{name}" for name in row)
+        conn.execute(text(f"INSERT INTO maintenance_state ({names}) VALUES ({values})"), row)  # noqa: S608 (our own column names)
+        for entry in (STARTED_MESSAGE, message):
+            conn.execute(
+                text("INSERT INTO maintenance_log (date, user_name, message) VALUES (:d, :u, :m)"),
+                {"d": now, "u": process, "m": entry},
+            )
+        # The change counter of that version: a table of counters from 0003, a row before.
+        if "change_counters" in tables.get_table_names():
+            bumped = conn.execute(
+                text("UPDATE change_counters SET counter = counter + 1 WHERE kind = 'state'")
+            )
+            if bumped.rowcount == 0:  # made by its first write
+                conn.execute(text("INSERT INTO change_counters VALUES ('state', 1)"))
+        else:
+            conn.execute(text("UPDATE bascule_versions SET state_version = state_version + 1"))
+    return True
 
 
 def upgrade(

@@ -183,3 +183,39 @@ def test_a_database_at_the_first_schema_is_upgraded_keeping_all_it_holds(databas
         assert Auth(store).check_credentials("carol", "a long enough password") is not None
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("first", ["0001", "0003", "0005", "0006"])
+def test_an_upgrade_from_any_earlier_schema_holds_maintenance_for_every_step(
+    database_url, monkeypatch, first
+):
+    from alembic import command
+
+    from bascule.maintenance import Maintenance
+
+    store = Store(database_url)
+    try:
+        with store.engine.begin() as conn:
+            command.upgrade(schema._config(conn), first)
+        held: list[tuple[str, int]] = []
+        real_upgrade = command.upgrade
+
+        def step(config, revision):  # what each step finds, as an instance of then reads it
+            rows = config.attributes["connection"].execute(
+                text("SELECT count(*) FROM maintenance_state")
+            )
+            held.append((revision, rows.scalar()))
+            return real_upgrade(config, revision)
+
+        monkeypatch.setattr(command, "upgrade", step)
+        env = {"BASCULE_DATABASE_URL": database_url}
+        upgraded = CliRunner().invoke(main, ["db", "upgrade"], env=env, catch_exceptions=False)
+        assert upgraded.exit_code == 0, upgraded.output
+        assert [revision for revision, _ in held] == schema.pending_steps(first)
+        assert all(count == 1 for _, count in held), held  # on, before every step
+        assert Maintenance(store).state() is None  # and off at the end
+        total, windows = Maintenance(store).history(0, 10)
+        assert total == 1 and windows[0].user == "schema-migration"
+        assert windows[0].ended_by == "schema-migration"
+    finally:
+        store.close()
