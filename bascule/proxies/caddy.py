@@ -31,6 +31,20 @@ TEMPLATE = """\
 
 http://:{port} {{
 	bind {host}
+	# A bypass token in a URL is masked (Bascule takes it out with a 303; the first
+	# request is logged as it came).
+	log {{
+		output file {dir}/access.log
+		format filter {{
+			wrap json
+			fields {{
+				request>uri query {{
+					replace bascule-bypass *
+				}}
+				request>headers>Referer delete
+			}}
+		}}
+	}}
 	route {{
 		# Only Bascule says a request used a bypass token.
 		request_header -X-Bascule-Bypassed
@@ -41,6 +55,9 @@ http://:{port} {{
 			rewrite {decision}?
 			header_up X-Forwarded-Method {{method}}
 			header_up X-Forwarded-Uri {{uri}}
+			# Caddy listens on plain HTTP: https can only be a TLS terminator's word in
+			# front, which Bascule believes for one thing, a Secure bypass cookie.
+			header_up X-Forwarded-Proto {{http.request.header.X-Forwarded-Proto}}
 			# Bascule reads X-Original-URI too: a visitor's own is not passed on.
 			header_up -X-Original-URI
 			header_up -X-Original-Method

@@ -10,8 +10,8 @@ and kept in the stream's dynamic metadata for ``envoy_on_response`` to put on th
 visitor's answer); any other answer of
 Bascule's is given to the visitor with ``respond``, status, headers and body. Fail
 open: when Bascule does not answer within the recipe's timeout (refused, reset,
-timed out: Envoy's own 503 or 504 without Retry-After), or answers a server error
-other than its refusal, the request goes through. No admin interface, no hot
+timed out: Envoy's own 503 or 504 without Retry-After), the request goes through;
+anything Bascule answers is the visitor's. No admin interface, no hot
 restart (no shared memory to clash with another Envoy on the same machine).
 """
 
@@ -25,6 +25,11 @@ import yaml
 from bascule.proxies import DECISION_PATH, Recipe, program
 
 FILTER = "envoy.filters.http.lua"
+ACCESS_LOG = (
+    '[%START_TIME%] "%REQ(:METHOD)% %REQ_WITHOUT_QUERY(X-ENVOY-ORIGINAL-PATH?:PATH)%'
+    ' %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT%'
+    ' %DURATION% "%REQ(USER-AGENT)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"\n'
+)
 
 LUA = """\
 -- Written by `bascule proxy-config envoy`: ask Bascule's decision endpoint about
@@ -101,10 +106,11 @@ function envoy_on_request(request_handle)
     end
     return
   end
-  -- A server error other than Bascule's refusal (a 503 with Retry-After) is no
-  -- decision: Envoy's own answer when Bascule is refused, reset or late (503, 504),
-  -- or Bascule failing. The request goes through.
-  if status >= 500 and not (status == 503 and headers["retry-after"] ~= nil) then
+  -- Envoy's own answer when Bascule is refused, reset or late (a 503 or 504, without
+  -- the Retry-After of Bascule's refusal; Bascule answers no 502 nor 504): no answer,
+  -- the request goes through. Anything Bascule answers is a decision, a question it
+  -- cannot read a refusal.
+  if (status == 502 or status == 503 or status == 504) and headers["retry-after"] == nil then
     return
   end
   local answer = {}
@@ -180,7 +186,22 @@ def bootstrap(recipe: Recipe) -> dict[str, Any]:
                 "name": "envoy.access_loggers.stdout",
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3."
-                    "StdoutAccessLog"
+                    "StdoutAccessLog",
+                    # Envoy's own format, but the path without its query: a bypass token
+                    # in a URL is never written (Bascule takes it out with a 303; the
+                    # first request is logged as it came).
+                    "log_format": {
+                        "text_format_source": {"inline_string": ACCESS_LOG},
+                        "formatters": [
+                            {
+                                "name": "envoy.formatter.req_without_query",
+                                "typed_config": {
+                                    "@type": "type.googleapis.com/envoy.extensions.formatter."
+                                    "req_without_query.v3.ReqWithoutQuery"
+                                },
+                            }
+                        ],
+                    },
                 },
             }
         ],
@@ -253,4 +274,14 @@ def write(recipe: Recipe, directory: Path) -> list[str]:
     header = "# Written by `bascule proxy-config envoy`: the application behind Envoy.\n"
     config.write_text(header + yaml.dump(bootstrap(recipe), Dumper=_Dumper, sort_keys=False))
     # No hot restart: no shared memory, so that Envoys side by side never clash.
-    return [program("envoy"), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"]
+    # Its access log written within a second (Envoy's default: ten).
+    return [
+        program("envoy"),
+        "-c",
+        str(config),
+        "--disable-hot-restart",
+        "--log-level",
+        "warn",
+        "--file-flush-interval-msec",
+        "1000",
+    ]

@@ -1,22 +1,23 @@
 """HAProxy (2.6 or later, built with Lua): a Lua action of our own asks the decision
-endpoint about every request with HAProxy's ``core.httpclient()``.
+endpoint about every request, on a socket of its own (``core.tcp()``).
 
 ``bascule.lua`` registers the action ``lua.bascule_ask``, which sends the visitor's
-path and query (``X-Original-URI``) with their Accept, Cookie, X-Bascule-Bypass and
-X-Forwarded-Proto. A 200 lets the request through to the application (the name of a
+path and query (``X-Original-URI``) and method with their Accept, bypass cookie,
+X-Bascule-Bypass and X-Forwarded-Proto, through a TCP ``listen`` section (where
+Bascule's address is resolved). A 200 lets the request through to the application (the name of a
 bypass that let it through lands in ``txn.bascule_bypassed``, sent to the application
 and to the visitor as X-Bascule-Bypassed); any other answer of Bascule's is kept in txn
 variables and given to the visitor, status, headers and body, by the Lua service
-``lua.bascule_answer``. Fail open: when Bascule does not answer within the recipe's
-timeout (refused, timed out: HAProxy's own 503 or 504 in the section that forwards
-to it), or answers a server error other than its refusal, the request goes through.
+``lua.bascule_answer``, whatever it is (a question Bascule cannot read is refused, as
+any). Fail open: when Bascule does not answer within the recipe's timeout (refused,
+cut, silent), the request goes through.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bascule.proxies import DECISION_PATH, Recipe
+from bascule.proxies import DECISION_PATH, Recipe, url_address
 
 CONFIG = """\
 # Written by `bascule proxy-config haproxy`: the application behind HAProxy, every
@@ -30,13 +31,15 @@ global
 defaults
     mode http
     log global
-    option httplog
     timeout connect 5s
     timeout client 60s
     timeout server 60s
 
 frontend bascule
     bind {listen}
+    # HAProxy's httplog, but for a bypass token in the URL (Bascule takes it out with a
+    # 303; the first request is logged as it came): masked, with what follows it.
+    log-format "{log_format}"
     # Ask Bascule; its refusal, or its redirection after a bypass token in the URL,
     # is answered by the Lua service and never reaches the application.
     acl answered var(txn.bascule_status) -m found
@@ -51,16 +54,18 @@ frontend bascule
     http-response set-header X-Bascule-Bypassed %[var(txn.bascule_bypassed)] if bypassed
     default_backend application
 
-# Where bascule.lua's httpclient sends its questions: a proxy of our own, so that
-# Bascule's address is resolved like the application's, and so that a Bascule that
-# refuses or does not answer gets an error of HAProxy's (503, 504) within the
-# recipe's timeout, with no retry (the httpclient of HAProxy 2.6 retries a refused
-# connection three times, a second apart).
+# Where bascule.lua sends its questions: a TCP proxy of our own, so that Bascule's address
+# is resolved like the application's; the Lua action bounds the wait itself, and a
+# Bascule that refuses, or does not answer in time, is no answer (HAProxy's httpclient
+# was not used: it tries again on a timeout, thrice, and a 1 s timeout took 4 s).
 listen bascule_gate
+    mode tcp
     bind {gate}
+    option tcplog
     retries 0
     timeout connect {timeout_ms}ms
     timeout server {timeout_ms}ms
+    timeout client {timeout_ms}ms
     server bascule {bascule}
 
 backend application
@@ -72,10 +77,11 @@ LUA = """\
 -- every request (action lua.bascule_ask), give the visitor its answer when it is
 -- not 200 (service lua.bascule_answer), and let the request through when Bascule
 -- does not answer (fail open).
-local GATE = {gate}
+local PATH = {path}
+local AUTHORITY = {authority}
 -- The listen section of haproxy.cfg that forwards to Bascule.
 local DST = {dst}
-local TIMEOUT_MS = {timeout_ms}
+local TIMEOUT_S = {timeout_s}
 -- The visitor's headers the decision depends on.
 local ASKED = {{ "accept", "cookie", "x-bascule-bypass", "x-forwarded-proto" }}
 -- Headers of Bascule's answer that describe its connection to HAProxy, not the answer.
@@ -109,6 +115,48 @@ local function bypass_cookie(lines)
   return {{}}
 end
 
+-- Ask Bascule: a GET of PATH with ``headers`` (name: list of values), over a connection
+-- of its own, each step bounded by TIMEOUT_S. Its answer (status, headers by lower-case
+-- name, body), or nil when it does not answer in time or at all.
+local function ask(headers)
+  local socket = core.tcp()
+  socket:settimeout(TIMEOUT_S)
+  if not socket:connect(DST) then
+    return nil
+  end
+  local lines = {{ "GET " .. PATH .. " HTTP/1.1", "Host: " .. AUTHORITY, "Connection: close" }}
+  for name, list in pairs(headers) do
+    for _, value in ipairs(list) do
+      lines[#lines + 1] = name .. ": " .. value
+    end
+  end
+  socket:send(table.concat(lines, "\\r\\n") .. "\\r\\n\\r\\n")
+  local status = tonumber(string.match(socket:receive("*l") or "", "^HTTP/1%.%d (%d%d%d)"))
+  local answer = {{ status = status, headers = {{}}, body = "" }}
+  while status ~= nil do
+    local line = socket:receive("*l")
+    if line == nil then
+      status = nil
+    elseif line == "" then
+      break
+    else
+      local name, value = string.match(line, "^([^:]+):%s*(.-)%s*$")
+      if name ~= nil then
+        name = string.lower(name)
+        answer.headers[name] = answer.headers[name] or {{}}
+        table.insert(answer.headers[name], value)
+      end
+    end
+  end
+  local length = tonumber((answer.headers["content-length"] or {{}})[1] or "0") or 0
+  if status ~= nil and length > 0 then
+    answer.body = socket:receive(length)
+    status = answer.body and status
+  end
+  socket:close()
+  return status and answer
+end
+
 core.register_action("bascule_ask", {{ "http-req" }}, function(txn)
   local visitor = txn.http:req_get_headers()
   local headers = {{
@@ -128,32 +176,25 @@ core.register_action("bascule_ask", {{ "http-req" }}, function(txn)
     -- A sample fetch's boolean is 0 or 1 in Lua, and 0 is true there.
     headers["x-forwarded-proto"] = {{ txn.f:ssl_fc() == 1 and "https" or "http" }}
   end
-  local ok, answer = pcall(function()
-    return core.httpclient():get{{ url = GATE, dst = DST, headers = headers, timeout = TIMEOUT_MS }}
-  end)
-  -- No answer (the call failed, or timed out): the request goes through.
-  if not ok or type(answer) ~= "table" or answer.status == nil or answer.status == 0 then
+  local ok, answer = pcall(ask, headers)
+  -- No answer (refused, cut, or not in time): the request goes through.
+  if not ok or answer == nil then
     return
   end
-  local answered = answer.headers or {{}}
+  local answered = answer.headers
   if answer.status == 200 then
-    local bypassed = values(answered, "x-bascule-bypassed")[1]
+    local bypassed = (answered["x-bascule-bypassed"] or {{}})[1]
     if bypassed ~= nil then
       txn:set_var("txn.bascule_bypassed", bypassed)
     end
     return
   end
-  -- A server error other than Bascule's refusal (a 503 with Retry-After) is no
-  -- decision: HAProxy's own error when it could not reach Bascule, or Bascule
-  -- failing. The request goes through.
-  local refusal = answer.status == 503 and #values(answered, "retry-after") > 0
-  if answer.status >= 500 and not refusal then
-    return
-  end
+  -- Any other answer of Bascule's is the visitor's: its refusal, its 303, and what it
+  -- answers a question it cannot read (a refusal too, never a pass).
   local lines = {{}}
   for name, _ in pairs(answered) do
     if not HOP[name] then
-      for _, value in ipairs(values(answered, name)) do
+      for _, value in ipairs(answered[name]) do
         lines[#lines + 1] = name .. ":" .. value
       end
     end
@@ -193,6 +234,14 @@ def address(host: str, port: int) -> str:
     return f"ipv6@{host}:{port}" if ":" in host else f"{host}:{port}"
 
 
+# HAProxy's httplog format, the request line's URI masked from a bypass token on.
+LOG_FORMAT = (
+    "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc"
+    ' %sq/%bq %hr %hs \\"%HM %[capture.req.uri,regsub(bascule-bypass=.*,bascule-bypass=*)]'
+    ' %HV\\"'
+)
+
+
 def write(recipe: Recipe, directory: Path) -> list[str]:
     """Write haproxy.cfg and bascule.lua into ``directory``; the command that runs HAProxy."""
     # An abstract socket, named after the port this instance listens on: no file.
@@ -201,9 +250,10 @@ def write(recipe: Recipe, directory: Path) -> list[str]:
     lua = directory / "bascule.lua"
     lua.write_text(
         LUA.format(
-            gate=lua_string(recipe.bascule + DECISION_PATH),
+            path=lua_string(DECISION_PATH),
+            authority=lua_string(url_address(recipe.bascule)),
             dst=lua_string(gate),
-            timeout_ms=timeout_ms,
+            timeout_s=recipe.timeout_ms / 1000,
         )
     )
     config = directory / "haproxy.cfg"
@@ -214,6 +264,7 @@ def write(recipe: Recipe, directory: Path) -> list[str]:
             upstream=address(*Recipe.host_port(recipe.upstream)),
             gate=gate,
             timeout_ms=timeout_ms,
+            log_format=LOG_FORMAT,
             bascule=address(*Recipe.host_port(recipe.bascule)),
         )
     )

@@ -15,8 +15,8 @@ Fail open: forwardAuth has no timeout of its own (30 s) and answers 500 when it
 cannot reach its address, so it asks Traefik itself, on a path of the same
 entrypoint that only this configuration knows, routed to Bascule with the recipe's
 timeout to connect and to answer; there an ``errors`` middleware turns Traefik's 502
-(Bascule refused) or 504 (too slow), or any server error other than Bascule's 503
-refusal, into an empty 200 (from ``noop@internal``): the request goes through.
+(Bascule refused) or 504 (too slow) into an empty 200 (from ``noop@internal``): the
+request goes through. Anything Bascule answers is the visitor's.
 
 What Traefik cannot do: put X-Bascule-Bypassed on the visitor's answer. Only cookies
 of a 2xx auth answer reach it (``addAuthCookiesToResponse``); response headers set by
@@ -70,7 +70,10 @@ def static(recipe: Recipe, dynamic: Path) -> dict[str, Any]:
             "providersThrottleDuration": "0s",
         },
         "log": {"level": "ERROR"},
-        "accessLog": {},
+        # Without the path and query: a bypass token in a URL is never written (Bascule
+        # takes it out with a 303; the first request would be logged as it came), and
+        # Traefik cannot mask a part of a field.
+        "accessLog": {"fields": {"names": {"RequestPath": "drop"}}},
     }
 
 
@@ -136,12 +139,13 @@ def dynamic(recipe: Recipe, gate_path: str) -> dict[str, Any]:
                     "headers": {"customRequestHeaders": {"X-Bascule-Bypass": ""}}
                 },
                 "bascule-gate": {"replacePath": {"path": DECISION_PATH}},
-                # No answer from Bascule, or an error that is not its refusal: an empty
-                # 200, which lets the request through.
+                # No answer from Bascule (Traefik's own 502, refused or cut; 504, too
+                # slow): an empty 200, which lets the request through. Whatever Bascule
+                # answers is a decision, a question it cannot read a refusal.
                 "bascule-fails-open": {
                     "errors": {
-                        "status": ["500-502", "504-599"],
-                        "statusRewrites": {"500-502": 200, "504-599": 200},
+                        "status": ["502", "504"],
+                        "statusRewrites": {"502": 200, "504": 200},
                         "service": "noop@internal",
                         "query": "/",
                     }
