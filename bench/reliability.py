@@ -3,15 +3,19 @@
     .venv/bin/python bench/reliability.py [--backend sqlite] [--backend postgresql]
 
 On each backend, on fresh databases: paths that would slip past the gate, malformed
-requests, racing writers on two instances, outages (a refused or silent PostgreSQL, a
-read-only or full SQLite file), slow and idle connections, a flood of wrong passwords,
-hostile Accept headers. Goals: no bypass, no 500, no lost write, a silent database
-detected within 5 s, every outage recovered from without a restart, hostile
-connections closed within their bound, a real login at most twice as slow under the
-flood. Writes its table into bench/RESULTS.md (its own section) and exits 1 when a
-goal is missed. SQLite outages need root (a tmpfs, a server without the privilege to
-ignore file modes). Every loop is bounded; every request goes to 127.0.0.1 (and
-127.0.0.2, the guesser's address).
+and hostile requests (none may reach the application), bypass tokens in URLs (never
+logged), values at the ends of their ranges, a holder whose clock is minutes slow
+(PostgreSQL), racing writers on two instances, outages (a refused or silent
+PostgreSQL, a read-only or full SQLite file), slow and idle connections, a flood of
+wrong passwords, guesses from 250 addresses at the admin's name (no lockout of a
+browser that signed in), hostile Accept headers. Goals: no bypass, no 500, no lost
+write, a silent database detected within 5 s, every outage recovered from without a
+restart, hostile connections closed within their bound, a real login at most twice as
+slow under the flood, a few hundred guesses a day at most. Writes its table into
+bench/RESULTS.md (its own section) and exits 1 when a goal is missed. SQLite outages
+need root (a tmpfs, a server without the privilege to ignore file modes); the clock
+row needs Debian's libfaketime. Every loop is bounded; every request goes to a
+loopback address.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from tests.conftest import basic, fresh_postgres_database, postgres_server  # noqa: E402
 from tests.proxy import Proxy  # noqa: E402
-from tests.serving import BASCULE, clean_env, serving  # noqa: E402
+from tests.proxying import HOSTILE, send_raw  # noqa: E402
+from tests.serving import BASCULE, clean_env, serving, stop  # noqa: E402
 
 PASSWORD, VIEWER_PASSWORD = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
 ADMIN = basic("admin", PASSWORD)
@@ -338,6 +343,137 @@ def hostile(url: str, tmp: Path, figures: Figures) -> None:
     )
 
 
+RECORDING_APP = """
+import json, pathlib
+REACHED = pathlib.Path(__file__).with_name("reached.jsonl")
+async def app(scope, receive, send):
+    if scope["type"] == "http":
+        with REACHED.open("a") as log:
+            log.write(json.dumps([scope["method"], scope["raw_path"].decode("latin-1")]) + "\\n")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"the application"})
+"""
+
+
+def hostile_requests(url: str, tmp: Path, figures: Figures) -> None:
+    """The tests' hostile requests (control bytes, too many or too large headers, long
+    methods, fragments...) sent to the gate in full and in read-only maintenance: how
+    many reached the application that they should not have."""
+    (tmp / "userapp.py").write_text(RECORDING_APP)
+    reached = tmp / "reached.jsonl"
+
+    def seen() -> list[tuple[str, str]]:
+        lines = reached.read_text().splitlines() if reached.exists() else []
+        return [tuple(json.loads(line)) for line in lines]
+
+    sent, let_through = 0, 0
+    args = ("--app", "userapp:app", "--allow", "/healthz")
+    with serving(url, tmp, *args, env=ENV) as server:
+        for mode in ("full", "read-only"):
+            api = f"{server.url}/rest/v1/maintenance"
+            httpx.post(api, headers=ADMIN, json={"mode": mode}, timeout=30)
+            for request in HOSTILE.values():
+                before = len(seen())
+                send_raw(server.url, request)
+                sent += 1
+                for method, target in seen()[before:]:
+                    allowed = (
+                        method in ("GET", "HEAD", "OPTIONS")
+                        if mode == "read-only"
+                        else (target == "/healthz")
+                    )
+                    let_through += not allowed
+            httpx.delete(api, headers=ADMIN, timeout=30)
+    figures.add(
+        "hostile requests (full, read-only) / reaching the application",
+        f"{sent} / {let_through}",
+        let_through == 0,
+    )
+
+
+def tokens_and_bounds(url: str, tmp: Path, figures: Figures) -> None:
+    """A bypass token in a URL, maintenance off, on and read-only: taken out, and never
+    in the access log; values at the end of their ranges: taken or refused, nothing
+    broken."""
+    with serving(url, tmp, env={**ENV, "BASCULE_ACCESS_LOG": "true"}) as server:
+        api = f"{server.url}/rest/v1/maintenance"
+        token = httpx.post(f"{api}/bypass", headers=ADMIN, json={"name": "t"}).json()["data"]
+        redirected = 0
+        for mode in (None, "full", "read-only"):
+            if mode:
+                httpx.post(api, headers=ADMIN, json={"mode": mode})
+            answer = httpx.get(f"{server.url}/shop?bascule-bypass={token['token']}&page=2")
+            redirected += answer.status_code == 303
+            if mode:
+                httpx.delete(api, headers=ADMIN)
+        last = {"start": "9999-12-31T23:59:59.999999Z", "message": "the last moment"}
+        refused = [httpx.post(f"{api}/schedule", headers=ADMIN, json=last).status_code]
+        for n in range(101):  # a window an hour each, from the year 2999 on
+            window = {"start": f"2999-01-{1 + n // 24:02d}T{n % 24:02d}:00:00Z", "message": "m"}
+            window["end"] = window["start"].replace(":00:00Z", ":30:00Z")
+            refused.append(httpx.post(f"{api}/schedule", headers=ADMIN, json=window).status_code)
+        listed = httpx.get(f"{api}/schedule", headers=ADMIN).status_code
+        feed = httpx.get(f"{api}/schedule.ics", headers=ADMIN).status_code
+        stop(server.process)
+        logged = token["token"] in server.output()
+    figures.add(
+        "a URL token, off / on / read-only: taken out / in a log",
+        f"{redirected} of 3 / {'yes' if logged else 'no'}",
+        redirected == 3 and not logged,
+    )
+    # The last moment, to its millisecond, is a time like another (it was a 500, saved,
+    # and every list after it a 500 too).
+    figures.add(
+        "a window at 9999-12-31T23:59:59.999999Z / the 101st / the list and feed after",
+        f"{refused[0]} / {refused[-1]} / {listed}, {feed}",
+        refused[0] == 201 and refused[-1] == 409 and (listed, feed) == (200, 200),
+    )
+
+
+# A process holding automatic maintenance, with a lease of 10 s, on a host whose clock is
+# two minutes slow (libfaketime), for 12 s.
+HOLDER = """
+import sys, threading
+from bascule import automatic_maintenance
+with automatic_maintenance(sys.argv[1], "deploy", lease_ttl=10):
+    print("on", flush=True)
+    threading.Event().wait(12)
+"""
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def clocks(url: str, tmp: Path, figures: Figures) -> None:
+    """A holder two minutes slow, asked to be released every second by a host five
+    minutes fast: how many releases went through (PostgreSQL: SQLite's instances share
+    one host's clock)."""
+    if not url.startswith("postgresql"):
+        return
+
+    def skewed(seconds: int) -> dict[str, str]:
+        return clean_env(
+            LD_PRELOAD=LIBFAKETIME,
+            FAKETIME=f"{seconds:+d}",
+            FAKETIME_DONT_FAKE_MONOTONIC="1",
+            BASCULE_DATABASE_URL=url,
+        )
+
+    argv = [sys.executable, "-c", HOLDER, url]
+    with subprocess.Popen(argv, env=skewed(-120), stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout is not None and holder.stdout.readline() == "on\n"
+        released = 0
+        for _ in range(8):
+            time.sleep(1)
+            release = [*BASCULE, "maintenance", "release", "--reason", "looks dead"]
+            done = subprocess.run(release, env=skewed(300), capture_output=True, timeout=60)
+            released += done.returncode == 0
+        holder.wait(timeout=30)
+    figures.add(
+        "a live holder 2 min slow, released by a host 5 min fast / times",
+        f"8 tries / {released}",
+        released == 0,
+    )
+
+
 # Wrong passwords from 127.0.0.2, from a process of their own (not to slow the measuring
 # one down), until its deadline or its count: prints how each was answered.
 FLOOD = """
@@ -462,7 +598,19 @@ def accept_cost(url: str, tmp: Path, figures: Figures) -> None:
     )
 
 
-ATTACKS = [bypass, malformed, races, outages, hostile, guessing, lockout, accept_cost]
+ATTACKS = [
+    bypass,
+    malformed,
+    hostile_requests,
+    tokens_and_bounds,
+    clocks,
+    races,
+    outages,
+    hostile,
+    guessing,
+    lockout,
+    accept_cost,
+]
 
 
 @contextlib.contextmanager
