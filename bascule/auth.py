@@ -15,8 +15,8 @@ from typing import Generic, TypeVar
 from argon2 import Parameters, PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from bascule.maintenance import ADMIN, NAME_PATTERN, Actor, ActorKind
-from bascule.store import AlreadyExists, Store, UserRecord
+from bascule.model import ADMIN, NAME_PATTERN, Actor, ActorKind, UserRecord, token_hash
+from bascule.store import AlreadyExists, Store
 
 # argon2-cffi's default profile (RFC 9106, low memory: 3 passes over 64 MiB).
 HASH_PARAMETERS: Parameters = profiles.RFC_9106_LOW_MEMORY
@@ -123,13 +123,6 @@ class _Cache(Generic[K, V]):
         with self._lock:
             self._generation += 1
             self._data.clear()
-
-
-def token_hash(token: str | bytes) -> str:
-    """What is stored of a token (a session's, a bypass token's), and looked up: its
-    SHA-256."""
-    raw = token if isinstance(token, bytes) else token.encode("utf-8", "surrogateescape")
-    return hashlib.sha256(raw).hexdigest()
 
 
 def validate_name(name: str) -> str:

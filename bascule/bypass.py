@@ -12,9 +12,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from bascule.auth import token_hash
-from bascule.maintenance import Actor, MaintenanceError, StateListener, now_ms, require_rights
-from bascule.store import BypassRecord, Store
+from bascule.model import (
+    Actor,
+    BypassRecord,
+    MaintenanceError,
+    StateListener,
+    now_ms,
+    require_rights,
+    token_hash,
+)
+from bascule.store import Store
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 DEFAULT_LIFETIME = 24 * 3600  # seconds

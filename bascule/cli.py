@@ -25,7 +25,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from bascule import config
 from bascule.auth import Auth, UserError
 from bascule.config import Settings
-from bascule.maintenance import (
+from bascule.maintenance import Maintenance, maintenance_window
+from bascule.model import (
     FULL,
     READ_ONLY,
     SKIPPED,
@@ -33,12 +34,10 @@ from bascule.maintenance import (
     AlreadyEnabled,
     InvalidName,
     LeaseLost,
-    Maintenance,
     MaintenanceError,
     MaintenanceState,
     NotYours,
     Window,
-    maintenance_window,
     utc,
 )
 from bascule.proxies import PROXIES

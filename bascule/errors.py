@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from bascule import spec
 from bascule.auth import AuthenticationFailed, SessionEnded, Throttled
 from bascule.bypass import InvalidToken, NoSuchToken, TokenExists
-from bascule.maintenance import (
+from bascule.model import (
     AlreadyEnabled,
     Forbidden,
     HolderAlive,

@@ -28,11 +28,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bascule import spec
 from bascule.config import MAX_RETRY_AFTER
 from bascule.errors import MAINTENANCE_BODY, READ_ONLY_BODY
-from bascule.maintenance import READ_METHODS, READ_ONLY, now_ms, utc
+from bascule.model import READ_METHODS, READ_ONLY, now_ms, utc
 
 if TYPE_CHECKING:
     from bascule.bypass import TokenSet, Valid
-    from bascule.maintenance import MaintenanceState
+    from bascule.model import MaintenanceState
     from bascule.monitor import Monitor
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 
 from bascule.bypass import BypassTokens, TokenSet
-from bascule.maintenance import MaintenanceState, Window
+from bascule.model import MaintenanceState, Window
 from bascule.store import KINDS, NOTIFY_CHANNEL, Kind, Store, describe_error
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import datetime
 import re
 from collections.abc import Iterable
 
-from bascule.maintenance import EPOCH, LATEST_MS, READ_ONLY, InvalidUpdate, Window, utc
+from bascule.model import EPOCH, LATEST_MS, READ_ONLY, InvalidUpdate, Window, utc
 
 PRODUCT = "-//Bascule//Maintenance windows//EN"
 SUMMARY_LENGTH = 80

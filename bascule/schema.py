@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, inspect, text
 
-from bascule.maintenance import STARTED_MESSAGE, STATE_ID
+from bascule.model import STARTED_MESSAGE, STATE_ID
 from bascule.store import Store
 
 if TYPE_CHECKING:

@@ -21,14 +21,8 @@ from bascule.auth import Attempt, Auth, AuthenticationFailed, Principal, Throttl
 from bascule.bypass import BypassTokens
 from bascule.config import Settings
 from bascule.errors import encoded, envelope
-from bascule.maintenance import (
-    Actor,
-    AutomaticMaintenance,
-    Maintenance,
-    MaintenanceState,
-    ends_now,
-    maintenance_window,
-)
+from bascule.maintenance import AutomaticMaintenance, Maintenance, ends_now, maintenance_window
+from bascule.model import Actor, MaintenanceState
 from bascule.monitor import Monitor
 from bascule.schema import SchemaError, prepare
 from bascule.store import Store, describe_error, engine_url

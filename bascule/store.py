@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -43,7 +42,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bascule.maintenance import (
+from bascule.model import (
     CANCELLED,
     ENDED,
     HISTORY,
@@ -54,8 +53,11 @@ from bascule.maintenance import (
     SKIPPED,
     STARTED_MESSAGE,
     STATE_ID,
+    BypassRecord,
     LogEntry,
     MaintenanceState,
+    SessionRecord,
+    UserRecord,
     Window,
 )
 
@@ -237,36 +239,6 @@ _PG_REOPEN = {"25006"}
 
 class DatabaseUrlError(ValueError):
     """The database URL cannot be used."""
-
-
-@dataclass(frozen=True)
-class UserRecord:
-    """A user as stored: name, Argon2 hash and roles."""
-
-    name: str
-    password_hash: str
-    roles: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    """A login session as stored (the token itself is never stored, only its hash)."""
-
-    user: UserRecord
-    expires_at: int
-
-
-@dataclass(frozen=True)
-class BypassRecord:
-    """A bypass token as stored: its name, who made it, when, until when, its use."""
-
-    name: str
-    token_hash: str
-    created_by: str
-    created_at: int
-    expires_at: int
-    uses: int = 0
-    last_used_at: int | None = None
 
 
 def engine_url(url: str) -> str:

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from bascule.bypass import bypass_json
 from bascule.errors import envelope
-from bascule.maintenance import FULL, LogEntry
+from bascule.model import FULL, LogEntry
 from bascule.planning import calendar, parse_time
 from bascule.service import current
 

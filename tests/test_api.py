@@ -12,7 +12,7 @@ import time
 import pytest
 
 from bascule.errors import CANNOT_READ, NOT_ALLOWED
-from bascule.maintenance import STARTED_MESSAGE
+from bascule.model import STARTED_MESSAGE
 from bascule.validation import NOT_UTF8
 from tests.conftest import ADMIN, ADMIN_PASSWORD, VIEWER, basic, break_database
 
@@ -112,7 +112,7 @@ def test_update_or_disable_when_off(client, method):
 
 @pytest.mark.parametrize(("method", "verb"), [("put", "update"), ("delete", "disable")])
 def test_automatic_maintenance_is_refused_through_the_api(client, app, method, verb):
-    from bascule.maintenance import Actor
+    from bascule.model import Actor
 
     app.services.maintenance.enable(Actor.process("schema-migration"))
     kwargs = {"json": {"message": "x"}} if method == "put" else {}
@@ -180,7 +180,7 @@ def test_malformed_authorization_header(client):
     [("post", {}), ("put", {"json": {"message": "x"}}), ("delete", {})],
 )
 def test_non_admin_gets_403_code_102(client, app, method, kwargs):
-    from bascule.maintenance import Actor
+    from bascule.model import Actor
 
     if method != "post":
         app.services.maintenance.enable(Actor.operator("root"))

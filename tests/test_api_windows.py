@@ -7,7 +7,8 @@ import datetime
 
 import pytest
 
-from bascule.maintenance import Actor, Maintenance
+from bascule.maintenance import Maintenance
+from bascule.model import Actor
 from tests.conftest import ADMIN, VIEWER
 from tests.test_api import error, ok
 from tests.waiting import until
@@ -171,7 +172,7 @@ def test_retry_after_is_the_time_left_then_the_configured_value_and_the_page_say
     import dataclasses
 
     from bascule.gate import DEFAULT_PAGE, Page, retry_after
-    from bascule.maintenance import MaintenanceState, now_ms
+    from bascule.model import MaintenanceState, now_ms
 
     now = now_ms()
     planned = MaintenanceState("alice", True, 1, now - 60_000, planned_end=now + 90_500)

@@ -30,7 +30,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Response, expect, sync_playwright
 from sqlalchemy import update
 
-from bascule.maintenance import Actor, Maintenance, now_ms
+from bascule.maintenance import Maintenance
+from bascule.model import Actor, now_ms
 from bascule.store import Store, maintenance_windows
 from tests.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, basic
 from tests.serving import BASCULE, Server, clean_env, serving

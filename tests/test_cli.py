@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from bascule import schema
 from bascule.cli import main
-from bascule.maintenance import STARTED_MESSAGE
+from bascule.model import STARTED_MESSAGE
 
 
 @pytest.fixture
@@ -292,7 +292,7 @@ def test_bypass_add_list_revoke(run, database_url):
 
 
 def _operator():
-    from bascule.maintenance import Actor
+    from bascule.model import Actor
 
     return Actor.operator("root")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bascule import spec
-from bascule.maintenance import Actor
+from bascule.model import Actor
 from tests.conftest import ADMIN, VIEWER, basic, break_database
 
 # The HTTP layer: the database's backend changes nothing here (test_api runs on both).

@@ -15,14 +15,8 @@ import pytest
 from bascule import MaintenanceGate
 from bascule.bypass import TokenSet
 from bascule.gate import bascule_paths, refuse_websocket
-from bascule.maintenance import (
-    STARTED_MESSAGE,
-    Actor,
-    LogEntry,
-    Maintenance,
-    MaintenanceState,
-    now_ms,
-)
+from bascule.maintenance import Maintenance
+from bascule.model import STARTED_MESSAGE, Actor, LogEntry, MaintenanceState, now_ms
 from bascule.spec import served_paths
 
 OPEN_PATHS = [

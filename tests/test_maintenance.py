@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from bascule.maintenance import (
+from bascule.maintenance import Maintenance, maintenance_window
+from bascule.model import (
     ADMIN,
     MESSAGE_MAX_LENGTH,
     STARTED_MESSAGE,
@@ -15,10 +16,8 @@ from bascule.maintenance import (
     AlreadyEnabled,
     Forbidden,
     InvalidUpdate,
-    Maintenance,
     NotEnabled,
     NotYours,
-    maintenance_window,
 )
 from bascule.service import automatic_maintenance
 
@@ -213,7 +212,7 @@ def test_concurrent_updates_lose_no_log_entry(store):
 
 
 def test_state_carries_only_the_latest_log_entries(maintenance):
-    from bascule.maintenance import LOG_TAIL
+    from bascule.model import LOG_TAIL
 
     maintenance.enable(ADMIN_USER)
     for i in range(LOG_TAIL + 5):

@@ -12,8 +12,9 @@ from contextlib import contextmanager
 import pytest
 
 import bascule.monitor
-from bascule.auth import Auth, token_hash
-from bascule.maintenance import Actor, Maintenance
+from bascule.auth import Auth
+from bascule.maintenance import Maintenance
+from bascule.model import Actor, token_hash
 from bascule.monitor import Monitor
 from bascule.store import Store
 from tests.waiting import until

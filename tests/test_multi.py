@@ -139,7 +139,7 @@ def test_the_database_going_away_and_coming_back(database_url, tmp_path):
 def test_three_instances_start_and_end_a_planned_window_once_and_on_time(database_url, tmp_path):
     import datetime
 
-    from bascule.maintenance import PLANNED_END_MESSAGE, STARTED_MESSAGE
+    from bascule.model import PLANNED_END_MESSAGE, STARTED_MESSAGE
 
     with (
         serving(database_url, tmp_path, env=WITH_PASSWORD) as a,

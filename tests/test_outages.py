@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bascule.errors import CANNOT_READ, CANNOT_WRITE
-from bascule.maintenance import Actor, Maintenance
+from bascule.maintenance import Maintenance
+from bascule.model import Actor
 from bascule.store import Store
 from tests.conftest import ADMIN_PASSWORD, basic
 from tests.proxy import Proxy

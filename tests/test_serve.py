@@ -17,7 +17,7 @@ import pytest
 import websockets.exceptions
 import websockets.sync.client
 
-from bascule.maintenance import now_ms
+from bascule.model import now_ms
 from tests.conftest import ADMIN_PASSWORD, basic
 from tests.proxying import check_hostile_requests
 from tests.serving import BASCULE, clean_env, leave_mid_body, raw_request, serving, stop

@@ -115,13 +115,13 @@ def test_served_paths_cover_the_alien4cloud_aliases():
 
 
 def test_the_spec_and_the_domain_agree_on_the_log_tail():
-    from bascule.maintenance import LOG_TAIL
+    from bascule.model import LOG_TAIL
 
     assert spec.schema("MaintenanceModeState")["properties"]["log"]["maxItems"] == LOG_TAIL
 
 
 def test_the_spec_and_the_domain_agree_on_what_a_message_is():
-    from bascule.maintenance import MESSAGE_MAX_LENGTH, visible
+    from bascule.model import MESSAGE_MAX_LENGTH, visible
 
     rule = spec.schema("MaintenanceUpdateDTO")["properties"]["message"]
     first = spec.schema("MaintenanceEnableDTO")["properties"]["message"]

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from bascule.maintenance import (
+from bascule.maintenance import Maintenance, maintenance_window
+from bascule.model import (
     ADMIN,
     PLANNED_END_MESSAGE,
     STARTED_MESSAGE,
@@ -15,12 +16,10 @@ from bascule.maintenance import (
     ActorKind,
     HolderAlive,
     InvalidUpdate,
-    Maintenance,
     NoSuchWindow,
     NothingToRelease,
     NotYours,
     WindowNotPlanned,
-    maintenance_window,
     rfc3339,
 )
 from bascule.planning import calendar, parse_time
@@ -361,7 +360,7 @@ def test_the_last_moment_is_kept_to_its_millisecond_and_shown_as_it_is():
 
 
 def test_windows_are_limited_in_number_and_may_not_overlap(maintenance):
-    from bascule.maintenance import MAX_PLANNED, TooManyWindows, WindowsOverlap
+    from bascule.model import MAX_PLANNED, TooManyWindows, WindowsOverlap
 
     hour = 60 * MINUTE
     first = maintenance.plan(ALICE, T0 + hour, T0 + 2 * hour, "m")
