@@ -236,11 +236,8 @@ class Throttle:
         now = self.clock()
         keys = self._keys(attempt)
         self.refuse_known(attempt)
-        with self.store.write(None) as conn:
-            counted = {
-                key: self.store.add_failure(conn, key, now, window)
-                for key, (_, window) in keys.items()
-            }
+        with self.store.write(None) as tx:
+            counted = {key: tx.add_failure(key, now, window) for key, (_, window) in keys.items()}
         for key, (failures, started) in counted.items():
             limit, window = keys[key]
             if failures > limit:
@@ -265,12 +262,12 @@ class Throttle:
     def succeeded(self, attempt: Attempt) -> None:
         """The attempt was right: the failures of its name at its address (or on its
         device) are forgotten, and it is no failure of its name's day."""
-        with self.store.write(None) as conn:
+        with self.store.write(None) as tx:
             for key in self._keys(attempt):
                 if key.startswith("user:"):
-                    self.store.forgive_failure(conn, key)
+                    tx.forgive_failure(key)
                 else:
-                    self.store.clear_failures(conn, key)
+                    tx.clear_failures(key)
                 self._blocked.pop(key, None)
 
 
@@ -318,15 +315,15 @@ class Auth:
         generation = self._credentials.generation()
         user = None
         if NAME_PATTERN.fullmatch(name):  # no other name is a user's; PostgreSQL refuses NUL
-            with self.store.read() as conn:
-                user = self.store.get_user(conn, name)
+            with self.store.read() as tx:
+                user = tx.get_user(name)
         if not self._verify_hash(user.password_hash if user else None, password):
             return None
         assert user is not None
         if self.hasher.check_needs_rehash(user.password_hash):
             # Stronger parameters since this hash was made: upgrade it, sessions untouched.
-            with self.store.write("users") as conn:
-                self.store.set_password_hash(conn, user.name, self.hasher.hash(password))
+            with self.store.write("users") as tx:
+                tx.set_password_hash(user.name, self.hasher.hash(password))
             self.forget_users()
             generation = self._credentials.generation()
         principal = Principal.of(user)
@@ -360,8 +357,8 @@ class Auth:
         token = secrets.token_urlsafe(32)
         now = self.clock()
         expires_at = now + self.session_ttl * 1000
-        with self.store.write(None) as conn:
-            self.store.insert_session(conn, token_hash(token), principal.name, now, expires_at)
+        with self.store.write(None) as tx:
+            tx.insert_session(token_hash(token), principal.name, now, expires_at)
         return Session(token, principal, expires_at)
 
     def cached_session(self, token: str) -> Principal | None:
@@ -377,8 +374,8 @@ class Auth:
         entry = self._sessions.get(digest)
         if entry is None:
             generation = self._sessions.generation()
-            with self.store.read() as conn:
-                record = self.store.get_session(conn, digest)
+            with self.store.read() as tx:
+                record = tx.get_session(digest)
             if record is None:
                 return None
             entry = (Principal.of(record.user), record.expires_at)
@@ -392,11 +389,11 @@ class Auth:
         A hash that names no session changes nothing: no write, no cache dropped
         anywhere (anyone may send any cookie to /logout).
         """
-        with self.store.read() as conn:
-            if self.store.get_session(conn, digest) is None:
+        with self.store.read() as tx:
+            if tx.get_session(digest) is None:
                 return
-        with self.store.write("sessions") as conn:
-            self.store.delete_session(conn, digest)
+        with self.store.write("sessions") as tx:
+            tx.delete_session(digest)
         self.forget_sessions()
 
     # -- trusted devices -------------------------------------------------------------------
@@ -407,10 +404,10 @@ class Auth:
         if not NAME_PATTERN.fullmatch(name):  # no other name is a user's; PostgreSQL refuses NUL
             return False, None
         digest = token_hash(device_token) if device_token else None
-        with self.store.read() as conn:
-            if self.store.get_user(conn, name) is None:
+        with self.store.read() as tx:
+            if tx.get_user(name) is None:
                 return False, None
-            if digest is None or self.store.device_user(conn, digest, self.clock()) != name:
+            if digest is None or tx.device_user(digest, self.clock()) != name:
                 return True, None
         return True, digest
 
@@ -420,10 +417,8 @@ class Auth:
         if not device_token or self.known(name, device_token)[1] is None:
             device_token = secrets.token_urlsafe(32)
         now = self.clock()
-        with self.store.write(None) as conn:
-            self.store.trust_device(
-                conn, token_hash(device_token), name, now, now + DEVICE_TTL * 1000
-            )
+        with self.store.write(None) as tx:
+            tx.trust_device(token_hash(device_token), name, now, now + DEVICE_TTL * 1000)
         return device_token
 
     def forget_users(self) -> None:
@@ -443,8 +438,8 @@ class Auth:
         roles = validate_roles(roles)
         password_hash = self.hasher.hash(validate_password(password))
         try:
-            with self.store.write("users") as conn:
-                self.store.insert_user(conn, name, password_hash, roles, self.clock())
+            with self.store.write("users") as tx:
+                tx.insert_user(name, password_hash, roles, self.clock())
         except AlreadyExists:
             raise UserExists(f"the user {name!r} exists already") from None
         self.forget_users()
@@ -452,24 +447,24 @@ class Auth:
     def set_password(self, name: str, password: str) -> None:
         """Change a user's password; their sessions are revoked."""
         password_hash = self.hasher.hash(validate_password(password))
-        with self.store.write("users") as conn:
-            if not self.store.set_password_hash(conn, name, password_hash):
+        with self.store.write("users") as tx:
+            if not tx.set_password_hash(name, password_hash):
                 raise UserError(f"there is no user {name!r}")
-            self.store.delete_sessions_of(conn, name)
-            self.store.forget_devices_of(conn, name)  # trusted for a password now changed
+            tx.delete_sessions_of(name)
+            tx.forget_devices_of(name)  # trusted for a password now changed
         self.forget_users()
 
     def remove_user(self, name: str) -> None:
         """Delete a user with their sessions."""
-        with self.store.write("users") as conn:
-            if not self.store.delete_user(conn, name):
+        with self.store.write("users") as tx:
+            if not tx.delete_user(name):
                 raise UserError(f"there is no user {name!r}")
         self.forget_users()
 
     def users(self) -> list[UserRecord]:
         """Every user, by name."""
-        with self.store.read() as conn:
-            return self.store.list_users(conn)
+        with self.store.read() as tx:
+            return tx.list_users()
 
     def ensure_admin(self, password: str | None) -> str | None:
         """Create the ``admin`` user when there is no user at all.
@@ -477,8 +472,8 @@ class Auth:
         Returns the generated password when none was given (the caller prints it
         once), None when no user was created or the password was given.
         """
-        with self.store.read() as conn:
-            if self.store.count_users(conn):
+        with self.store.read() as tx:
+            if tx.count_users():
                 return None
         generated = None
         if password is None:

@@ -127,8 +127,8 @@ class BypassTokens:
         token = secrets.token_urlsafe(32)
         now = self.store.now()
         record = BypassRecord(name, token_hash(token), actor.name, now, now + lifetime * 1000)
-        with self.store.write("bypass") as conn:
-            if not self.store.insert_bypass(conn, record):
+        with self.store.write("bypass") as tx:
+            if not tx.insert_bypass(record):
                 raise TokenExists()
         self._changed()
         return token, record
@@ -136,20 +136,20 @@ class BypassTokens:
     def list(self, actor: Actor) -> list[BypassRecord]:
         """Every token, expired ones included, by name."""
         require_rights(actor)
-        with self.store.read() as conn:
-            return self.store.list_bypass(conn)
+        with self.store.read() as tx:
+            return tx.list_bypass()
 
     def revoke(self, actor: Actor, name: str) -> None:
         """End the token named ``name``: refused everywhere within a second."""
         require_rights(actor)
-        with self.store.write("bypass") as conn:
-            if not self.store.delete_bypass(conn, name):
+        with self.store.write("bypass") as tx:
+            if not tx.delete_bypass(name):
                 raise NoSuchToken()
         self._changed()
 
     def valid(self) -> TokenSet:
         """The tokens that have not expired, for the gate."""
         now = self.store.now()
-        with self.store.read() as conn:
-            records = [r for r in self.store.list_bypass(conn) if r.expires_at > now]
+        with self.store.read() as tx:
+            records = [r for r in tx.list_bypass() if r.expires_at > now]
         return TokenSet(records, self.store.now)

@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bascule import config
 from bascule.auth import Auth, UserError
 from bascule.config import Settings
+from bascule.db import DatabaseUrlError
 from bascule.maintenance import Maintenance, maintenance_window
 from bascule.model import (
     FULL,
@@ -50,7 +51,7 @@ from bascule.schema import (
     status,
     upgrade,
 )
-from bascule.store import DatabaseUrlError, Store
+from bascule.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 MIGRATION_PROCESS = "schema-migration"

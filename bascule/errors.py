@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from bascule import spec
 from bascule.auth import AuthenticationFailed, SessionEnded, Throttled
 from bascule.bypass import InvalidToken, NoSuchToken, TokenExists
+from bascule.db import describe_error
 from bascule.model import (
     AlreadyEnabled,
     Forbidden,
@@ -34,7 +35,6 @@ from bascule.model import (
     WindowNotPlanned,
     WindowsOverlap,
 )
-from bascule.store import describe_error
 from bascule.validation import NOT_UTF8
 
 log = logging.getLogger(__name__)

@@ -50,9 +50,10 @@ from bascule.model import (
     require_rights,
     rfc3339,
 )
+from bascule.store import AlreadyExists
 
 if TYPE_CHECKING:
-    from bascule.store import Store
+    from bascule.store import Store, Tx
 
 log = logging.getLogger(__name__)
 
@@ -73,29 +74,29 @@ class Maintenance:
 
     def state(self) -> MaintenanceState | None:
         """The state as stored now, or None when maintenance is off."""
-        with self.store.read() as conn:
-            return self.store.load_state(conn)
+        with self.store.read() as tx:
+            return tx.load_state()
 
     def log_page(self, offset: int, limit: int) -> tuple[int, list[LogEntry]]:
         """The total size of the current log and one page of it, oldest first."""
-        with self.store.read() as conn:
-            state = self.store.load_state(conn, with_log=False)
+        with self.store.read() as tx:
+            state = tx.load_state(with_log=False)
             if state is None:
                 raise NotEnabled()
-            return state.log_size, list(self.store.log_page(conn, state.window_id, offset, limit))
+            return state.log_size, list(tx.log_page(state.window_id, offset, limit))
 
     def history(self, offset: int, limit: int) -> tuple[int, list[Window]]:
         """How many windows happened (or were skipped), and one page of them, newest first."""
-        with self.store.read() as conn:
-            return self.store.history(conn, offset, limit)
+        with self.store.read() as tx:
+            return tx.history(offset, limit)
 
     def window(self, window_id: int, offset: int, limit: int) -> tuple[Window, list[LogEntry]]:
         """One window of the history, and one page of its log, oldest first."""
-        with self.store.read() as conn:
-            window = self.store.get_window(conn, window_id)
+        with self.store.read() as tx:
+            window = tx.get_window(window_id)
             if window is None or window.status not in HISTORY:
                 raise NoSuchWindow(window_id)
-            return window, list(self.store.log_page(conn, window_id, offset, limit))
+            return window, list(tx.log_page(window_id, offset, limit))
 
     def enable(
         self,
@@ -131,12 +132,13 @@ class Maintenance:
             lease_ttl=lease_ttl if process else None,
             lease_renewed_at=now if process and lease_ttl else None,
         )
-        with self.store.write("state") as conn:
-            if self.store.load_state(conn, with_log=False) is not None:
+        with self.store.write("state") as tx:
+            if tx.load_state(with_log=False) is not None:
                 raise AlreadyEnabled()
-            window_id = self.store.insert_state(conn, state)
-            if window_id is None:
-                raise AlreadyEnabled()
+            try:
+                window_id = tx.insert_state(state)
+            except AlreadyExists:  # another writer, between the read and the insert
+                raise AlreadyEnabled() from None
         self._changed()
         return dataclasses.replace(state, window_id=window_id)
 
@@ -145,35 +147,35 @@ class Maintenance:
         require_rights(actor)
         check_update(message, progress)
         if message is None and progress is None:
-            with self.store.read() as conn:
-                _require_owner(actor, self.store.load_state(conn, with_log=False), "update")
+            with self.store.read() as tx:
+                _require_owner(actor, tx.load_state(with_log=False), "update")
             return
-        with self.store.write("state") as conn:
-            state = self.store.load_state(conn, with_log=False)
+        with self.store.write("state") as tx:
+            state = tx.load_state(with_log=False)
             _require_owner(actor, state, "update")
             assert state is not None
             if progress is not None:
-                self.store.set_progress(conn, progress)
+                tx.set_progress(progress)
             if message is not None:
                 entry = LogEntry(self.clock(), actor.name, message)
-                self.store.append_log(conn, state.window_id, entry)
+                tx.append_log(state.window_id, entry)
         self._changed()
 
     def disable(self, actor: Actor) -> None:
         """Switch maintenance off: its window ends, and is kept in the history."""
         require_rights(actor)
-        with self.store.write("state") as conn:
-            state = self.store.load_state(conn, with_log=False)
+        with self.store.write("state") as tx:
+            state = tx.load_state(with_log=False)
             _require_owner(actor, state, "disable")
             assert state is not None
-            self.store.end_window(conn, state.window_id, actor.name, self.clock())
+            tx.end_window(state.window_id, actor.name, self.clock())
         self._changed()
 
     def renew(self, actor: Actor, window_id: int) -> bool:
         """Renew the lease of the process ``actor`` on the window ``window_id``; False
         when it holds it no longer (ended, or released)."""
-        with self.store.write("state") as conn:
-            renewed = self.store.renew_lease(conn, window_id, actor.name, self.clock())
+        with self.store.write("state") as tx:
+            renewed = tx.renew_lease(window_id, actor.name, self.clock())
         self._changed()
         return renewed
 
@@ -181,9 +183,9 @@ class Maintenance:
         """What the process ``actor`` says on learning that it no longer holds the window
         ``window_id``: written to that window's log when it is still on (held by whoever
         released it), and returned."""
-        with self.store.write("state") as conn:
-            window = self.store.get_window(conn, window_id)
-            state = self.store.load_state(conn, with_log=False)
+        with self.store.write("state") as tx:
+            window = tx.get_window(window_id)
+            state = tx.load_state(with_log=False)
             if window is not None and window.released_by is not None:
                 why = f"it was released by {window.released_by}"
             elif window is not None and window.ended_by is not None:
@@ -195,7 +197,7 @@ class Maintenance:
                 " goes on with its work, and leaves the maintenance to whoever holds it."
             )
             if state is not None and state.window_id == window_id:
-                self.store.append_log(conn, window_id, LogEntry(self.clock(), actor.name, message))
+                tx.append_log(window_id, LogEntry(self.clock(), actor.name, message))
         self._changed()
         return message
 
@@ -206,8 +208,8 @@ class Maintenance:
         require_rights(actor)
         check_message(reason, "reason")
         now = self.clock()
-        with self.store.write("state") as conn:
-            state = self.store.load_state(conn, with_log=False)
+        with self.store.write("state") as tx:
+            state = tx.load_state(with_log=False)
             if state is None:
                 raise NotEnabled()
             alive = state.holder_alive(now)
@@ -220,9 +222,9 @@ class Maintenance:
                 f"Released by {actor.name} from the process '{state.user}', "
                 f"silent since {silent}: {reason}"
             )
-            self.store.release(conn, state.window_id, actor.name)
-            self.store.append_log(conn, state.window_id, LogEntry(now, actor.name, message))
-            released = self.store.load_state(conn)
+            tx.release(state.window_id, actor.name)
+            tx.append_log(state.window_id, LogEntry(now, actor.name, message))
+            released = tx.load_state()
         self._changed()
         assert released is not None
         return released
@@ -263,33 +265,33 @@ class Maintenance:
             message=message,
             auto_end=auto_end,
         )
-        with self.store.write("schedule") as conn:
-            planned = self.store.planned_windows(conn)
+        with self.store.write("schedule") as tx:
+            planned = tx.planned_windows()
             if len(planned) >= MAX_PLANNED:
                 raise TooManyWindows()
             for other in planned:
                 if overlap(other, start, end):
                     raise WindowsOverlap(other)
-            window_id = self.store.insert_window(conn, window)
+            window_id = tx.insert_window(window)
         self._changed()
         return dataclasses.replace(window, id=window_id)
 
     def planned(self, offset: int = 0, limit: int = MAX_PLANNED) -> list[Window]:
         """The windows to come, soonest first (``limit`` of them from ``offset``)."""
-        with self.store.read() as conn:
-            return self.store.planned_windows(conn)[offset : offset + limit]
+        with self.store.read() as tx:
+            return tx.planned_windows()[offset : offset + limit]
 
     def cancel(self, actor: Actor, window_id: int) -> None:
         """Cancel a planned window."""
         require_rights(actor)
         # The state's lock first, as run_schedule takes it: a window starts or is cancelled.
-        with self.store.write("state", "schedule") as conn:
-            window = self.store.get_window(conn, window_id)
+        with self.store.write("state", "schedule") as tx:
+            window = tx.get_window(window_id)
             if window is None:
                 raise NoSuchWindow(window_id, "planned window")
             if window.status != PLANNED:
                 raise WindowNotPlanned(window)
-            self.store.close_window(conn, window_id, CANCELLED, actor.name, self.clock())
+            tx.close_window(window_id, CANCELLED, actor.name, self.clock())
         self._changed()
 
     def run_schedule(self) -> bool:
@@ -297,18 +299,18 @@ class Maintenance:
         itself; True when something changed. Whoever calls it first commits each
         change, exactly once: the write lock orders the callers, and each re-reads."""
         now = self.clock()
-        with self.store.read() as conn:
-            state = self.store.load_state(conn, with_log=False)
-            if not (ends_now(state, now) or self.store.planned_windows(conn, due_by=now)):
+        with self.store.read() as tx:
+            state = tx.load_state(with_log=False)
+            if not (ends_now(state, now) or tx.planned_windows(due_by=now)):
                 return False
-        with self.store.write("state", "schedule") as conn:
-            state = self.store.load_state(conn, with_log=False)
+        with self.store.write("state", "schedule") as tx:
+            state = tx.load_state(with_log=False)
             if state is not None and ends_now(state, now):
                 entry = LogEntry(now, SCHEDULE_ACTOR, PLANNED_END_MESSAGE)
-                self.store.append_log(conn, state.window_id, entry)
-                self.store.end_window(conn, state.window_id, SCHEDULE_ACTOR, now)
+                tx.append_log(state.window_id, entry)
+                tx.end_window(state.window_id, SCHEDULE_ACTOR, now)
                 state = None
-            for due in self.store.planned_windows(conn, due_by=now):
+            for due in tx.planned_windows(due_by=now):
                 if due.planned_end is not None and due.planned_end <= now:
                     reason: str | None = "Its end came before it could start."
                 elif state is not None:
@@ -319,22 +321,32 @@ class Maintenance:
                 else:
                     reason = None
                 if reason is not None:
-                    self.store.close_window(conn, due.id, SKIPPED, SCHEDULE_ACTOR, now, reason)
+                    tx.close_window(due.id, SKIPPED, SCHEDULE_ACTOR, now, reason)
                 else:
-                    self.store.start_planned(conn, due, now)
-                    state = self.store.load_state(conn, with_log=False)
+                    start_window(tx, due, now)
+                    state = tx.load_state(with_log=False)
         self._changed()
         return True
 
     def prune(self, keep_days: int) -> int:
         """Forget the windows that ended more than ``keep_days`` days ago; how many."""
         before = self.clock() - keep_days * 86_400_000
-        with self.store.write(None) as conn:
-            return self.store.prune_windows(conn, before)
+        with self.store.write(None) as tx:
+            return tx.prune_windows(before)
 
     def _changed(self) -> None:
         if self.listener is not None:
             self.listener.refresh()
+
+
+def start_window(tx: Tx, window: Window, now: int) -> None:
+    """Start a planned window: the current one from ``now``, held by who planned it, its
+    log begun by the schedule, with their message."""
+    state = MaintenanceState(window.user, window.user_triggered, 1, now, mode=window.mode)
+    tx.start_planned(window, state, now)
+    tx.append_log(window.id, LogEntry(now, SCHEDULE_ACTOR, STARTED_MESSAGE))
+    if window.message:
+        tx.append_log(window.id, LogEntry(now, window.user, window.message))
 
 
 def overlap(window: Window, start: int, end: int | None) -> bool:

@@ -98,6 +98,36 @@ class MaintenanceState:
     released_from: str | None = None
     auto_end: bool = False  # a planned window that ends by itself at planned_end
 
+    @classmethod
+    def current(
+        cls,
+        window: Window,
+        *,
+        progress_percent: int | None,
+        lease_ttl: int | None,
+        lease_renewed_at: int | None,
+        log: tuple[LogEntry, ...],
+    ) -> MaintenanceState:
+        """The state of the current window: held by who started it, or by the ADMIN who
+        released it from a process (as if they had switched it on themselves)."""
+        released = window.released_by is not None
+        assert window.started_at is not None  # a current window started
+        return cls(
+            user=window.released_by if window.released_by is not None else window.user,
+            user_triggered=window.user_triggered or released,
+            progress_percent=progress_percent,
+            started_at=window.started_at,
+            log=log,
+            log_size=window.log_size,
+            mode=window.mode,
+            window_id=window.id,
+            planned_end=window.planned_end,
+            lease_ttl=lease_ttl,
+            lease_renewed_at=lease_renewed_at,
+            released_from=window.user if released else None,
+            auto_end=window.auto_end,
+        )
+
     @property
     def read_only(self) -> bool:
         """Whether requests that change nothing still go through."""

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 
 from bascule.bypass import BypassTokens, TokenSet
+from bascule.db import describe_error
 from bascule.model import MaintenanceState, Window
-from bascule.store import KINDS, NOTIFY_CHANNEL, Kind, Store, describe_error
+from bascule.store import NOTIFY_CHANNEL, Store
+from bascule.tables import KINDS, Kind
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +92,13 @@ class Monitor:
                 current = self.store.versions()
                 previous = self._versions or {}
                 if current["state"] != previous.get("state"):
-                    with self.store.read() as conn:
-                        self.state = self.store.load_state(conn)
+                    with self.store.read() as tx:
+                        self.state = tx.load_state()
                 if current["bypass"] != previous.get("bypass"):
                     self.bypass = BypassTokens(self.store).valid()
                 if current["schedule"] != previous.get("schedule"):
-                    with self.store.read() as conn:
-                        self.planned = tuple(self.store.planned_windows(conn))
+                    with self.store.read() as tx:
+                        self.planned = tuple(tx.planned_windows())
             except SQLAlchemyError as exc:
                 reason = describe_error(exc)
                 if self.error != reason:
@@ -154,8 +156,8 @@ class Monitor:
         with self._uses_lock:
             pending, self._uses = self._uses, {}
         try:
-            with self.store.write(None) as conn:
-                self.store.record_bypass_uses(conn, pending)
+            with self.store.write(None) as tx:
+                tx.record_bypass_uses(pending)
         except SQLAlchemyError as exc:  # the counts are a report: lost, not retried
             log.warning("the uses of bypass tokens could not be counted: %s", describe_error(exc))
 

@@ -20,12 +20,13 @@ from starlette.types import Scope
 from bascule.auth import Attempt, Auth, AuthenticationFailed, Principal, Throttle
 from bascule.bypass import BypassTokens
 from bascule.config import Settings
+from bascule.db import describe_error, engine_url
 from bascule.errors import encoded, envelope
 from bascule.maintenance import AutomaticMaintenance, Maintenance, ends_now, maintenance_window
 from bascule.model import Actor, MaintenanceState
 from bascule.monitor import Monitor
 from bascule.schema import SchemaError, prepare
-from bascule.store import Store, describe_error, engine_url
+from bascule.store import Store
 
 log = logging.getLogger(__name__)
 

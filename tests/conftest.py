@@ -148,7 +148,7 @@ def break_database(store: Store) -> None:
 
     The monitor is left running: it must notice on its own.
     """
-    from bascule.store import make_engine
+    from bascule.db import make_engine
 
     RETIRED_ENGINES.append(store.engine)
     if store.is_postgres:

@@ -729,8 +729,8 @@ def test_a_stronger_hash_setting_upgrades_the_hash_without_logging_out(client, a
     auth.hasher = PasswordHasher(time_cost=4)
     auth.forget_users()
     ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)  # rehashed on the way
-    with app.services.store.read() as conn:
-        stored = app.services.store.get_user(conn, "admin").password_hash
+    with app.services.store.read() as tx:
+        stored = tx.get_user("admin").password_hash
     assert "t=4" in stored
     ok(client.get("/rest/v1/maintenance"), 200)  # the session survived
 

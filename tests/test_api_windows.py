@@ -137,10 +137,12 @@ def test_release_refused_while_the_holder_lives_then_taken_over(app, client, set
     # the process goes silent: its last renewal is 31 s ago
     from sqlalchemy import update
 
-    from bascule.store import maintenance_state
+    from bascule.tables import maintenance_state
 
-    with app.services.store.write("state") as conn:
-        conn.execute(update(maintenance_state).values(lease_renewed_at=state["startedAt"] - 31_000))
+    with app.services.store.write("state") as tx:
+        tx.conn.execute(
+            update(maintenance_state).values(lease_renewed_at=state["startedAt"] - 31_000)
+        )
     app.services.monitor.refresh()
     silent = ok(client.get("/rest/v1/maintenance", headers=VIEWER), 200)
     assert silent["lease"]["alive"] is False

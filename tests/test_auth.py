@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from bascule.auth import Attempt, Throttle, Throttled
-from bascule.store import Store, auth_failures
+from bascule.store import Store
+from bascule.tables import auth_failures
 from tests.conftest import ADMIN, ADMIN_PASSWORD, VIEWER, basic
 from tests.test_api import error, ok
 
@@ -252,8 +253,8 @@ def test_a_right_attempt_is_not_a_failure_of_its_address(store):
 
 
 def counted_keys(store) -> list[str]:
-    with store.read() as conn:
-        return sorted(conn.execute(select(auth_failures.c.key)).scalars())
+    with store.read() as tx:
+        return sorted(tx.conn.execute(select(auth_failures.c.key)).scalars())
 
 
 def test_failures_of_windows_over_are_swept(store):

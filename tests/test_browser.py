@@ -32,7 +32,8 @@ from sqlalchemy import update
 
 from bascule.maintenance import Maintenance
 from bascule.model import Actor, now_ms
-from bascule.store import Store, maintenance_windows
+from bascule.store import Store
+from bascule.tables import maintenance_windows
 from tests.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, basic
 from tests.serving import BASCULE, Server, clean_env, serving
 
@@ -812,8 +813,8 @@ def test_a_planned_window_starts_by_itself_and_says_when_it_overruns(
     assert current is not None
     store = Store(database_url)
     try:
-        with store.write("state") as conn:
-            conn.execute(
+        with store.write("state") as tx:
+            tx.conn.execute(
                 update(maintenance_windows)
                 .where(maintenance_windows.c.id == current["windowId"])
                 .values(planned_end=now_ms() - 5 * 60_000)

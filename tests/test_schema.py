@@ -103,10 +103,10 @@ def test_serve_refuses_an_outdated_schema_and_db_upgrade_fixes_it(database_url, 
     store = Store(database_url)
     try:
         assert status(store).up_to_date
-        with store.read() as conn:
-            assert conn.execute(text("SELECT count(*) FROM probe")).scalar_one() == 0
+        with store.read() as tx:
+            assert tx.conn.execute(text("SELECT count(*) FROM probe")).scalar_one() == 0
             # maintenance went off again once the migration succeeded
-            assert store.load_state(conn) is None
+            assert tx.load_state() is None
     finally:
         store.close()
 

@@ -388,11 +388,11 @@ def test_run_killed_outright_leaves_maintenance_on_its_command_ended_and_a_relea
         # 10 s of silence, without waiting for them: its last renewal made older
         from sqlalchemy import update
 
-        from bascule.store import maintenance_state
+        from bascule.tables import maintenance_state
 
-        with store.write("state") as conn:
+        with store.write("state") as tx:
             silent_since = now_ms() - 10_001
-            conn.execute(update(maintenance_state).values(lease_renewed_at=silent_since))
+            tx.conn.execute(update(maintenance_state).values(lease_renewed_at=silent_since))
         status = subprocess.run(
             [*BASCULE, "maintenance", "status"], env=env, capture_output=True, text=True
         )
