@@ -23,7 +23,7 @@ from bascule.config import Settings
 from bascule.db import describe_error, engine_url
 from bascule.errors import encoded, envelope
 from bascule.maintenance import AutomaticMaintenance, Maintenance, ends_now, maintenance_window
-from bascule.model import Actor, MaintenanceState
+from bascule.model import Actor, MaintenanceState, token_hash
 from bascule.monitor import Monitor
 from bascule.schema import SchemaError, prepare
 from bascule.store import Store
@@ -100,9 +100,13 @@ class Services:
         principal = self.auth.cached_credentials(name, password)
         if principal is not None:
             return principal
+        # What this process knows past a limit is refused with no thread and no I/O, so
+        # that a flood costs little: the name's limits here, or the device's it brings.
+        digest = token_hash(device) if device else None
+        self.throttle.refuse_known(Attempt(name, address, known=True, device=digest))
         known, trusted = await anyio.to_thread.run_sync(self.auth.known, name, device)
         attempt = Attempt(name, address, known, trusted)
-        self.throttle.refuse_known(attempt)  # no thread, no I/O: a flood costs little
+        self.throttle.refuse_known(attempt)
         if not await anyio.to_thread.run_sync(self.throttle.attempt, attempt):
             raise AuthenticationFailed()
         principal = await self.hashing(self.auth.check_credentials, name, password)

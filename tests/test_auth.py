@@ -64,6 +64,24 @@ def test_basic_guesses_past_the_limit_of_a_name_at_an_address_get_429_unchecked(
         ok(someone_else.get("/rest/v1/maintenance", headers=ADMIN), 200)
 
 
+def test_guesses_past_a_limit_this_process_knows_cost_no_database_read(app, monkeypatch):
+    reads: list[str] = []
+    known = app.services.auth.known
+
+    def counted(name, device):
+        reads.append(name)
+        return known(name, device)
+
+    monkeypatch.setattr(app.services.auth, "known", counted)
+    with client_at(app, "10.0.13.1") as attacker:
+        for _ in range(5):
+            attacker.get("/rest/v1/maintenance", headers=WRONG)
+        assert len(reads) == 5  # four checked, the fifth refused once counted
+        for _ in range(20):
+            error(attacker.get("/rest/v1/maintenance", headers=WRONG), 429, 103)
+    assert len(reads) == 5
+
+
 def test_login_guesses_are_counted_with_basic_ones(app):
     form = {"username": "admin", "password": "nope"}
     with client_at(app, "10.0.0.1") as attacker:
