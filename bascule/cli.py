@@ -52,6 +52,7 @@ from bascule.schema import (
     upgrade,
 )
 from bascule.store import Store
+from bascule.windows import Windows
 
 F = TypeVar("F", bound=Callable[..., Any])
 MIGRATION_PROCESS = "schema-migration"
@@ -97,7 +98,7 @@ def opened(database_url: str | None, *, ready: bool = True) -> Iterator[Store]:
             where = store.engine.url.render_as_string(hide_password=True)
             click.echo(f"bascule: created a new, empty database at {where}", err=True)
         if ready:  # a planned window whose time came starts (or ends) before anything else
-            Maintenance(store).run_schedule()
+            Windows(store).run_schedule()
         yield store
     except (AlreadyEnabled, NotYours) as exc:
         raise click.ClickException(_shown(f"{exc.message} {_held(store)}")) from None
@@ -536,10 +537,10 @@ def schedule_add(
     database_url: str | None,
 ) -> None:
     """Plan a maintenance window; prints its id."""
-    from bascule.planning import parse_time
+    from bascule.windows import parse_time
 
     with opened(database_url) as store:
-        window = Maintenance(store).plan(
+        window = Windows(store).plan(
             _actor(None, user),
             start=parse_time(start, "--start"),
             end=parse_time(end, "--end") if end is not None else None,
@@ -567,7 +568,7 @@ def _planned_line(window: Window) -> str:
 def schedule_list(database_url: str | None) -> None:
     """List the windows to come, soonest first."""
     with opened(database_url) as store:
-        windows = Maintenance(store).planned()
+        windows = Windows(store).planned()
     if not windows:
         click.echo("No window planned.")
     for window in windows:
@@ -580,7 +581,7 @@ def schedule_list(database_url: str | None) -> None:
 def schedule_cancel(window_id: int, database_url: str | None) -> None:
     """Cancel the planned window ID."""
     with opened(database_url) as store:
-        Maintenance(store).cancel(_actor(None, None), window_id)
+        Windows(store).cancel(_actor(None, None), window_id)
     click.echo(f"Cancelled the planned window {window_id}")
 
 

@@ -15,21 +15,13 @@ from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
 from bascule.model import (
-    CANCELLED,
     FULL,
     HISTORY,
-    LATEST_MS,
-    MAX_PLANNED,
-    PLANNED,
-    PLANNED_END_MESSAGE,
-    SCHEDULE_ACTOR,
-    SKIPPED,
     STARTED_MESSAGE,
     Actor,
     ActorKind,
     AlreadyEnabled,
     HolderAlive,
-    InvalidUpdate,
     LeaseLost,
     LogEntry,
     MaintenanceError,
@@ -39,10 +31,7 @@ from bascule.model import (
     NothingToRelease,
     NotYours,
     StateListener,
-    TooManyWindows,
     Window,
-    WindowNotPlanned,
-    WindowsOverlap,
     check_message,
     check_mode,
     check_update,
@@ -53,7 +42,7 @@ from bascule.model import (
 from bascule.store import AlreadyExists
 
 if TYPE_CHECKING:
-    from bascule.store import Store, Tx
+    from bascule.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -229,143 +218,9 @@ class Maintenance:
         assert released is not None
         return released
 
-    # -- planned windows ---------------------------------------------------------------
-
-    def plan(
-        self,
-        actor: Actor,
-        start: int,
-        end: int | None,
-        message: str,
-        mode: str = FULL,
-        auto_end: bool = False,
-    ) -> Window:
-        """Plan a window from ``start`` to ``end`` (epoch ms; no end: until switched off)."""
-        require_rights(actor)
-        check_message(message, "message")
-        check_mode(mode)
-        now = self.clock()
-        if start <= now:
-            raise InvalidUpdate("start must be in the future.")
-        if end is not None and end <= start:
-            raise InvalidUpdate("end must come after start.")
-        if auto_end and end is None:
-            raise InvalidUpdate("autoEnd needs an end.")
-        if (end or start) > LATEST_MS:
-            raise InvalidUpdate("start and end must come before the year 10000 in UTC.")
-        window = Window(
-            id=0,
-            status=PLANNED,
-            user=actor.name,
-            user_triggered=actor.kind is not ActorKind.PROCESS,
-            mode=mode,
-            created_at=now,
-            planned_start=start,
-            planned_end=end,
-            message=message,
-            auto_end=auto_end,
-        )
-        with self.store.write("schedule") as tx:
-            planned = tx.planned_windows()
-            if len(planned) >= MAX_PLANNED:
-                raise TooManyWindows()
-            for other in planned:
-                if overlap(other, start, end):
-                    raise WindowsOverlap(other)
-            window_id = tx.insert_window(window)
-        self._changed()
-        return dataclasses.replace(window, id=window_id)
-
-    def planned(self, offset: int = 0, limit: int = MAX_PLANNED) -> list[Window]:
-        """The windows to come, soonest first (``limit`` of them from ``offset``)."""
-        with self.store.read() as tx:
-            return tx.planned_windows()[offset : offset + limit]
-
-    def cancel(self, actor: Actor, window_id: int) -> None:
-        """Cancel a planned window."""
-        require_rights(actor)
-        # The state's lock first, as run_schedule takes it: a window starts or is cancelled.
-        with self.store.write("state", "schedule") as tx:
-            window = tx.get_window(window_id)
-            if window is None:
-                raise NoSuchWindow(window_id, "planned window")
-            if window.status != PLANNED:
-                raise WindowNotPlanned(window)
-            tx.close_window(window_id, CANCELLED, actor.name, self.clock())
-        self._changed()
-
-    def run_schedule(self) -> bool:
-        """Start the planned windows whose time came, and end the one due to end by
-        itself; True when something changed. Whoever calls it first commits each
-        change, exactly once: the write lock orders the callers, and each re-reads."""
-        now = self.clock()
-        with self.store.read() as tx:
-            state = tx.load_state(with_log=False)
-            if not (ends_now(state, now) or tx.planned_windows(due_by=now)):
-                return False
-        with self.store.write("state", "schedule") as tx:
-            state = tx.load_state(with_log=False)
-            if state is not None and ends_now(state, now):
-                entry = LogEntry(now, SCHEDULE_ACTOR, PLANNED_END_MESSAGE)
-                tx.append_log(state.window_id, entry)
-                tx.end_window(state.window_id, SCHEDULE_ACTOR, now)
-                state = None
-            for due in tx.planned_windows(due_by=now):
-                if due.planned_end is not None and due.planned_end <= now:
-                    reason: str | None = "Its end came before it could start."
-                elif state is not None:
-                    reason = (
-                        f"Maintenance was already on, held by '{state.user}' since "
-                        f"{rfc3339(state.started_at)}."
-                    )
-                else:
-                    reason = None
-                if reason is not None:
-                    tx.close_window(due.id, SKIPPED, SCHEDULE_ACTOR, now, reason)
-                else:
-                    start_window(tx, due, now)
-                    state = tx.load_state(with_log=False)
-        self._changed()
-        return True
-
-    def prune(self, keep_days: int) -> int:
-        """Forget the windows that ended more than ``keep_days`` days ago; how many."""
-        before = self.clock() - keep_days * 86_400_000
-        with self.store.write(None) as tx:
-            return tx.prune_windows(before)
-
     def _changed(self) -> None:
         if self.listener is not None:
             self.listener.refresh()
-
-
-def start_window(tx: Tx, window: Window, now: int) -> None:
-    """Start a planned window: the current one from ``now``, held by who planned it, its
-    log begun by the schedule, with their message."""
-    state = MaintenanceState(window.user, window.user_triggered, 1, now, mode=window.mode)
-    tx.start_planned(window, state, now)
-    tx.append_log(window.id, LogEntry(now, SCHEDULE_ACTOR, STARTED_MESSAGE))
-    if window.message:
-        tx.append_log(window.id, LogEntry(now, window.user, window.message))
-
-
-def overlap(window: Window, start: int, end: int | None) -> bool:
-    """Whether ``window`` (planned) and the span from ``start`` to ``end`` share a moment:
-    a window without an end counts for its start only (it lasts until someone ends it,
-    and a window due meanwhile is skipped, said in the history)."""
-    assert window.planned_start is not None
-    other_end = window.planned_end or window.planned_start + 1
-    return window.planned_start < (end or start + 1) and start < other_end
-
-
-def ends_now(state: MaintenanceState | None, now: int) -> bool:
-    """Whether ``state`` is a planned window due to end by itself by ``now``."""
-    return (
-        state is not None
-        and state.auto_end
-        and state.planned_end is not None
-        and state.planned_end <= now
-    )
 
 
 def _require_owner(actor: Actor, state: MaintenanceState | None, verb: str) -> None:

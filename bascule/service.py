@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -20,13 +19,14 @@ from starlette.types import Scope
 from bascule.auth import Attempt, Auth, AuthenticationFailed, Principal, Throttle
 from bascule.bypass import BypassTokens
 from bascule.config import Settings
-from bascule.db import describe_error, engine_url
+from bascule.db import engine_url
 from bascule.errors import encoded, envelope
-from bascule.maintenance import AutomaticMaintenance, Maintenance, ends_now, maintenance_window
+from bascule.maintenance import AutomaticMaintenance, Maintenance, maintenance_window
 from bascule.model import Actor, MaintenanceState, token_hash
 from bascule.monitor import Monitor
 from bascule.schema import SchemaError, prepare
 from bascule.store import Store
+from bascule.windows import Scheduler, Windows
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,9 @@ class Services:
             window=settings.failed_auth_window,
         )
         self.maintenance = Maintenance(self.store, self.monitor)
+        self.windows = Windows(self.store, self.monitor)
         self.monitor.on_tick.append(
-            Scheduler(self.maintenance, self.monitor, keep_days=settings.history_days)
+            Scheduler(self.windows, self.monitor, keep_days=settings.history_days)
         )
         self.bypass = BypassTokens(self.store, self.monitor)
         self._argon2: anyio.CapacityLimiter | None = None
@@ -125,38 +126,6 @@ class Services:
         self.store.close()
 
 
-class Scheduler:
-    """Starts and ends the planned windows on time, called on every turn of the
-    monitor's thread: whichever instance (or command) first sees the time commits each
-    change, exactly once (Maintenance.run_schedule). It also forgets the windows older
-    than ``keep_days`` (0: keeps them all), once a minute."""
-
-    PRUNE_INTERVAL = 60.0
-
-    def __init__(self, maintenance: Maintenance, monitor: Monitor, keep_days: int = 0) -> None:
-        self.maintenance, self.monitor, self.keep_days = maintenance, monitor, keep_days
-        self._next_prune = 0.0
-        self._error: str | None = None
-
-    def __call__(self) -> None:
-        now = self.maintenance.clock()
-        state, planned = self.monitor.state, self.monitor.planned
-        due = bool(planned and (planned[0].planned_start or 0) <= now) or ends_now(state, now)
-        try:
-            if due:
-                self.maintenance.run_schedule()
-            if self.keep_days and time.monotonic() >= self._next_prune:
-                self._next_prune = time.monotonic() + self.PRUNE_INTERVAL
-                self.maintenance.prune(self.keep_days)
-        except SQLAlchemyError as exc:  # tried again on the next turn
-            reason = describe_error(exc)
-            if reason != self._error:
-                log.warning("the planned windows could not be run: %s", reason)
-            self._error = reason
-            return
-        self._error = None
-
-
 def client_address(scope: Scope) -> str | None:
     """The client's address, as the server saw it (or a trusted proxy said)."""
     client = scope.get("client")
@@ -201,7 +170,7 @@ def follow(database_url: str | None, poll_interval: float) -> Monitor:
         where = make_url(engine_url(database_url)).render_as_string(hide_password=True)
         log.warning("no Bascule database at %s yet: created one, maintenance off", where)
     monitor = Monitor(store, poll_interval=poll_interval)
-    monitor.on_tick.append(Scheduler(Maintenance(store, monitor), monitor))
+    monitor.on_tick.append(Scheduler(Windows(store, monitor), monitor))
     monitor.refresh()
     monitor.start()
     return monitor

@@ -9,8 +9,8 @@ from starlette.responses import Response
 from bascule.bypass import bypass_json
 from bascule.errors import envelope
 from bascule.model import FULL, LogEntry
-from bascule.planning import calendar, parse_time
 from bascule.service import current
+from bascule.windows import calendar, parse_time
 
 Answer = tuple[dict[str, Any], int]
 
@@ -103,13 +103,13 @@ def get_maintenance_window(id: int, offset: int = 0, limit: int = 100) -> Answer
 
 def list_planned_windows(offset: int = 0, limit: int = 100) -> Answer:
     """GET /maintenance/schedule."""
-    windows = current().maintenance.planned(offset, limit)
+    windows = current().windows.planned(offset, limit)
     return envelope([w.as_planned_json() for w in windows]), 200
 
 
 def plan_window(body: dict[str, Any], token_info: dict[str, Any]) -> Answer:
     """POST /maintenance/schedule."""
-    window = current().maintenance.plan(
+    window = current().windows.plan(
         token_info["principal"].actor(),
         start=parse_time(body["start"], "start"),
         end=parse_time(body["end"], "end") if body.get("end") is not None else None,
@@ -122,11 +122,11 @@ def plan_window(body: dict[str, Any], token_info: dict[str, Any]) -> Answer:
 
 def cancel_planned_window(id: int, token_info: dict[str, Any]) -> Answer:
     """DELETE /maintenance/schedule/{id}."""
-    current().maintenance.cancel(token_info["principal"].actor(), id)
+    current().windows.cancel(token_info["principal"].actor(), id)
     return envelope(), 200
 
 
 def get_maintenance_calendar() -> Response:
     """GET /maintenance/schedule.ics: one event per planned window."""
-    body = calendar(current().maintenance.planned())
+    body = calendar(current().windows.planned())
     return Response(body, media_type="text/calendar; charset=utf-8")

@@ -22,7 +22,7 @@ from bascule.model import (
     WindowNotPlanned,
     rfc3339,
 )
-from bascule.planning import calendar, parse_time
+from bascule.windows import Windows, calendar, parse_time
 
 ALICE = Actor("alice", ActorKind.API_USER, frozenset({ADMIN}))
 BOB = Actor("bob", ActorKind.API_USER, frozenset())
@@ -49,6 +49,11 @@ def clock():
 @pytest.fixture
 def maintenance(store, clock):
     return Maintenance(store, clock=clock)
+
+
+@pytest.fixture
+def windows(store, clock):
+    return Windows(store, clock=clock)
 
 
 def test_a_window_ends_and_is_kept_with_its_whole_log(maintenance, clock):
@@ -90,14 +95,14 @@ def test_an_unknown_window_is_not_found(maintenance):
         maintenance.window(999, 0, 10)
 
 
-def test_retention_forgets_old_windows_only(maintenance, clock):
+def test_retention_forgets_old_windows_only(maintenance, clock, windows):
     maintenance.enable(ALICE)
     maintenance.disable(ALICE)
     clock.now += 3 * 86_400_000
     maintenance.enable(ALICE)
     maintenance.disable(ALICE)
     maintenance.enable(ALICE)  # the current one is never forgotten
-    assert maintenance.prune(2) == 1
+    assert windows.prune(2) == 1
     total, windows = maintenance.history(0, 10)
     assert total == 2 and {w.status for w in windows} == {"on", "ended"}
     assert all(w.started_at >= T0 + 3 * 86_400_000 for w in windows)
@@ -106,21 +111,19 @@ def test_retention_forgets_old_windows_only(maintenance, clock):
 # -- planned windows ---------------------------------------------------------------------
 
 
-def plan(maintenance, start_in=MINUTE, end_in=None, **kwargs):
-    clock = maintenance.clock
+def plan(windows, start_in=MINUTE, end_in=None, **kwargs):
+    clock = windows.clock
     end = None if end_in is None else clock() + end_in
-    return maintenance.plan(
-        ALICE, clock() + start_in, end, kwargs.pop("message", "Upgrade"), **kwargs
-    )
+    return windows.plan(ALICE, clock() + start_in, end, kwargs.pop("message", "Upgrade"), **kwargs)
 
 
-def test_a_planned_window_starts_on_time_with_its_message(maintenance, clock):
-    window = plan(maintenance, start_in=MINUTE, end_in=2 * MINUTE, mode="read-only")
-    assert [w.id for w in maintenance.planned()] == [window.id]
-    assert maintenance.run_schedule() is False  # not yet
+def test_a_planned_window_starts_on_time_with_its_message(maintenance, clock, windows):
+    window = plan(windows, start_in=MINUTE, end_in=2 * MINUTE, mode="read-only")
+    assert [w.id for w in windows.planned()] == [window.id]
+    assert windows.run_schedule() is False  # not yet
     assert maintenance.state() is None
     clock.now += MINUTE
-    assert maintenance.run_schedule() is True
+    assert windows.run_schedule() is True
     state = maintenance.state()
     assert (state.user, state.user_triggered, state.mode) == ("alice", True, "read-only")
     assert (state.window_id, state.planned_end, state.auto_end) == (
@@ -132,56 +135,58 @@ def test_a_planned_window_starts_on_time_with_its_message(maintenance, clock):
         ("schedule", STARTED_MESSAGE),
         ("alice", "Upgrade"),
     ]
-    assert maintenance.planned() == []
-    assert maintenance.run_schedule() is False  # exactly once
+    assert windows.planned() == []
+    assert windows.run_schedule() is False  # exactly once
     clock.now += 5 * MINUTE
-    maintenance.run_schedule()
+    windows.run_schedule()
     assert maintenance.state() is not None  # no autoEnd: it overruns, it does not end
 
 
-def test_auto_end_ends_it_at_its_end(maintenance, clock):
-    window = plan(maintenance, start_in=MINUTE, end_in=3 * MINUTE, auto_end=True)
+def test_auto_end_ends_it_at_its_end(maintenance, clock, windows):
+    window = plan(windows, start_in=MINUTE, end_in=3 * MINUTE, auto_end=True)
     clock.now += MINUTE
-    maintenance.run_schedule()
+    windows.run_schedule()
     clock.now += MINUTE
     maintenance.update(ALICE, message="half way")
-    maintenance.run_schedule()
+    windows.run_schedule()
     assert maintenance.state() is not None
     clock.now += MINUTE
-    assert maintenance.run_schedule() is True
+    assert windows.run_schedule() is True
     assert maintenance.state() is None
     ended, log = maintenance.window(window.id, 0, 10)
     assert (ended.status, ended.ended_by, ended.ended_at) == ("ended", "schedule", T0 + 3 * MINUTE)
     assert log[-1].message == PLANNED_END_MESSAGE
 
 
-def test_a_window_whose_start_finds_maintenance_on_is_skipped_with_the_reason(maintenance, clock):
-    window = plan(maintenance, start_in=MINUTE)
+def test_a_window_whose_start_finds_maintenance_on_is_skipped_with_the_reason(
+    maintenance, clock, windows
+):
+    window = plan(windows, start_in=MINUTE)
     maintenance.enable(DEPLOY)
     clock.now += MINUTE
-    assert maintenance.run_schedule() is True
+    assert windows.run_schedule() is True
     assert maintenance.state().user == "deploy"
     skipped = next(w for w in maintenance.history(0, 10)[1] if w.id == window.id)
     assert skipped.status == "skipped" and "already on, held by 'deploy'" in skipped.reason
-    assert maintenance.planned() == []
+    assert windows.planned() == []
 
 
-def test_a_window_whose_end_passed_unseen_is_skipped(maintenance, clock):
-    window = plan(maintenance, start_in=MINUTE, end_in=2 * MINUTE)
+def test_a_window_whose_end_passed_unseen_is_skipped(maintenance, clock, windows):
+    window = plan(windows, start_in=MINUTE, end_in=2 * MINUTE)
     clock.now += 10 * MINUTE  # no instance ran meanwhile
-    maintenance.run_schedule()
+    windows.run_schedule()
     assert maintenance.state() is None
     assert maintenance.window(window.id, 0, 1)[0].status == "skipped"
 
 
-def test_only_one_of_many_runners_starts_a_window(maintenance, store, clock):
-    plan(maintenance, start_in=MINUTE)
+def test_only_one_of_many_runners_starts_a_window(maintenance, windows, store, clock):
+    plan(windows, start_in=MINUTE)
     clock.now += MINUTE
-    runners = [Maintenance(store, clock=clock) for _ in range(6)]
+    runners = [Windows(store, clock=clock) for _ in range(6)]
     barrier = threading.Barrier(len(runners))
     results: list[bool] = []
 
-    def run(m: Maintenance) -> None:
+    def run(m: Windows) -> None:
         barrier.wait()
         results.append(m.run_schedule())
 
@@ -206,39 +211,39 @@ def test_only_one_of_many_runners_starts_a_window(maintenance, store, clock):
         (MINUTE, None, {"message": "  "}, "message must hold"),
     ],
 )
-def test_an_invalid_plan_changes_nothing(maintenance, start_in, end_in, kwargs, says):
+def test_an_invalid_plan_changes_nothing(maintenance, start_in, end_in, kwargs, says, windows):
     with pytest.raises(InvalidUpdate, match=says):
-        plan(maintenance, start_in, end_in, **kwargs)
-    assert maintenance.planned() == []
+        plan(windows, start_in, end_in, **kwargs)
+    assert windows.planned() == []
 
 
-def test_cancel_a_planned_window_and_only_a_planned_one(maintenance, clock):
-    first, second = plan(maintenance), plan(maintenance, start_in=2 * MINUTE)
+def test_cancel_a_planned_window_and_only_a_planned_one(maintenance, clock, windows):
+    first, second = plan(windows), plan(windows, start_in=2 * MINUTE)
     with pytest.raises(Exception, match="sufficient rights"):
-        maintenance.cancel(BOB, first.id)
-    maintenance.cancel(ALICE, first.id)
-    assert [w.id for w in maintenance.planned()] == [second.id]
+        windows.cancel(BOB, first.id)
+    windows.cancel(ALICE, first.id)
+    assert [w.id for w in windows.planned()] == [second.id]
     with pytest.raises(WindowNotPlanned, match="cancelled"):
-        maintenance.cancel(ALICE, first.id)
+        windows.cancel(ALICE, first.id)
     with pytest.raises(NoSuchWindow):
-        maintenance.cancel(ALICE, 999)
+        windows.cancel(ALICE, 999)
     clock.now += 2 * MINUTE
-    maintenance.run_schedule()
+    windows.run_schedule()
     with pytest.raises(WindowNotPlanned):
-        maintenance.cancel(ALICE, second.id)
+        windows.cancel(ALICE, second.id)
     clock.now += 2 * MINUTE
-    maintenance.run_schedule()
+    windows.run_schedule()
     assert maintenance.state() is not None  # a cancelled window never starts
 
 
-def test_planned_times_keep_their_milliseconds(maintenance):
-    window = plan(maintenance, start_in=MINUTE + 100, end_in=MINUTE + 900)
+def test_planned_times_keep_their_milliseconds(windows):
+    window = plan(windows, start_in=MINUTE + 100, end_in=MINUTE + 900)
     shown = window.as_planned_json()
     assert (shown["start"], shown["end"]) == (
         "2027-01-15T08:01:00.100Z",
         "2027-01-15T08:01:00.900Z",
     )
-    assert plan(maintenance).as_planned_json()["start"] == "2027-01-15T08:01:00Z"
+    assert plan(windows).as_planned_json()["start"] == "2027-01-15T08:01:00Z"
 
 
 def test_parse_time_takes_rfc3339_with_an_offset():
@@ -252,12 +257,12 @@ def test_parse_time_takes_rfc3339_with_an_offset():
         parse_time("next tuesday", "start")
 
 
-def test_the_calendar_has_one_event_per_planned_window(maintenance):
+def test_the_calendar_has_one_event_per_planned_window(maintenance, windows):
     from icalendar import Calendar
 
-    plan(maintenance, start_in=MINUTE, end_in=2 * MINUTE, message="Database upgrade\nsecond line")
-    plan(maintenance, start_in=3 * MINUTE, mode="read-only")
-    feed = Calendar.from_ical(calendar(maintenance.planned()))
+    plan(windows, start_in=MINUTE, end_in=2 * MINUTE, message="Database upgrade\nsecond line")
+    plan(windows, start_in=3 * MINUTE, mode="read-only")
+    feed = Calendar.from_ical(calendar(windows.planned()))
     events = feed.walk("VEVENT")
     assert [str(e["summary"]) for e in events] == [
         "Maintenance: Database upgrade",
@@ -269,11 +274,11 @@ def test_the_calendar_has_one_event_per_planned_window(maintenance):
     assert len({str(e["uid"]) for e in events}) == 2
 
 
-def test_no_line_separator_nor_control_character_reaches_the_calendar_raw(maintenance):
+def test_no_line_separator_nor_control_character_reaches_the_calendar_raw(maintenance, windows):
     # Each of these would end a line of the feed (a reader splits there), or is not TEXT.
     separators = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-    plan(maintenance, start_in=MINUTE, message="a" + "b".join(separators) + "c\x1b[31m\x7f")
-    feed = calendar(maintenance.planned())
+    plan(windows, start_in=MINUTE, message="a" + "b".join(separators) + "c\x1b[31m\x7f")
+    feed = calendar(windows.planned())
     for character in separators + "\x1b\x7f":  # (the feed's own lines end with CRLF)
         assert character.encode() not in feed.replace(b"\r\n", b""), repr(character)
     lines = feed.decode().split("\r\n")
@@ -359,28 +364,28 @@ def test_the_last_moment_is_kept_to_its_millisecond_and_shown_as_it_is():
     assert rfc3339(last) == "9999-12-31T23:59:59.999Z"
 
 
-def test_windows_are_limited_in_number_and_may_not_overlap(maintenance):
+def test_windows_are_limited_in_number_and_may_not_overlap(maintenance, windows):
     from bascule.model import MAX_PLANNED, TooManyWindows, WindowsOverlap
 
     hour = 60 * MINUTE
-    first = maintenance.plan(ALICE, T0 + hour, T0 + 2 * hour, "m")
+    first = windows.plan(ALICE, T0 + hour, T0 + 2 * hour, "m")
     for start, end in [
         (T0 + hour, None),
         (T0 + hour // 2, T0 + hour + 1),
         (T0 + 90 * MINUTE, T0 + 3 * hour),
     ]:
         with pytest.raises(WindowsOverlap, match=f"planned window {first.id}"):
-            maintenance.plan(ALICE, start, end, "m")
-    maintenance.plan(ALICE, T0 + 2 * hour, None, "m")  # from its end: no overlap
+            windows.plan(ALICE, start, end, "m")
+    windows.plan(ALICE, T0 + 2 * hour, None, "m")  # from its end: no overlap
     with pytest.raises(WindowsOverlap):  # a window without an end holds its start
-        maintenance.plan(ALICE, T0 + 2 * hour, T0 + 3 * hour, "m")
+        windows.plan(ALICE, T0 + 2 * hour, T0 + 3 * hour, "m")
     for n in range(MAX_PLANNED - 2):
-        maintenance.plan(ALICE, T0 + (3 + n) * hour, T0 + (3 + n) * hour + MINUTE, "m")
+        windows.plan(ALICE, T0 + (3 + n) * hour, T0 + (3 + n) * hour + MINUTE, "m")
     with pytest.raises(TooManyWindows):
-        maintenance.plan(ALICE, T0 + 1000 * hour, None, "m")
-    every = maintenance.planned()
+        windows.plan(ALICE, T0 + 1000 * hour, None, "m")
+    every = windows.planned()
     assert len(every) == MAX_PLANNED
-    assert maintenance.planned(98, 5) == every[98:]
+    assert windows.planned(98, 5) == every[98:]
 
 
 def test_lowercase_rfc3339_is_taken():
