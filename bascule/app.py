@@ -19,20 +19,14 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
+from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bascule import errors, spec
+from bascule.answers import NOT_FOUND_BODY
 from bascule.config import Settings
-from bascule.gate import (
-    DOCS_PREFIX,
-    MaintenanceGate,
-    Page,
-    RefusalLog,
-    bascule_paths,
-    console_files,
-    refuse_websocket,
-    send_whole,
-)
+from bascule.exchange import refuse_websocket, send_whole
+from bascule.gate import Gate, PathSet, RefusalLog
 from bascule.middleware import (
     AttachServices,
     NotFramed,
@@ -40,6 +34,7 @@ from bascule.middleware import (
     RefuseCrossOrigin,
     without_session_cookie,
 )
+from bascule.page import Page
 from bascule.service import Services, bootstrap
 from bascule.validation import VALIDATORS
 
@@ -54,6 +49,10 @@ SAFE_HEADERS = {
 }
 # A WebSocket closed for a path that does not exist: HTTP's 404 in the application range.
 WEBSOCKET_NOT_FOUND = 4404
+DOCS_PREFIX = "/rest/v1"
+# The operator console: its page at CONSOLE_PATH, its files at CONSOLE_PATH/<name>.
+CONSOLE_DIR = Path(__file__).with_name("console")
+CONSOLE_PATH = "/maintenance"
 
 
 class TagResolver(Resolver):  # type: ignore[misc]
@@ -64,29 +63,50 @@ class TagResolver(Resolver):  # type: ignore[misc]
         return f"handlers.{tag}.{operation.operation_id}"
 
 
-class BasculeApp(connexion.AsyncApp):  # type: ignore[misc]
-    """connexion's application, with the gate in front of all it does.
+class Application(Gate):
+    """What a server runs: the gate, in front of connexion's application (Bascule's API)
+    and of the mounted application; with the services they share."""
 
-    In front rather than among connexion's middleware: a refused request, or one
-    for the mounted application, then costs no more than the gate itself.
-    """
+    def __init__(self, services: Services, api: connexion.AsyncApp, **options: Any) -> None:
+        super().__init__(api.middleware, monitor=services.monitor, **options)
+        self.services = services
+        self.api = api
 
-    front: MaintenanceGate
-    services: Services
+    def test_client(self, **kwargs: Any) -> TestClient:
+        """Starlette's test client of the whole application (for tests)."""
+        return TestClient(self, **kwargs)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.front.route(scope, receive, send)
+
+def bascule_paths() -> PathSet:
+    """The paths Bascule answers itself, all of them open during maintenance (a path
+    with a parameter, such as a token's name, opens the prefix before it)."""
+    served = spec.served_paths()
+    exact = [p for p in served if "{" not in p]
+    exact += [f"{DOCS_PREFIX}/openapi.json", f"{DOCS_PREFIX}/openapi.yaml"]
+    exact += [f"{DOCS_PREFIX}/ui", *console_files()]
+    prefixes = [f"{base}/auth/" for base in spec.API_BASES] + [f"{DOCS_PREFIX}/ui/"]
+    parameters = sorted({p.partition("{")[0] for p in served if "{" in p})
+    return PathSet(exact, prefixes, parameters)
+
+
+def console_files() -> dict[str, Path]:
+    """The console's files by the path they are served at (its page at CONSOLE_PATH)."""
+    files = {CONSOLE_PATH: CONSOLE_DIR / "index.html"}
+    files.update(
+        {f"{CONSOLE_PATH}/{f.name}": f for f in sorted(CONSOLE_DIR.iterdir()) if f.is_file()}
+    )
+    return files
 
 
 NOT_FOUND_HEADERS = [
     (b"content-type", b"application/json"),
-    (b"content-length", b"%d" % len(errors.NOT_FOUND_BODY)),
+    (b"content-length", b"%d" % len(NOT_FOUND_BODY)),
 ]
 
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """Where paths that are not Bascule's go when no application is mounted: 404."""
-    body = errors.NOT_FOUND_BODY
+    body = NOT_FOUND_BODY
     if scope["type"] == "http":
         await send_whole(send, 404, NOT_FOUND_HEADERS, body)
     elif scope["type"] == "websocket":
@@ -204,8 +224,8 @@ def _add_documents(app: connexion.AsyncApp) -> None:
         app.add_url_rule(path, path, view, methods=["GET", "HEAD"])
 
 
-def create_app(settings: Settings | None = None) -> BasculeApp:
-    """Build the Bascule application: the API, the user's app if any, and the gate in front."""
+def create_app(settings: Settings | None = None) -> Application:
+    """Build the Bascule application: the gate, in front of the API and the user's app."""
     settings = settings or Settings.from_env()
     services = Services(settings)
     try:
@@ -215,7 +235,7 @@ def create_app(settings: Settings | None = None) -> BasculeApp:
         raise
 
 
-def _build(settings: Settings, services: Services) -> BasculeApp:
+def _build(settings: Settings, services: Services) -> Application:
     if settings.page_template:  # a wrong path fails now, not at the first refused request
         Page(Path(settings.page_template), settings.retry_after)
     mounted = load_app(settings.app) if settings.app else None
@@ -245,7 +265,7 @@ def _build(settings: Settings, services: Services) -> BasculeApp:
                 refusals.flush(force=True)  # what the last interval counted
             services.close()
 
-    app = BasculeApp(__name__, lifespan=lifespan, jsonifier=errors.JSONIFIER)
+    app = connexion.AsyncApp(__name__, lifespan=lifespan, jsonifier=errors.JSONIFIER)
     for base, document in _specs_by_base():
         app.add_api(
             document,
@@ -263,9 +283,11 @@ def _build(settings: Settings, services: Services) -> BasculeApp:
     app.add_middleware(RefuseCrossOrigin, MiddlewarePosition.BEFORE_SECURITY)
     app.add_middleware(ReadBody, MiddlewarePosition.BEFORE_VALIDATION)
     errors.install(app)
-    app.front = MaintenanceGate(
-        app.middleware,
-        monitor=services.monitor,
+    # Built now: the middleware stack connexion builds at its first request is the gate's.
+    app.middleware._build_middleware_stack()
+    return Application(
+        services,
+        app,
         own=bascule_paths(),
         allow=settings.allow,
         allow_prefixes=settings.allow_prefixes,
@@ -275,5 +297,3 @@ def _build(settings: Settings, services: Services) -> BasculeApp:
         page_template=settings.page_template,
         elsewhere=without_session_cookie(mounted) if mounted is not None else not_found,
     )
-    app.services = services
-    return app

@@ -8,5 +8,5 @@ bascule.asgi:route``), one coroutine fewer per request: see ``MaintenanceGate.ro
 
 from bascule.app import create_app
 
-app = create_app().front
+app = create_app()
 route = app.route

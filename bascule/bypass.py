@@ -10,8 +10,12 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
 
+from starlette.types import Message, Send
+
+from bascule.exchange import without_cookie
 from bascule.model import (
     Actor,
     BypassRecord,
@@ -21,7 +25,9 @@ from bascule.model import (
     require_rights,
     token_hash,
 )
-from bascule.store import Store
+
+if TYPE_CHECKING:
+    from bascule.store import Store
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 DEFAULT_LIFETIME = 24 * 3600  # seconds
@@ -153,3 +159,84 @@ class BypassTokens:
         with self.store.read() as tx:
             records = [r for r in tx.list_bypass() if r.expires_at > now]
         return TokenSet(records, self.store.now)
+
+
+# -- in requests: where a token is carried, and how it is taken out ---------------------
+
+BYPASSED = b"x-bascule-bypassed"
+BYPASS_HEADER = b"x-bascule-bypass"
+BYPASS_COOKIE = b"bascule-bypass"
+BYPASS_PARAM = b"bascule-bypass"
+
+
+def header_bypass(headers: list[tuple[bytes, bytes]], tokens: TokenSet) -> Valid | None:
+    """The valid bypass token a request carries in the X-Bascule-Bypass header or the
+    bascule-bypass cookie, if any."""
+    for name, value in headers:
+        found = None
+        if name == BYPASS_HEADER:
+            found = tokens.find(value.strip())
+        elif name == b"cookie" and value.find(BYPASS_COOKIE) != -1:
+            for pair in value.split(b";"):
+                key, _, token = pair.strip().partition(b"=")
+                if key == BYPASS_COOKIE:
+                    found = tokens.find(token)
+                    break
+        if found is not None:
+            return found
+    return None
+
+
+def url_bypass(query: bytes, tokens: TokenSet) -> tuple[Valid | None, bytes, bytes]:
+    """The valid bypass token of a query's bascule-bypass parameter, if any; with the
+    token as it was written there, and the query without it."""
+    pairs = query.split(b"&")
+    for index, pair in enumerate(pairs):
+        key, _, token = pair.partition(b"=")
+        if key == BYPASS_PARAM:
+            found = tokens.find(unquote_to_bytes(token))
+            if found is not None:
+                return found, token, b"&".join(pairs[:index] + pairs[index + 1 :])
+    return None, b"", query
+
+
+def bypass_redirect(
+    location: bytes, token: bytes, found: Valid, secure: bool, now: int
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The answer to a token in a URL: back to the URL without it, with a cookie that
+    lets the browser walk the whole application until the token expires."""
+    location = b"/" + location.lstrip(b"/")  # "//evil.example/x" is another site
+    max_age = max(0, (found.expires_at - now) // 1000)
+    cookie = b"%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax" % (
+        BYPASS_COOKIE,
+        unquote_to_bytes(token),
+        max_age,
+    )
+    headers = [
+        (b"location", location),
+        (b"set-cookie", cookie + (b"; Secure" if secure else b"")),
+        (b"cache-control", b"no-store"),
+        (b"referrer-policy", b"no-referrer"),  # the URL held the token
+        (BYPASSED, found.name.encode()),
+        (b"content-length", b"0"),
+    ]
+    return 303, headers, b""
+
+
+def without_bypass(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The request's headers without its bypass token (and without a visitor's own
+    X-Bascule-Bypassed): the application has no use for the token and must not be able
+    to log or replay it."""
+    return without_cookie(headers, BYPASS_COOKIE, (BYPASS_HEADER, BYPASSED))
+
+
+def marked(send: Send, name: str) -> Send:
+    """A ``send`` that says, in the answer's headers, which bypass token let it through."""
+    header = (BYPASSED, name.encode())
+
+    async def send_marked(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), header]}
+        await send(message)
+
+    return send_marked

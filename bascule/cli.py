@@ -206,7 +206,7 @@ def serve(**options: Any) -> None:
             # Imported by each worker, which reads its timeout from the environment.
             protocol: Any = "bascule.protocol:BoundedHttpToolsProtocol"
         else:
-            app = create_app(settings).front.route  # the gate, in front of everything
+            app = create_app(settings).route  # the gate, in front of everything
             protocol = bounded_protocol(settings.header_timeout)
     except (ValueError, SchemaError, UserError, ImportError, AttributeError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from enum import IntEnum
-from typing import Any
 
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException, UnsupportedMediaTypeProblem
@@ -16,6 +14,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from bascule import spec
+from bascule.answers import (
+    DATABASE_UNAVAILABLE,
+    NO_SUCH_PATH,
+    NOT_ALLOWED,
+    SEPARATORS,
+    Code,
+    encoded,
+    error_envelope,
+)
 from bascule.auth import AuthenticationFailed, SessionEnded, Throttled
 from bascule.bypass import InvalidToken, NoSuchToken, TokenExists
 from bascule.db import describe_error
@@ -40,22 +47,6 @@ from bascule.validation import NOT_UTF8
 log = logging.getLogger(__name__)
 
 
-class Code(IntEnum):
-    """The ``error.code`` values (Alien4Cloud's, plus 503, and 0 for the gate's refusal)."""
-
-    MAINTENANCE = 0
-    AUTHENTICATION_REQUIRED = 100
-    AUTHENTICATION_FAILED = 101
-    UNAUTHORIZED = 102
-    TOO_MANY_ATTEMPTS = 103
-    UNCATEGORIZED = 500
-    BAD_PARAMETER = 501
-    ALREADY_EXISTS = 502
-    DATABASE_UNAVAILABLE = 503
-    NOT_FOUND = 504
-    ILLEGAL_STATE = 505
-
-
 DOMAIN_ERRORS: dict[type[MaintenanceError], tuple[int, Code]] = {
     Forbidden: (403, Code.UNAUTHORIZED),
     AlreadyEnabled: (409, Code.ALREADY_EXISTS),
@@ -74,24 +65,13 @@ DOMAIN_ERRORS: dict[type[MaintenanceError], tuple[int, Code]] = {
     WindowsOverlap: (409, Code.ILLEGAL_STATE),
     LeaseLost: (409, Code.ILLEGAL_STATE),
 }
-DATABASE_UNAVAILABLE = "The database is unavailable."
-CANNOT_READ = "The database does not answer: this process enforces the state it last confirmed."
-CANNOT_WRITE = "The database cannot be written: every change is refused."
-MAX_BODY = 65536
-TOO_LARGE = f"The request body is larger than {MAX_BODY} bytes."
-# Neither repeats what was sent: the client knows its own request line.
-NO_SUCH_PATH = "No such path."
-NOT_ALLOWED = "This method is not allowed here: the Allow header lists those that are."
-CROSS_ORIGIN = "Cross-origin request refused: a page of another site may not change anything here."
-
-
 # The errors that mean the database cannot be reached (others are bugs: 500).
 UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
 CHALLENGE = 'Basic realm="Bascule"'
 
 
 # Every JSON answer, the handlers' included: compact, ending with a newline.
-JSONIFIER = Jsonifier(json, separators=(",", ":"))
+JSONIFIER = Jsonifier(json, separators=SEPARATORS)
 
 
 class Refusal(Exception):
@@ -102,34 +82,6 @@ class Refusal(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers
-
-
-def encoded(document: Any) -> bytes:
-    """A JSON document as Bascule sends it."""
-    text: str = JSONIFIER.dumps(document)
-    return text.encode()
-
-
-def envelope(data: Any = None) -> dict[str, Any]:
-    """The success envelope around ``data``."""
-    return {"data": data, "error": None}
-
-
-def error_envelope(code: int, message: str, data: Any = None) -> dict[str, Any]:
-    """The failure envelope."""
-    return {"data": data, "error": {"code": int(code), "message": message}}
-
-
-# The answers sent whole, as constant bytes: the gate's refusal, an unknown path's 404.
-MAINTENANCE_BODY = encoded(error_envelope(Code.MAINTENANCE, "Maintenance mode is enabled."))
-READ_ONLY_BODY = encoded(
-    error_envelope(
-        Code.MAINTENANCE,
-        "Maintenance mode is enabled: the service is read-only, only GET, HEAD and OPTIONS"
-        " requests are served.",
-    )
-)
-NOT_FOUND_BODY = encoded(error_envelope(Code.NOT_FOUND, NO_SUCH_PATH))
 
 
 def error_response(

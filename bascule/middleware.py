@@ -13,9 +13,10 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bascule import spec
+from bascule.answers import CROSS_ORIGIN, MAX_BODY, TOO_LARGE, Code
 from bascule.auth import DEVICE_COOKIE
-from bascule.errors import CROSS_ORIGIN, MAX_BODY, TOO_LARGE, Code, Refusal
-from bascule.gate import NOT_FRAMED, route_path, without_cookie
+from bascule.errors import Refusal
+from bascule.exchange import NOT_FRAMED, route_path, without_cookie
 
 if TYPE_CHECKING:
     from bascule.service import Services

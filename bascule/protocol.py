@@ -30,8 +30,8 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.server import ServerState
 
+from bascule.answers import Code, encoded, error_envelope
 from bascule.config import Settings
-from bascule.errors import Code, encoded, error_envelope
 
 log = logging.getLogger(__name__)
 

@@ -50,14 +50,14 @@ def _constant(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> A
 
 def _refuse(retry_after: int) -> Any:
     """The gate's refusal, byte for byte: its body, its headers."""
-    from bascule.gate import MAINTENANCE_BODY as body
+    from bascule.answers import MAINTENANCE_BODY as body
 
     extra = (b"retry-after", str(retry_after).encode()), (b"cache-control", b"no-store")
     return _constant(503, _headers(body, *extra), body)
 
 
 downstream = _constant(200, _headers(SHOP), SHOP)
-# The decision endpoint's "let it through, maintenance is off" (bascule.gate.ALLOWED_OFF),
+# The decision endpoint's "let it through, maintenance is off" (bascule.decision.ALLOWED_OFF),
 # checked before the runs.
 allow = _constant(
     200,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bascule.errors import CANNOT_READ, CANNOT_WRITE, Code, envelope, error_envelope
+from bascule.answers import CANNOT_READ, CANNOT_WRITE, Code, envelope, error_envelope
 from bascule.service import current
 
 

@@ -9,8 +9,8 @@ import anyio.to_thread
 from connexion import context
 from starlette.responses import Response
 
+from bascule.answers import encoded, envelope
 from bascule.auth import DEVICE_COOKIE, DEVICE_TTL, Principal
-from bascule.errors import encoded, envelope
 from bascule.model import token_hash
 from bascule.service import client_address, current
 from bascule.spec import SESSION_COOKIE

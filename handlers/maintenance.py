@@ -6,8 +6,8 @@ from typing import Any
 
 from starlette.responses import Response
 
+from bascule.answers import envelope
 from bascule.bypass import bypass_json
-from bascule.errors import envelope
 from bascule.model import FULL, LogEntry
 from bascule.service import current
 from bascule.windows import calendar, parse_time

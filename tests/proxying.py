@@ -528,7 +528,7 @@ def asked(proxy: str, tmp_path: Path) -> tuple[Seen, Seen]:
 # -- what nginx's recipe keeps of Bascule's answers ----------------------------------------
 
 CHECK = "/rest/v1/gate?deny=403"  # what nginx's check asks
-# "Let it through, maintenance is off", as Bascule says it (bascule.gate.ALLOWED_OFF).
+# "Let it through, maintenance is off", as Bascule says it (bascule.decision.ALLOWED_OFF).
 OFF: Answer = (200, {"X-Accel-Expires": "1", "Cache-Control": "no-store"}, b"")
 # Bascule's other 2xx (an open path, a bypass token), and one with no word on caching.
 UNMARKED: list[Answer] = [

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bascule.errors import CANNOT_READ, NOT_ALLOWED
+from bascule.answers import CANNOT_READ, NOT_ALLOWED
 from bascule.model import STARTED_MESSAGE
 from bascule.validation import NOT_UTF8
 from tests.conftest import ADMIN, ADMIN_PASSWORD, VIEWER, basic, break_database

@@ -173,8 +173,8 @@ def test_release_of_nothing(client):
 def test_retry_after_is_the_time_left_then_the_configured_value_and_the_page_says_so():
     import dataclasses
 
-    from bascule.gate import DEFAULT_PAGE, Page, retry_after
     from bascule.model import MaintenanceState, now_ms
+    from bascule.page import DEFAULT_PAGE, Page, retry_after
 
     now = now_ms()
     planned = MaintenanceState("alice", True, 1, now - 60_000, planned_end=now + 90_500)

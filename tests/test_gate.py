@@ -13,8 +13,10 @@ from urllib.parse import unquote
 import pytest
 
 from bascule import MaintenanceGate
+from bascule.app import bascule_paths
 from bascule.bypass import TokenSet
-from bascule.gate import bascule_paths, refuse_websocket
+from bascule.exchange import refuse_websocket
+from bascule.gate import Gate
 from bascule.maintenance import Maintenance
 from bascule.model import STARTED_MESSAGE, Actor, LogEntry, MaintenanceState, now_ms
 from bascule.spec import served_paths
@@ -126,7 +128,7 @@ def call(
     async def send(message):
         sent.append(message)
 
-    target = getattr(app, ENTRY_POINT) if isinstance(app, MaintenanceGate) else app
+    target = getattr(app, ENTRY_POINT) if isinstance(app, Gate) else app
 
     async def request():
         await target(scope, receive, send)
@@ -455,7 +457,7 @@ def test_browsers_get_a_page_and_api_clients_the_envelope(gate, maintenance, mon
 
 
 def test_what_the_page_or_envelope_choice_reads_is_bounded():
-    from bascule.gate import ACCEPT_PREFIX, prefers_html
+    from bascule.page import ACCEPT_PREFIX, prefers_html
 
     assert prefers_html(b"text/html")
     # Past the first ACCEPT_PREFIX bytes nothing is read, so nothing costs more.

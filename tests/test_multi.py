@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from bascule.errors import CANNOT_READ
+from bascule.answers import CANNOT_READ
 from tests.conftest import ADMIN_PASSWORD, basic
 from tests.proxy import Proxy
 from tests.serving import serving

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from bascule.errors import CANNOT_READ, CANNOT_WRITE
+from bascule.answers import CANNOT_READ, CANNOT_WRITE
 from bascule.maintenance import Maintenance
 from bascule.model import Actor
 from bascule.store import Store
