@@ -60,7 +60,7 @@ def error_answer(code: int, message: str) -> tuple[list[tuple[bytes, bytes]], by
     return [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))], body
 
 
-# The answers sent whole, as constant bytes: the gate's refusal, an unknown path's 404.
+# The gate's refusals, sent whole, as constant bytes.
 MAINTENANCE_BODY = encoded(error_envelope(Code.MAINTENANCE, "Maintenance mode is enabled."))
 READ_ONLY_BODY = encoded(
     error_envelope(
@@ -69,4 +69,3 @@ READ_ONLY_BODY = encoded(
         " requests are served.",
     )
 )
-NOT_FOUND_BODY = encoded(error_envelope(Code.NOT_FOUND, NO_SUCH_PATH))

@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bascule import errors, spec
-from bascule.answers import NOT_FOUND_BODY
+from bascule.answers import NO_SUCH_PATH, Code, error_answer
 from bascule.config import Settings
 from bascule.exchange import refuse_websocket, send_whole
 from bascule.gate import Gate, PathSet, RefusalLog
@@ -98,10 +98,7 @@ def console_files() -> dict[str, Path]:
     return files
 
 
-NOT_FOUND_HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"content-length", b"%d" % len(NOT_FOUND_BODY)),
-]
+NOT_FOUND_HEADERS, NOT_FOUND_BODY = error_answer(Code.NOT_FOUND, NO_SUCH_PATH)
 
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:

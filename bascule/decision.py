@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bascule.answers import NOT_ALLOWED, Code
+from bascule.answers import NOT_ALLOWED, Code, error_answer
 from bascule.bypass import BYPASS_PARAM, BYPASSED, bypass_redirect, header_bypass, url_bypass
 from bascule.exchange import send_whole
 from bascule.model import READ_METHODS, READ_ONLY
@@ -178,14 +178,10 @@ def split_uri(uri: bytes) -> tuple[bytes, bytes]:
 
 def not_allowed() -> tuple[list[tuple[bytes, bytes]], bytes]:
     """The headers and body of the decision endpoint's 405."""
-
     headers, body = bad_request(NOT_ALLOWED)
     return [*headers, (b"allow", b"GET, HEAD")], body
 
 
 def bad_request(message: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """The headers and body of a 400 in the envelope."""
-    from bascule.answers import encoded, error_envelope
-
-    body = encoded(error_envelope(Code.BAD_PARAMETER, message))
-    return [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))], body
+    return error_answer(Code.BAD_PARAMETER, message)

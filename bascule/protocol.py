@@ -30,7 +30,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.server import ServerState
 
-from bascule.answers import Code, encoded, error_envelope
+from bascule.answers import Code, error_answer
 from bascule.config import Settings
 
 log = logging.getLogger(__name__)
@@ -44,16 +44,9 @@ SWEEP_INTERVAL = 0.5
 
 
 def _answer(status: int, message: str) -> bytes:
-    body = encoded(error_envelope(Code.BAD_PARAMETER, message))
-    return b"".join(
-        [
-            STATUS_LINE[status],
-            b"content-type: application/json\r\n",
-            b"content-length: " + str(len(body)).encode() + b"\r\n",
-            b"connection: close\r\n\r\n",
-            body,
-        ]
-    )
+    headers, body = error_answer(Code.BAD_PARAMETER, message)
+    lines = [b"%s: %s\r\n" % header for header in [*headers, (b"connection", b"close")]]
+    return b"".join([STATUS_LINE[status], *lines, b"\r\n", body])
 
 
 TOO_LARGE = _answer(
