@@ -57,7 +57,7 @@ class Health:
 
 class Monitor:
     """Holds the current maintenance state, the valid bypass tokens and the planned
-    windows, and tells listeners when users or sessions change."""
+    windows, and has others told when users or sessions change (``follow``)."""
 
     def __init__(self, store: Store, *, poll_interval: float = 0.25) -> None:
         self.store = store
@@ -76,13 +76,33 @@ class Monitor:
         # When (time.monotonic()) the database last confirmed ``state``: None until then.
         self.confirmed_at: float | None = None
         self._next_write_check = 0.0
-        # Called after users (or sessions) changed in any process, to drop cached copies.
-        self.listeners: dict[Kind, list[Callable[[], None]]] = {kind: [] for kind in KINDS}
+        # What is done when a kind of shared data changed in any process: this copy reloads
+        # the state, the tokens and the planned windows; others drop cached users, sessions.
+        self.reloads: dict[Kind, list[Callable[[], None]]] = {kind: [] for kind in KINDS}
+        self.follow("state", self._load_state)
+        self.follow("bypass", self._load_bypass)
+        self.follow("schedule", self._load_planned)
         self._versions: dict[Kind, int] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._fork_hook = False
+
+    def follow(self, kind: Kind, reload: Callable[[], None]) -> None:
+        """Call ``reload`` whenever the data of ``kind`` changed, in any process (and at the
+        first look): the one way every kind of shared data is followed."""
+        self.reloads[kind].append(reload)
+
+    def _load_state(self) -> None:
+        with self.store.read() as tx:
+            self.state = tx.load_state()
+
+    def _load_bypass(self) -> None:
+        self.bypass = BypassTokens(self.store).valid()
+
+    def _load_planned(self) -> None:
+        with self.store.read() as tx:
+            self.planned = tuple(tx.planned_windows())
 
     def refresh(self) -> bool:
         """Reload what changed since the last look; True when something did."""
@@ -91,14 +111,10 @@ class Monitor:
             try:
                 current = self.store.versions()
                 previous = self._versions or {}
-                if current["state"] != previous.get("state"):
-                    with self.store.read() as tx:
-                        self.state = tx.load_state()
-                if current["bypass"] != previous.get("bypass"):
-                    self.bypass = BypassTokens(self.store).valid()
-                if current["schedule"] != previous.get("schedule"):
-                    with self.store.read() as tx:
-                        self.planned = tuple(tx.planned_windows())
+                changed = [kind for kind in KINDS if current[kind] != previous.get(kind)]
+                for kind in changed:
+                    for reload in self.reloads[kind]:
+                        reload()
             except SQLAlchemyError as exc:
                 reason = describe_error(exc)
                 if self.error != reason:
@@ -110,10 +126,6 @@ class Monitor:
                 self.error = None
             self.confirmed_at = started
             self._versions = current
-        changed = [kind for kind in current if current[kind] != previous.get(kind)]
-        for kind in changed if previous else ():
-            for listener in self.listeners.get(kind, ()):
-                listener()
         return bool(changed)
 
     def state_age(self) -> float | None:

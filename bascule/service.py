@@ -46,8 +46,8 @@ class Services:
         self.monitor = Monitor(self.store, poll_interval=settings.poll_interval)
         # The monitor clears the caches whenever users or sessions change anywhere.
         self.auth = Auth(self.store, session_ttl=settings.session_ttl, cache_size=AUTH_CACHE_SIZE)
-        self.monitor.listeners["users"].append(self.auth.forget_users)
-        self.monitor.listeners["sessions"].append(self.auth.forget_sessions)
+        self.monitor.follow("users", self.auth.forget_users)
+        self.monitor.follow("sessions", self.auth.forget_sessions)
         self.throttle = Throttle(
             self.store,
             per_user=settings.failed_auth_per_user,

@@ -42,10 +42,12 @@ def monitor(store):
 def test_changes_made_elsewhere_are_followed(monitor, elsewhere, monkeypatch):
     monkeypatch.setattr(bascule.monitor, "SAFETY_INTERVAL", 60.0)  # no re-read but the signalled
     heard: Counter[str] = Counter()
-    monitor.listeners["users"].append(lambda: heard.update(["users"]))
-    monitor.listeners["sessions"].append(lambda: heard.update(["sessions"]))
+    monitor.follow("users", lambda: heard.update(["users"]))
+    monitor.follow("sessions", lambda: heard.update(["sessions"]))
     monitor.start()
     wait_for(lambda: monitor.confirmed_at is not None)  # its first look is done
+    assert heard == {"users": 1, "sessions": 1}  # every kind is loaded at the first look
+    heard.clear()
 
     Maintenance(elsewhere).enable(Actor.operator("root"))
     wait_for(lambda: monitor.state is not None)
