@@ -1,0 +1,5 @@
+"""``python -m bascule.cli``."""
+
+from bascule.cli import main
+
+main()
