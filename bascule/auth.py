@@ -15,8 +15,9 @@ from typing import Generic, TypeVar
 from argon2 import Parameters, PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from bascule.accounts import AlreadyExists
 from bascule.model import ADMIN, NAME_PATTERN, Actor, ActorKind, UserRecord, token_hash
-from bascule.store import AlreadyExists, Store
+from bascule.store import Store
 
 # argon2-cffi's default profile (RFC 9106, low memory: 3 passes over 64 MiB).
 HASH_PARAMETERS: Parameters = profiles.RFC_9106_LOW_MEMORY

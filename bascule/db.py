@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -199,3 +201,8 @@ def _shut_down(fileno: int) -> None:
         return
     with sock, suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+
+
+def upsert(table: Table, is_postgres: bool) -> Any:
+    """An INSERT of this database's dialect, which can do ON CONFLICT ... DO UPDATE."""
+    return (pg_insert if is_postgres else sqlite_insert)(table)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
+from bascule.accounts import AlreadyExists
 from bascule.model import (
     FULL,
     HISTORY,
@@ -39,7 +40,6 @@ from bascule.model import (
     require_rights,
     rfc3339,
 )
-from bascule.store import AlreadyExists
 
 if TYPE_CHECKING:
     from bascule.store import Store
