@@ -14,14 +14,13 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.types import ASGIApp, Scope
+from starlette.types import Scope
 
 from bascule.answers import encoded, envelope
 from bascule.auth import Attempt, Auth, AuthenticationFailed, Principal, Throttle
 from bascule.bypass import BypassTokens
 from bascule.config import Settings
 from bascule.db import engine_url
-from bascule.gate import Gate
 from bascule.maintenance import AutomaticMaintenance, Maintenance, maintenance_window
 from bascule.model import Actor, MaintenanceState, token_hash
 from bascule.monitor import Monitor
@@ -175,35 +174,6 @@ def follow(database_url: str | None, poll_interval: float) -> Monitor:
     monitor.refresh()
     monitor.start()
     return monitor
-
-
-class MaintenanceGate(Gate):
-    """The gate around any ASGI application, following a Bascule database::
-
-        app = MaintenanceGate(app, "sqlite:///bascule.db", allow=["/healthz"])
-
-    It follows that database from a thread of its own (``poll_interval`` on SQLite),
-    whoever changes it; given a ``monitor`` instead, whoever made the monitor starts and
-    stops it. The other options are the gate's (see gate.Gate).
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        database_url: str | None = None,
-        *,
-        monitor: Monitor | None = None,
-        poll_interval: float = 0.25,
-        **options: Any,
-    ) -> None:
-        if monitor is None:
-            monitor = follow(database_url, poll_interval)
-        super().__init__(app, monitor=monitor, **options)
-
-    def close(self) -> None:
-        """Stop following the database (for a gate built from a URL)."""
-        self.monitor.stop()
-        self.monitor.store.close()
 
 
 def bootstrap(services: Services) -> None:

@@ -8,6 +8,8 @@ import ast
 import fnmatch
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,9 +45,96 @@ def imports_at_load(module: Path) -> set[str]:
     return found
 
 
+def module_files() -> dict[str, Path]:
+    """Every module of Bascule's package by its dotted name (a package's own __init__ as
+    the package's name)."""
+    files = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if "migrations" in parts or parts[-1] == "__main__":
+            continue
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        files[name] = path
+    return files
+
+
 def bascule_graph() -> dict[str, set[str]]:
-    modules = {f"bascule.{p.stem}": p for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    modules = {name: path for name, path in module_files().items() if name.count(".") == 1}
     return {name: imports_at_load(path) & set(modules) for name, path in modules.items()}
+
+
+# docs/architecture.md's layers, from the server inwards: a module imports only modules
+# below its own (a package, here, stands for every module in it).
+LAYERS = [
+    "asgi",
+    "cli",
+    "standalone",
+    "app",
+    "protocol",
+    "gate",
+    "decision",
+    "page",
+    "middleware",
+    "errors",
+    "validation",
+    "spec",
+    "service",
+    "proxies",
+    "migrate",
+    "supervise",
+    "orphans",
+    "monitor",
+    "windows",
+    "maintenance",
+    "auth",
+    "bypass",
+    "schema",
+    "store",
+    "accounts",
+    "tables",
+    "db",
+    "exchange",
+    "answers",
+    "config",
+    "model",
+]
+
+
+def layer(module: str) -> str:
+    return module.split(".")[1] if module.count(".") else ""
+
+
+def test_every_module_of_bascule_has_its_layer():
+    assert {layer(name) for name in module_files()} - {""} == set(LAYERS)
+
+
+@pytest.mark.parametrize("module", sorted(module_files()))
+def test_a_module_imports_only_the_layers_below_its_own(module):
+    if module == "bascule":
+        return  # the package: lazily, what it offers (MaintenanceGate, automatic_maintenance)
+    here = LAYERS.index(layer(module))
+    imported = {i for i in imports_at_load(module_files()[module]) if i.startswith("bascule.")}
+    above = {i for i in imported if layer(i) != layer(module) and LAYERS.index(layer(i)) < here}
+    assert not above, f"{module} imports {above}, above it"
+
+
+def test_the_standalone_gate_loads_nothing_behind_it():
+    # What a gate in front of an application needs: no database, no connexion, no Argon2.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, bascule.gate; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    heavy = ("sqlalchemy", "connexion", "argon2", "psycopg", "alembic", "yaml", "bascule.store")
+    assert not [m for m in loaded if m.startswith(heavy)]
+
+
+def test_no_file_of_bascule_is_over_about_500_lines():
+    long = {
+        p.name: n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 520
+    }
+    assert not long, long
 
 
 def fail_on_cycle(graph: dict[str, set[str]]) -> None:
