@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 SCRIPT_LOCATION = "bascule:migrations"
 # The newest migration, known without importing Alembic (a command that only reads the
 # state starts faster): tests/test_schema.py keeps it equal to Alembic's head.
-HEAD = "0007"
+HEAD = "0008"
 
 
 class SchemaError(RuntimeError):
@@ -87,53 +87,105 @@ def _migrating(store: Store) -> Iterator[Connection]:
             yield conn
 
 
-# From this revision on, maintenance is stored as windows: an upgrade from before it
-# applies the steps up to it before it can hold maintenance while the others run.
+# From this revision on, maintenance is stored as windows.
 WINDOWS_REVISION = "0006"
 
 
-def hold_before_windows(store: Store, process: str, message: str, now: int) -> bool:
-    """Switch automatic maintenance on for ``process`` in a database whose schema is
-    older than WINDOWS_REVISION, as the Bascule that wrote it stores it (running
-    instances of that version see it within a second); True when it did, False when
-    maintenance was on already (the upgrade then runs under that one). The step to
-    WINDOWS_REVISION carries it over as the current window, the process's still."""
-    with _migrating(store) as conn:
-        tables = inspect(conn)
-        if (
-            tables.get_table_names()
-            and conn.execute(text("SELECT count(*) FROM maintenance_state")).scalar()
-        ):
-            return False
-        columns = {c["name"] for c in tables.get_columns("maintenance_state")}
-        row = {
-            "id": STATE_ID,
-            "user_name": process,
-            "user_triggered": False,
-            "progress_percent": 1,
-            "started_at": now,
-            "log_size": 2,
-        }
-        if "mode" in columns:  # from 0005
-            row["mode"] = "full"
-        names = ", ".join(row)
-        values = ", ".join(f":{name}" for name in row)
-        conn.execute(text(f"INSERT INTO maintenance_state ({names}) VALUES ({values})"), row)  # noqa: S608 (our own column names)
-        for entry in (STARTED_MESSAGE, message):
+class Holding:
+    """Automatic maintenance held by a process while the schema changes under it, written
+    as the schema of each moment stores it (any revision since the first: the domain's
+    queries read the schema of their own version, which is not there yet), so that the
+    instances still running, of the version before, see it and enforce it."""
+
+    def __init__(self, store: Store, process: str) -> None:
+        self.store, self.process = store, process
+
+    def hold(self, message: str, now: int) -> bool:
+        """Switch maintenance on for the process; True when it did, False when it was on
+        already (the upgrade then runs under that one, whoever holds it)."""
+        with _migrating(self.store) as conn:
+            if conn.execute(text("SELECT count(*) FROM maintenance_state")).scalar():
+                return False
+            columns = _columns(conn, "maintenance_state")
+            if "window_id" in columns:  # from WINDOWS_REVISION: a window, the current one
+                window_id = conn.execute(
+                    text(
+                        "INSERT INTO maintenance_windows (status, user_name, user_triggered,"
+                        " mode, created_at, started_at, log_size, auto_end) VALUES ('on',"
+                        " :u, :f, 'full', :now, :now, 0, :f) RETURNING id"
+                    ),
+                    {"u": self.process, "f": False, "now": now},
+                ).scalar_one()
+                conn.execute(
+                    text("INSERT INTO maintenance_state (id, window_id) VALUES (:id, :w)"),
+                    {"id": STATE_ID, "w": window_id},
+                )
+            else:  # before: the state holds who and since when
+                row = {"id": STATE_ID, "user_name": self.process, "user_triggered": False}
+                row |= {"progress_percent": None, "started_at": now, "log_size": 0}
+                if "mode" in columns:  # from 0005
+                    row["mode"] = "full"
+                names, values = ", ".join(row), ", ".join(f":{name}" for name in row)
+                conn.execute(
+                    text(f"INSERT INTO maintenance_state ({names}) VALUES ({values})"),  # noqa: S608 (our own column names)
+                    row,
+                )
+            for entry in (STARTED_MESSAGE, message):
+                _log(conn, self.process, entry, now)
+            _changed(conn)
+        return True
+
+    def say(self, message: str, progress: int, now: int) -> None:
+        """A message in the maintenance's log, and its progress."""
+        with _migrating(self.store) as conn:
             conn.execute(
-                text("INSERT INTO maintenance_log (date, user_name, message) VALUES (:d, :u, :m)"),
-                {"d": now, "u": process, "m": entry},
+                text("UPDATE maintenance_state SET progress_percent = :p"), {"p": progress}
             )
-        # The change counter of that version: a table of counters from 0003, a row before.
-        if "change_counters" in tables.get_table_names():
-            bumped = conn.execute(
-                text("UPDATE change_counters SET counter = counter + 1 WHERE kind = 'state'")
+            _log(conn, self.process, message, now)
+            _changed(conn)
+
+
+def _columns(conn: Connection, table: str) -> set[str]:
+    return {column["name"] for column in inspect(conn).get_columns(table)}
+
+
+def _log(conn: Connection, user: str, message: str, now: int) -> None:
+    """Append to the current maintenance's log, as the schema of now keeps it."""
+    entry = {"d": now, "u": user, "m": message}
+    if "window_id" in _columns(conn, "maintenance_log"):
+        conn.execute(
+            text(
+                "INSERT INTO maintenance_log (window_id, date, user_name, message)"
+                " VALUES ((SELECT window_id FROM maintenance_state), :d, :u, :m)"
+            ),
+            entry,
+        )
+        conn.execute(
+            text(
+                "UPDATE maintenance_windows SET log_size = log_size + 1"
+                " WHERE id = (SELECT window_id FROM maintenance_state)"
             )
-            if bumped.rowcount == 0:  # made by its first write
-                conn.execute(text("INSERT INTO change_counters VALUES ('state', 1)"))
-        else:
-            conn.execute(text("UPDATE bascule_versions SET state_version = state_version + 1"))
-    return True
+        )
+    else:
+        conn.execute(
+            text("INSERT INTO maintenance_log (date, user_name, message) VALUES (:d, :u, :m)"),
+            entry,
+        )
+        conn.execute(text("UPDATE maintenance_state SET log_size = log_size + 1"))
+
+
+def _changed(conn: Connection) -> None:
+    """Bump the state's change counter, as the schema of now keeps it (a table of counters
+    from 0003, a row before), so that every instance reloads the state."""
+    tables = inspect(conn).get_table_names()
+    if "change_counters" in tables:
+        bumped = conn.execute(
+            text("UPDATE change_counters SET counter = counter + 1 WHERE kind = 'state'")
+        )
+        if bumped.rowcount == 0:  # made by its first write
+            conn.execute(text("INSERT INTO change_counters VALUES ('state', 1)"))
+    else:
+        conn.execute(text("UPDATE bascule_versions SET state_version = state_version + 1"))
 
 
 def upgrade(
