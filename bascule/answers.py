@@ -60,12 +60,9 @@ def error_answer(code: int, message: str) -> tuple[list[tuple[bytes, bytes]], by
     return [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))], body
 
 
-# The gate's refusals, sent whole, as constant bytes.
-MAINTENANCE_BODY = encoded(error_envelope(Code.MAINTENANCE, "Maintenance mode is enabled."))
-READ_ONLY_BODY = encoded(
-    error_envelope(
-        Code.MAINTENANCE,
-        "Maintenance mode is enabled: the service is read-only, only GET, HEAD and OPTIONS"
-        " requests are served.",
-    )
+# The gate's refusals (page.Refusals says what stands beside them).
+FULL_REFUSAL = "Maintenance mode is enabled."
+READ_ONLY_REFUSAL = (
+    "Maintenance mode is enabled: the service is read-only, only GET, HEAD and OPTIONS"
+    " requests are served."
 )

@@ -161,7 +161,7 @@ class Decision:
             return deny, DENIED, b""
         if self.refusals is not None:
             self.refusals.count(path)
-        return self.refuser.answer(monitor.state, scope["headers"], False)
+        return self.refuser.answer(state, scope["headers"], False)
 
 
 def split_uri(uri: bytes) -> tuple[bytes, bytes]:

@@ -20,7 +20,6 @@ from urllib.parse import quote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bascule.answers import MAINTENANCE_BODY
 from bascule.bypass import (
     BYPASS_PARAM,
     bypass_redirect,
@@ -41,6 +40,7 @@ from bascule.model import READ_METHODS, READ_ONLY
 from bascule.page import DEFAULT_PAGE, SCANNED_HEADERS, Page, Refusals
 
 if TYPE_CHECKING:
+    from bascule.model import MaintenanceState
     from bascule.monitor import Monitor
 
 log = logging.getLogger(__name__)
@@ -180,16 +180,10 @@ class Gate:
                 return self.elsewhere(
                     {**scope, "headers": without_bypass(scope["headers"])}, receive, send
                 )
-            return self.refuse(scope, receive, send, path)
+            return self.refuse(scope, receive, send, path, state)
         if scope["type"] == "websocket":
             return refuse_websocket(
-                scope,
-                receive,
-                send,
-                503,
-                self.refuser.timed(state, self.refuser.headers),
-                MAINTENANCE_BODY,
-                WEBSOCKET_TRY_AGAIN_LATER,
+                scope, receive, send, 503, *self.refuser.envelope(state), WEBSOCKET_TRY_AGAIN_LATER
             )
         return self.elsewhere(scope, receive, send)
 
@@ -216,7 +210,9 @@ class Gate:
         secure = scope.get("scheme") == "https"
         return bypass_redirect(location, token, found, secure, self.monitor.bypass.clock())
 
-    async def refuse(self, scope: Scope, receive: Receive, send: Send, path: bytes) -> None:
+    async def refuse(
+        self, scope: Scope, receive: Receive, send: Send, path: bytes, state: MaintenanceState
+    ) -> None:
         """Answer 503 (the page to a browser, the envelope to anyone else), unless the
         request carries a valid bypass token in a header or a cookie: then it goes
         through. ``path`` is the request's, as sent."""
@@ -234,7 +230,6 @@ class Gate:
         if self.refusals is not None:
             self.refusals.count(path)
             scope["bascule.refused"] = True  # for the access log: counted, not written
-        state = self.monitor.state
         status, headers, body = self.refuser.answer(
             state, scope["headers"], scope["method"] == "HEAD"
         )

@@ -18,6 +18,7 @@ from bascule.accounts import AlreadyExists
 from bascule.model import (
     FULL,
     HISTORY,
+    READ_ONLY,
     STARTED_MESSAGE,
     Actor,
     ActorKind,
@@ -42,7 +43,7 @@ from bascule.model import (
 )
 
 if TYPE_CHECKING:
-    from bascule.store import Store
+    from bascule.store import Store, Tx
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,10 @@ class Maintenance:
 
         A first ``message`` and ``progress`` are checked before anything changes and
         recorded in the same transaction: maintenance never goes on without them.
+
+        A process whose own maintenance is on, held by a run of it that ended (failed, or
+        silent past its lease), takes it over: the maintenance goes on, never off between
+        the tries, and the log says so. A live run of the same process is refused.
         """
         require_rights(actor)
         check_update(message, progress)
@@ -113,7 +118,7 @@ class Maintenance:
         state = MaintenanceState(
             user=actor.name,
             user_triggered=not process,
-            progress_percent=1 if progress is None else progress,
+            progress_percent=progress,
             started_at=now,
             log=tuple(log),
             log_size=len(log),
@@ -122,7 +127,12 @@ class Maintenance:
             lease_renewed_at=now if process and lease_ttl else None,
         )
         with self.store.write("state") as tx:
-            if tx.load_state(with_log=False) is not None:
+            current = tx.load_state(with_log=False)
+            if current is not None and retries(actor, current, now):
+                taken = self._take_over(tx, actor, current, state, now)
+                self._changed()
+                return taken
+            if current is not None:
                 raise AlreadyEnabled()
             try:
                 window_id = tx.insert_state(state)
@@ -131,23 +141,71 @@ class Maintenance:
         self._changed()
         return dataclasses.replace(state, window_id=window_id)
 
-    def update(self, actor: Actor, message: str | None = None, progress: int | None = None) -> None:
-        """Post a message to the log and/or set the progress (None changes nothing)."""
+    def _take_over(
+        self, tx: Tx, actor: Actor, current: MaintenanceState, new: MaintenanceState, now: int
+    ) -> MaintenanceState:
+        """``actor``'s new run holds its own maintenance again: one transaction, the log
+        saying which run ended how, and what the new one said."""
+        ended = current.holder_outcome or "stopped renewing its lease"
+        tx.hold_again(new.lease_ttl, now)
+        if new.mode != current.mode:
+            tx.set_mode(current.window_id, new.mode)
+        if new.progress_percent is not None:
+            tx.set_progress(new.progress_percent)
+        took = (
+            f"Retried by the process '{actor.name}': its run of {rfc3339(current.started_at)}"
+            f" {ended}; maintenance stayed on, and is held by the new run."
+        )
+        for entry in (LogEntry(now, actor.name, took), *new.log[1:]):
+            tx.append_log(current.window_id, entry)
+        taken = tx.load_state(with_log=False)
+        assert taken is not None
+        return taken
+
+    def holder_ended(self, actor: Actor, window_id: int, outcome: str, message: str) -> None:
+        """The process ``actor`` ended its work on the window ``window_id`` failing
+        (``outcome``: "exited with status 3"; ``message`` for the log), leaving maintenance
+        on: its lease ends now, so that an ADMIN may release it, or a new run of it take
+        it over, at once."""
+        now = self.clock()
+        with self.store.write("state") as tx:
+            state = tx.load_state(with_log=False)
+            if state is None or state.window_id != window_id or state.user != actor.name:
+                return  # ended or released meanwhile: no longer its own
+            tx.end_holder(now, outcome)
+            tx.append_log(window_id, LogEntry(now, actor.name, message))
+        self._changed()
+
+    def set_mode(self, actor: Actor, mode: str) -> None:
+        """Change the mode of the maintenance on (full, read-only) in one step: the site
+        never opens between the two."""
+        self.update(actor, mode=mode)
+
+    def update(
+        self,
+        actor: Actor,
+        message: str | None = None,
+        progress: int | None = None,
+        mode: str | None = None,
+    ) -> None:
+        """Post a message to the log, set the progress and/or change the mode, in one
+        transaction (None changes nothing; a new mode is said in the log)."""
         require_rights(actor)
         check_update(message, progress)
-        if message is None and progress is None:
-            with self.store.read() as tx:
-                _require_owner(actor, tx.load_state(with_log=False), "update")
-            return
+        if mode is not None:
+            check_mode(mode)
         with self.store.write("state") as tx:
             state = tx.load_state(with_log=False)
             _require_owner(actor, state, "update")
             assert state is not None
+            now = self.clock()
+            if mode is not None and mode != state.mode:
+                tx.set_mode(state.window_id, mode)
+                tx.append_log(state.window_id, LogEntry(now, actor.name, MODE_MESSAGES[mode]))
             if progress is not None:
                 tx.set_progress(progress)
             if message is not None:
-                entry = LogEntry(self.clock(), actor.name, message)
-                tx.append_log(state.window_id, entry)
+                tx.append_log(state.window_id, LogEntry(now, actor.name, message))
         self._changed()
 
     def disable(self, actor: Actor) -> None:
@@ -221,6 +279,24 @@ class Maintenance:
     def _changed(self) -> None:
         if self.listener is not None:
             self.listener.refresh()
+
+
+# What the log says of a change of mode.
+MODE_MESSAGES = {
+    FULL: "Mode: full maintenance; every request is refused.",
+    READ_ONLY: "Mode: read-only; GET, HEAD and OPTIONS requests go through again.",
+}
+
+
+def retries(actor: Actor, state: MaintenanceState, now: int) -> bool:
+    """Whether ``actor`` is a new run of the process that holds ``state`` and whose run
+    ended (failed, or silent past its lease): it takes its maintenance over."""
+    return (
+        actor.kind is ActorKind.PROCESS
+        and not state.user_triggered
+        and state.user == actor.name
+        and state.holder_alive(now) is False
+    )
 
 
 def _require_owner(actor: Actor, state: MaintenanceState | None, verb: str) -> None:
@@ -333,7 +409,14 @@ def maintenance_window(
             # Someone may have ended this maintenance meanwhile: the body's error matters more.
             with suppress(MaintenanceError):
                 reason = str(exc) or type(exc).__name__
-                maintenance.update(actor, message=printable(f"Failed: {reason}"))
+                failed = printable(f"Failed: {reason}")
+                if lease is not None and not always_off:
+                    # Its run ended: its lease too, so that a retry or a release need not
+                    # wait for the lease to run out.
+                    outcome = getattr(exc, "outcome", None) or "failed"
+                    maintenance.holder_ended(actor, state.window_id, outcome, failed)
+                else:
+                    maintenance.update(actor, message=failed)
                 if always_off:
                     maintenance.disable(actor)
             raise

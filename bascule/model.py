@@ -97,6 +97,10 @@ class MaintenanceState:
     lease_renewed_at: int | None = None  # epoch ms
     released_from: str | None = None
     auto_end: bool = False  # a planned window that ends by itself at planned_end
+    # The holding process ended its work, failing, and left maintenance on: when, and how
+    # ("exited with status 3"). Its lease ended with it.
+    holder_ended_at: int | None = None
+    holder_outcome: str | None = None
 
     @classmethod
     def current(
@@ -107,6 +111,8 @@ class MaintenanceState:
         lease_ttl: int | None,
         lease_renewed_at: int | None,
         log: tuple[LogEntry, ...],
+        holder_ended_at: int | None = None,
+        holder_outcome: str | None = None,
     ) -> MaintenanceState:
         """The state of the current window: held by who started it, or by the ADMIN who
         released it from a process (as if they had switched it on themselves)."""
@@ -126,6 +132,8 @@ class MaintenanceState:
             lease_renewed_at=lease_renewed_at,
             released_from=window.user if released else None,
             auto_end=window.auto_end,
+            holder_ended_at=holder_ended_at,
+            holder_outcome=holder_outcome,
         )
 
     @property
@@ -134,10 +142,18 @@ class MaintenanceState:
         return self.mode == READ_ONLY
 
     def holder_alive(self, now: int) -> bool | None:
-        """Whether the process holding it renewed its lease in time (None: no lease)."""
+        """Whether the process holding it renewed its lease in time and has not ended its
+        work (None: no lease)."""
         if self.lease_ttl is None or self.lease_renewed_at is None:
             return None
+        if self.holder_ended_at is not None:
+            return False
         return now < self.lease_renewed_at + self.lease_ttl * 1000
+
+    @property
+    def progress_posted(self) -> bool:
+        """Whether someone posted a progress (the wire shows Alien4Cloud's 1 until then)."""
+        return self.progress_percent is not None
 
     def as_json(self, now: int) -> dict[str, Any]:
         """The wire form (Alien4Cloud's MaintenanceModeState, plus what Bascule adds)."""
@@ -147,12 +163,16 @@ class MaintenanceState:
                 "ttl": self.lease_ttl,
                 "renewedAt": self.lease_renewed_at,
                 "alive": bool(self.holder_alive(now)),
+                "endedAt": self.holder_ended_at,
+                "outcome": self.holder_outcome,
             }
         return {
             "id": STATE_ID,
             "user": self.user,
             "userTriggered": self.user_triggered,
-            "progressPercent": self.progress_percent,
+            # Alien4Cloud's value until someone posts one (progressSet says whether).
+            "progressPercent": 1 if self.progress_percent is None else self.progress_percent,
+            "progressSet": self.progress_posted,
             "log": [entry.as_json() for entry in self.log],
             "logSize": self.log_size,
             "mode": self.mode,

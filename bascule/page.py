@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bascule.answers import MAINTENANCE_BODY, READ_ONLY_BODY
+from bascule.answers import FULL_REFUSAL, READ_ONLY_REFUSAL, Code, encoded, error_envelope
 from bascule.config import MAX_RETRY_AFTER
 from bascule.exchange import NOT_FRAMED
 from bascule.model import READ_ONLY, now_ms, utc
@@ -78,7 +78,7 @@ class Page:
             planned = f"Planned to end at {utc(state.planned_end):%Y-%m-%d %H:%M} UTC"
             planned += "; it is taking longer than planned." if late else "."
         values = {
-            "message": state.log[-1].message if state.log else DEFAULT_MESSAGE,
+            "message": latest_message(state),
             "progress": str(progress or 0),
             "progress_text": f"{progress}%" if progress is not None else "unknown",
             "since_iso": since.isoformat(timespec="seconds"),
@@ -106,49 +106,73 @@ def retry_after(state: MaintenanceState, configured: int, now: int) -> int:
 
 class Refusals:
     """The 503 a refused visitor gets: the page to a browser, the envelope to anyone
-    else, with Retry-After: the configured seconds, or the time left to a planned end."""
+    else, with Retry-After: the configured seconds, or the time left to a planned end.
+
+    The envelope is Alien4Cloud's refusal (``data`` null, ``error`` code 0 and its
+    message), and beside them what a browser's page says, in ``maintenance``, which
+    Alien4Cloud's clients ignore: the operator's latest message, the mode, since when,
+    the planned end, the seconds to retry after, the progress if one was posted.
+    Rendered once per state (and per second left to a planned end)."""
 
     def __init__(self, page: Page, clock: Callable[[], int]) -> None:
         self.page, self.clock = page, clock
-        self.headers = [
+        self._cache: tuple[MaintenanceState, int, list[tuple[bytes, bytes]], bytes] | None = None
+
+    def seconds(self, state: MaintenanceState) -> int:
+        """The Retry-After of a refusal in ``state``."""
+        if state.planned_end is None:  # no clock to read
+            return self.page.retry_after
+        return retry_after(state, self.page.retry_after, self.clock())
+
+    def envelope(self, state: MaintenanceState) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        """The headers and body of the refusal's envelope in ``state``."""
+        seconds = self.seconds(state)
+        cached = self._cache
+        if cached is not None and cached[0] is state and cached[1] == seconds:
+            return cached[2], cached[3]
+        refused = READ_ONLY_REFUSAL if state.mode == READ_ONLY else FULL_REFUSAL
+        document = error_envelope(Code.MAINTENANCE, refused)
+        document["maintenance"] = {
+            "message": latest_message(state),
+            "mode": state.mode,
+            "since": state.started_at,
+            "plannedEnd": state.planned_end,
+            "retryAfter": seconds,
+            "progress": state.progress_percent,
+        }
+        body = encoded(document)
+        headers = [
             (b"content-type", b"application/json"),
-            (b"content-length", str(len(MAINTENANCE_BODY)).encode()),
-            (b"retry-after", str(page.retry_after).encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(seconds).encode()),
             (b"cache-control", b"no-store"),
         ]
-        self.read_only_headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(READ_ONLY_BODY)).encode()),
-            *self.headers[2:],
-        ]
+        self._cache = (state, seconds, headers, body)
+        return headers, body
 
     def answer(
-        self, state: MaintenanceState | None, headers: list[tuple[bytes, bytes]], head: bool
+        self, state: MaintenanceState, headers: list[tuple[bytes, bytes]], head: bool
     ) -> Answer:
         """The answer to a refused request with ``headers`` in ``state``."""
         # Browsers send Accept among their first headers; a request with thousands of
         # headers (a server that lets them through) costs no more than one with a few.
         for name, value in headers[:SCANNED_HEADERS]:
             if name == b"accept":
-                if state is not None and prefers_html(value):
+                if prefers_html(value):
                     body = self.page.render(state, self.clock)
                     page_headers = [
                         (b"content-type", b"text/html; charset=utf-8"),
                         (b"content-length", str(len(body)).encode()),
-                        *self.timed(state, self.headers[2:]),
+                        (b"retry-after", str(self.seconds(state)).encode()),
+                        (b"cache-control", b"no-store"),
                         *NOT_FRAMED,
                     ]
                     return 503, page_headers, b"" if head else body
                 break
-        if state is not None and state.mode == READ_ONLY:
-            return 503, self.timed(state, self.read_only_headers), b"" if head else READ_ONLY_BODY
-        return 503, self.timed(state, self.headers), b"" if head else MAINTENANCE_BODY
+        answer_headers, body = self.envelope(state)
+        return 503, answer_headers, b"" if head else body
 
-    def timed(
-        self, state: MaintenanceState | None, headers: list[tuple[bytes, bytes]]
-    ) -> list[tuple[bytes, bytes]]:
-        """``headers``, with the time left to a planned end as Retry-After, if any."""
-        if state is None or state.planned_end is None:
-            return headers
-        seconds = retry_after(state, self.page.retry_after, self.clock())
-        return [(n, str(seconds).encode() if n == b"retry-after" else v) for n, v in headers]
+
+def latest_message(state: MaintenanceState) -> str:
+    """What the page says: the latest message of the log."""
+    return state.log[-1].message if state.log else DEFAULT_MESSAGE

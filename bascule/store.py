@@ -235,6 +235,8 @@ class Tx(AccountQueries):
             lease_ttl=row.lease_ttl,
             lease_renewed_at=row.lease_renewed_at,
             log=tuple(_log_entry(r) for r in reversed(tail)),
+            holder_ended_at=row.holder_ended_at,
+            holder_outcome=row.holder_outcome,
         )
 
     def log_page(self, window_id: int, offset: int, limit: int) -> Sequence[LogEntry]:
@@ -335,9 +337,38 @@ class Tx(AccountQueries):
         )
         return result.rowcount == 1
 
+    def end_holder(self, now: int, outcome: str) -> None:
+        """The holding process ended its work (``outcome``), its lease with it."""
+        self.conn.execute(
+            update(maintenance_state).values(holder_ended_at=now, holder_outcome=outcome)
+        )
+
+    def hold_again(self, lease_ttl: int | None, now: int) -> None:
+        """The holding process holds the current window again, with a new lease."""
+        self.conn.execute(
+            update(maintenance_state).values(
+                lease_ttl=lease_ttl,
+                lease_renewed_at=None if lease_ttl is None else now,
+                holder_ended_at=None,
+                holder_outcome=None,
+            )
+        )
+
+    def set_mode(self, window_id: int, mode: str) -> None:
+        """Change the mode of a window."""
+        self.conn.execute(
+            update(maintenance_windows)
+            .where(maintenance_windows.c.id == window_id)
+            .values(mode=mode)
+        )
+
     def release(self, window_id: int, by: str) -> None:
         """Hand the current window over to ``by``: no lease, user-triggered from now."""
-        self.conn.execute(update(maintenance_state).values(lease_ttl=None, lease_renewed_at=None))
+        self.conn.execute(
+            update(maintenance_state).values(
+                lease_ttl=None, lease_renewed_at=None, holder_ended_at=None, holder_outcome=None
+            )
+        )
         self.conn.execute(
             update(maintenance_windows)
             .where(maintenance_windows.c.id == window_id)

@@ -34,6 +34,7 @@ class CommandFailed(Exception):
         )
         super().__init__(f"the command {shlex.join(command)!r} {how}")
         self.returncode = returncode
+        self.outcome = how  # what the state says of its holder: its run "exited with status 3"
 
 
 def runnable(command: list[str]) -> str:

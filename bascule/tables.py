@@ -84,6 +84,9 @@ maintenance_state = Table(
     # The lease of the process holding it: its length (seconds) and last renewal.
     Column("lease_ttl", Integer, nullable=True),
     Column("lease_renewed_at", BigInteger, nullable=True),
+    # The holding process ended its work, failing: when, and how. Its lease ended then.
+    Column("holder_ended_at", BigInteger, nullable=True),
+    Column("holder_outcome", String(255), nullable=True),
 )
 
 maintenance_log = Table(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,22 @@ def _constant(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> A
 
 
 def _refuse(retry_after: int) -> Any:
-    """The gate's refusal, byte for byte: its body, its headers."""
-    from bascule.answers import MAINTENANCE_BODY as body
-
+    """The gate's refusal, byte for byte: its body (BENCH_REFUSAL, as the gate answered
+    it, in the state of the run), its headers."""
+    body = os.environ["BENCH_REFUSAL"].encode() if "BENCH_REFUSAL" in os.environ else _sample()
     extra = (b"retry-after", str(retry_after).encode()), (b"cache-control", b"no-store")
     return _constant(503, _headers(body, *extra), body)
+
+
+def _sample() -> bytes:
+    """A refusal as the gate answers one: what a maintenance of now, switched on by
+    root, says (for the instruction counts, where no Bascule is asked)."""
+    from bascule.model import STARTED_MESSAGE, LogEntry, MaintenanceState, now_ms
+    from bascule.page import DEFAULT_PAGE, Page, Refusals
+
+    now = now_ms()
+    state = MaintenanceState("root", True, None, now, (LogEntry(now, "root", STARTED_MESSAGE),))
+    return Refusals(Page(DEFAULT_PAGE, 120), now_ms).envelope(state)[1]
 
 
 downstream = _constant(200, _headers(SHOP), SHOP)

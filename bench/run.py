@@ -351,9 +351,12 @@ class Bench:
 
     def goal_1(self) -> None:
         """The gate refusing, against a bare ASGI callable answering the same bytes."""
-        a = Side("bare ASGI 503", self.launch("refuse", [*APPS, "refuse"]), "/shop", 503)
         bascule = self.enable(self.bascule("refusing"))
         b = Side("Bascule, maintenance on", bascule, "/shop", 503)
+        # The bare callable answers the bytes Bascule answers now (they tell its state).
+        refusal = call(bascule.port, "GET", "/shop", {})[2]
+        bare = self.launch("refuse", [*APPS, "refuse"], BENCH_REFUSAL=refusal.decode())
+        a = Side("bare ASGI 503", bare, "/shop", 503)
         self.same_answers(a, b)
         self.pair("1. Gate refusing: GET /shop, 503", a, b, 0.9)
 
@@ -425,9 +428,12 @@ class Bench:
         """The decision endpoint, allowing and refusing, against bare ASGI callables."""
         for kind, status, state, row in (("allow", 200, "off", "6a"), ("refuse", 503, "on", "6r")):
             server = self.bascule(f"deciding-{state}")
-            if status == 503:
+            answered = {}
+            if status == 503:  # the bare callable answers the bytes Bascule answers now
                 self.enable(server)
-            bare = self.launch(kind, [*APPS, kind])
+                refusal = call(server.port, "GET", DECISION_PATH, dict(ASKS))[2]
+                answered["BENCH_REFUSAL"] = refusal.decode()
+            bare = self.launch(kind, [*APPS, kind], **answered)
             a = Side(f"bare ASGI {status}", bare, DECISION_PATH, status, dict(ASKS))
             b = Side(f"Bascule, maintenance {state}", server, DECISION_PATH, status, dict(ASKS))
             self.same_answers(a, b)

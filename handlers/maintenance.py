@@ -37,6 +37,7 @@ def update_maintenance(body: dict[str, Any], token_info: dict[str, Any]) -> Answ
         token_info["principal"].actor(),
         message=body.get("message"),
         progress=body.get("progressPercentage"),
+        mode=body.get("mode"),
     )
     return envelope(), 201
 

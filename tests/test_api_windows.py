@@ -123,6 +123,24 @@ def test_a_planned_window_starts_by_itself_and_says_when_it_ends(app, client):
     assert refused.status_code == 503
     # Retry-After is the time left to the planned end, not the configured 120 s
     assert 3500 <= int(refused.headers["retry-after"]) <= 3600
+    # An API client learns what a browser's page says: the message, the end, the wait.
+    told = refused.json()["maintenance"]
+    assert (told["message"], told["plannedEnd"]) == ("Planned upgrade", state["plannedEnd"])
+    assert told["retryAfter"] == int(refused.headers["retry-after"])
+
+
+def test_the_mode_changes_while_on_through_the_api(client):
+    ok(client.post("/rest/v1/maintenance", headers=ADMIN), 201)
+    assert client.get("/shop").status_code == 503
+    ok(client.put("/rest/v1/maintenance", json={"mode": "read-only"}, headers=ADMIN), 201)
+    state = ok(client.get("/rest/v1/maintenance", headers=VIEWER), 200)
+    assert state["mode"] == "read-only" and "read-only" in state["log"][-1]["message"]
+    assert client.get("/shop").status_code == 404  # through the gate: reads go on
+    assert client.post("/shop").status_code == 503
+    error(client.put("/rest/v1/maintenance", json={"mode": "half"}, headers=ADMIN), 400, 501)
+    error(client.put("/rest/v1/maintenance", json={"mode": "full"}, headers=VIEWER), 403, 102)
+    ok(client.put("/rest/v1/maintenance", json={"mode": "full"}, headers=ADMIN), 201)
+    assert client.get("/shop").status_code == 503
 
 
 def test_release_refused_while_the_holder_lives_then_taken_over(app, client, settings):

@@ -208,9 +208,20 @@ def test_refusal_is_the_maintenance_envelope(gate, maintenance, monitor):
     assert headers[b"content-type"] == b"application/json"
     assert headers[b"retry-after"] == b"30"
     assert headers[b"cache-control"] == b"no-store"
-    assert json.loads(body["body"]) == {
-        "data": None,
-        "error": {"code": 0, "message": "Maintenance mode is enabled."},
+    refusal = json.loads(body["body"])
+    # Alien4Cloud's refusal, and beside it what a browser's page says, for API clients.
+    assert (refusal["data"], refusal["error"]) == (
+        None,
+        {"code": 0, "message": "Maintenance mode is enabled."},
+    )
+    state = monitor.state
+    assert refusal["maintenance"] == {
+        "message": STARTED_MESSAGE,
+        "mode": "full",
+        "since": state.started_at,
+        "plannedEnd": None,
+        "retryAfter": 30,
+        "progress": state.progress_percent,
     }
     assert int(headers[b"content-length"]) == len(body["body"])
     assert gate.app.seen == []

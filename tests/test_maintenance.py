@@ -40,7 +40,9 @@ def test_enable_records_user_progress_and_first_log_entry(maintenance):
     state = maintenance.state()
     assert state.user == "alice"
     assert state.user_triggered is True
-    assert state.progress_percent == 1
+    assert state.progress_percent is None and not state.progress_posted  # none posted
+    shown = state.as_json(1_700_000_000_000)
+    assert (shown["progressPercent"], shown["progressSet"]) == (1, False)  # Alien4Cloud's 1
     assert [(e.date, e.user, e.message) for e in state.log] == [
         (1_700_000_000_000, "alice", STARTED_MESSAGE)
     ]

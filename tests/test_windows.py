@@ -14,6 +14,8 @@ from bascule.model import (
     STARTED_MESSAGE,
     Actor,
     ActorKind,
+    AlreadyEnabled,
+    Forbidden,
     HolderAlive,
     InvalidUpdate,
     NoSuchWindow,
@@ -303,7 +305,13 @@ def test_a_process_lease_is_alive_while_renewed_then_may_be_released(maintenance
     clock.now += 30_000  # silent for 30 s
     silent = maintenance.state()
     assert silent.holder_alive(clock()) is False
-    assert silent.as_json(clock())["lease"] == {"ttl": 30, "renewedAt": T0 + 20_000, "alive": False}
+    assert silent.as_json(clock())["lease"] == {
+        "ttl": 30,
+        "renewedAt": T0 + 20_000,
+        "alive": False,
+        "endedAt": None,
+        "outcome": None,
+    }
     with pytest.raises(Exception, match="sufficient rights"):
         maintenance.release(BOB, "not mine")
     with pytest.raises(InvalidUpdate):
@@ -400,3 +408,79 @@ def test_automatic_maintenance_refuses_a_lease_out_of_range(database_url):
         automatic_maintenance(database_url, "deploy", lease_ttl=0),
     ):
         pass
+
+
+# -- a run that failed, and its retry ---------------------------------------------------
+
+
+class Deploy(Exception):
+    """A deploy that failed, as supervise.CommandFailed says it."""
+
+    outcome = "exited with status 3"
+
+
+def test_a_failed_run_ends_its_lease_so_release_needs_no_wait(maintenance, clock):
+    with pytest.raises(Deploy), maintenance_window(maintenance, DEPLOY, lease_ttl=30):
+        raise Deploy("the command './deploy.sh' exited with status 3")
+    state = maintenance.state()
+    assert state is not None  # left on, for someone to look
+    assert state.holder_alive(clock()) is False  # at once, not 30 s later
+    lease = state.as_json(clock())["lease"]
+    assert (lease["alive"], lease["outcome"], lease["endedAt"]) == (
+        False,
+        "exited with status 3",
+        clock(),
+    )
+    assert state.log[-1].message == "Failed: the command './deploy.sh' exited with status 3"
+    released = maintenance.release(ALICE, "it failed; I take it")
+    assert released.user == "alice" and released.lease_ttl is None
+
+
+def test_a_retry_takes_over_its_failed_run_and_a_live_run_is_refused(maintenance, clock):
+    with pytest.raises(Deploy), maintenance_window(maintenance, DEPLOY, lease_ttl=30):
+        raise Deploy("failed")
+    first = maintenance.state()
+    clock.now += MINUTE
+    retried = maintenance.enable(DEPLOY, message="second try", lease_ttl=30)
+    assert retried.window_id == first.window_id  # the same maintenance: never off between
+    assert retried.holder_alive(clock()) is True and retried.holder_outcome is None
+    messages = [e.message for e in maintenance.state().log]
+    assert messages[-2].startswith("Retried by the process 'deploy': its run of")
+    assert "exited with status 3" in messages[-2] and messages[-1] == "second try"
+    with pytest.raises(AlreadyEnabled):  # two live runs of one process: refused
+        maintenance.enable(DEPLOY, lease_ttl=30)
+    with pytest.raises(AlreadyEnabled):  # another process: refused, even once it ends
+        maintenance.enable(Actor.process("backup"), lease_ttl=30)
+    assert maintenance.history(0, 10)[0] == 1
+
+
+def test_a_run_silent_past_its_lease_is_taken_over_by_its_retry(maintenance, clock):
+    first = maintenance.enable(DEPLOY, lease_ttl=30)
+    clock.now += 31_000  # killed outright: no word, its lease ran out
+    retried = maintenance.enable(DEPLOY, lease_ttl=30)
+    assert retried.window_id == first.window_id
+    assert "stopped renewing its lease" in maintenance.state().log[-1].message
+
+
+def test_the_mode_changes_while_on_in_one_step_and_the_log_says_so(maintenance):
+    maintenance.enable(ALICE)
+    maintenance.set_mode(ALICE, "read-only")
+    state = maintenance.state()
+    assert state.read_only and "read-only" in state.log[-1].message
+    maintenance.update(ALICE, message="reads are safe", progress=60, mode="full")
+    state = maintenance.state()
+    assert (state.mode, state.progress_percent) == ("full", 60)
+    assert [e.message for e in state.log][-2:] == [
+        "Mode: full maintenance; every request is refused.",
+        "reads are safe",
+    ]
+    maintenance.set_mode(ALICE, "full")  # the same mode: nothing said
+    assert maintenance.state().log_size == state.log_size
+    with pytest.raises(Forbidden):
+        maintenance.set_mode(BOB, "read-only")
+    with pytest.raises(InvalidUpdate):
+        maintenance.set_mode(ALICE, "half")
+    maintenance.disable(ALICE)
+    maintenance.enable(DEPLOY)
+    with pytest.raises(NotYours):  # automatic maintenance: its process's to change
+        maintenance.set_mode(ALICE, "read-only")

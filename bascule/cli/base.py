@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bascule import config
 from bascule.auth import UserError
-from bascule.cli.text import shown, utc_text
+from bascule.cli.text import holder_ended, shown, utc_text
 from bascule.config import Settings
 from bascule.db import DatabaseUrlError
 from bascule.maintenance import Maintenance
@@ -96,10 +96,7 @@ def held(store: Store) -> str:
         who, ends = f"switched on by {state.user!r}", "bascule maintenance off"
     elif state.holder_alive(store.now()) is False:
         assert state.lease_renewed_at is not None
-        who = (
-            f"automatic, held by the process {state.user!r}, "
-            f"silent since {utc_text(state.lease_renewed_at)}"
-        )
+        who = f"automatic, held by the process {state.user!r}, {holder_ended(state)}"
         ends = (
             "bascule maintenance release --reason '...'` hands it to you, and "
             "`bascule maintenance off"

@@ -11,6 +11,7 @@ from bascule.cli.text import describe, shown, utc_text, window_line
 from bascule.maintenance import Maintenance
 from bascule.model import (
     FULL,
+    MODES,
     READ_ONLY,
 )
 
@@ -78,6 +79,20 @@ def maintenance_update(
     with opened(database_url) as store:
         Maintenance(store).update(actor(process, user), message=message, progress=progress)
     click.echo("Maintenance updated")
+
+
+@maintenance_group.command("mode")
+@click.argument("mode", type=click.Choice(MODES))
+@actor_options
+@database_option
+def maintenance_mode(
+    mode: str, process: str | None, user: str | None, database_url: str | None
+) -> None:
+    """Change the mode of the maintenance on, in one step: full (every request refused)
+    or read-only (GET, HEAD and OPTIONS go through). The site never opens between."""
+    with opened(database_url) as store:
+        Maintenance(store).set_mode(actor(process, user), mode)
+    click.echo(f"Maintenance is on ({mode})")
 
 
 @maintenance_group.command("off")

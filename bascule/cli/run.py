@@ -77,8 +77,17 @@ def run(
         except CannotRun as exc:
             raise click.ClickException(str(exc)) from None
         except CommandFailed as exc:
-            state = "off" if always_off else "still on"
-            click.echo(f"bascule: {exc}; maintenance is {state}", err=True)
+            if always_off:
+                click.echo(f"bascule: {exc}; maintenance is off", err=True)
+            else:
+                again = shlex.join(["bascule", "run", "--process", process, "--", *argv])
+                click.echo(
+                    f"bascule: {exc}; maintenance is still on. Next: retry with `{again}`"
+                    " (it takes the maintenance over), hand it to an administrator with"
+                    " `bascule maintenance release --reason '...'`, or end it with"
+                    f" `bascule maintenance off --process {shlex.quote(process)}`.",
+                    err=True,
+                )
             sys.exit(exc.returncode if exc.returncode > 0 else 1)
         except LeaseLost:
             click.echo(

@@ -38,9 +38,9 @@ def describe(state: MaintenanceState | None, now: int) -> str:
     kind = "user-triggered" if state.user_triggered else "automatic"
     if state.read_only:
         kind = f"read-only, {kind}"
+    done = f", {state.progress_percent}% done" if state.progress_posted else ""
     lines = [
-        f"Maintenance is on ({kind}, by {state.user}, since {utc_text(state.started_at)}),"
-        f" {state.progress_percent}% done."
+        f"Maintenance is on ({kind}, by {state.user}, since {utc_text(state.started_at)}){done}."
     ]
     if state.planned_end is not None:
         late = " (overrunning)" if state.planned_end <= now else ""
@@ -48,13 +48,23 @@ def describe(state: MaintenanceState | None, now: int) -> str:
     alive = state.holder_alive(now)
     if alive is False and state.lease_renewed_at is not None:
         lines.append(
-            f"The process {state.user} stopped answering at {utc_text(state.lease_renewed_at)}:"
-            " `bascule maintenance release --reason '...'` takes it over."
+            f"The process {state.user} {holder_ended(state)}: run it again"
+            f" (`bascule run --process {state.user} -- ...`) and it takes its maintenance"
+            " over; `bascule maintenance release --reason '...'` hands it to you."
         )
     if state.released_from is not None:
         lines.append(f"Released from the process {state.released_from}.")
     lines += [f"  {entry.user}: {entry.message}" for entry in state.log]
     return "\n".join(map(shown, lines))
+
+
+def holder_ended(state: MaintenanceState) -> str:
+    """How the run of the process holding ``state`` ended: "exited with status 3 at
+    ...", or, a run that said nothing, "stopped answering at ..." (its last renewal)."""
+    if state.holder_ended_at is not None:
+        return f"{state.holder_outcome} at {utc_text(state.holder_ended_at)}"
+    assert state.lease_renewed_at is not None
+    return f"stopped answering at {utc_text(state.lease_renewed_at)}"
 
 
 def lasted(seconds: int) -> str:
