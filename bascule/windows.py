@@ -253,13 +253,28 @@ def calendar_text(text: str) -> str:
     return _CONTROLS.sub(" ", _LINE_BREAKS.sub("\n", text))
 
 
-def parse_time(text: str, what: str) -> int:
-    """An RFC 3339 time with its offset, in epoch milliseconds."""
+# A time from now, as people say it: "+1h", "+1h30m", "in 30 minutes", "in 2 hours".
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SHORT = re.compile(r"\+((?:\d{1,6}[smhd])+)")
+_SPOKEN = re.compile(
+    r"in\s+((?:\d{1,6}\s*(?:seconds?|minutes?|hours?|days?)(?:\s*(?:,|and)?\s*)?)+)", re.I
+)
+_PART = re.compile(r"(\d{1,6})\s*([smhd])", re.I)
+
+
+def parse_time(text: str, what: str, now: int | None = None) -> int:
+    """An RFC 3339 time with its offset, in epoch milliseconds; given ``now``, a time from
+    then too ("+1h", "+1h30m", "in 30 minutes"): the command line's, not the API's."""
+    relative = None if now is None else from_now(text.strip())
+    if relative is not None:
+        assert now is not None
+        return _bounded(now + relative * 1000, what)
     try:
         moment = datetime.datetime.fromisoformat(text.upper())  # RFC 3339 allows t and z
     except ValueError:
+        relative = "" if now is None else ", or a time from now, such as +1h30m or 'in 30 minutes'"
         raise InvalidUpdate(
-            f"{what} must be an RFC 3339 time, such as 2026-12-24T02:00:00Z."
+            f"{what} must be an RFC 3339 time, such as 2026-12-24T02:00:00Z{relative}."
         ) from None
     if moment.tzinfo is None:
         raise InvalidUpdate(f"{what} must say its offset from UTC (Z, or +01:00...).")
@@ -268,9 +283,22 @@ def parse_time(text: str, what: str) -> int:
         ms = (moment - EPOCH) // datetime.timedelta(milliseconds=1)
     except OverflowError:
         ms = LATEST_MS + 1
+    return _bounded(ms, what)
+
+
+def _bounded(ms: int, what: str) -> int:
     if not 0 <= ms <= LATEST_MS:  # what every answer shows it as, in UTC
         raise InvalidUpdate(f"{what} must be a time of the years 1970 to 9999 in UTC.")
     return ms
+
+
+def from_now(text: str) -> int | None:
+    """The seconds a time from now says ("+1h30m", "in 2 hours and 30 minutes"), or None
+    when it is not one."""
+    match = _SHORT.fullmatch(text) or _SPOKEN.fullmatch(text)
+    if match is None:
+        return None
+    return sum(int(n) * UNITS[unit.lower()] for n, unit in _PART.findall(match.group(1)))
 
 
 def calendar(windows: Iterable[Window]) -> bytes:

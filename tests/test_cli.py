@@ -339,6 +339,19 @@ def test_proxy_config_writes_nothing_it_was_not_given_as_a_host(run, tmp_path, b
     assert not (tmp_path / "o").exists()
 
 
+def test_schedule_add_takes_times_from_now(run):
+    import datetime
+
+    before = datetime.datetime.now(datetime.UTC)
+    run("schedule", "add", "--start", "+1h", "--end", "in 2 hours", "--message", "Upgrade")
+    listed = run("schedule", "list").output
+    start = datetime.datetime.strptime(listed.split("#1")[1].strip()[:23], "%Y-%m-%d %H:%M:%S UTC")
+    start = start.replace(tzinfo=datetime.UTC)
+    assert datetime.timedelta(minutes=59) < start - before < datetime.timedelta(minutes=61)
+    refused = run("schedule", "add", "--start", "tomorrow", "--message", "x", code=1).output
+    assert "+1h30m or 'in 30 minutes'" in refused
+
+
 def test_schedule_add_list_cancel_and_the_history(run):
     import datetime
 

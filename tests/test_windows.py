@@ -259,6 +259,37 @@ def test_parse_time_takes_rfc3339_with_an_offset():
         parse_time("next tuesday", "start")
 
 
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("+1h", 3600),
+        ("+1h30m", 5400),
+        ("+90s", 90),
+        ("+2d", 172800),
+        ("in 30 minutes", 1800),
+        ("In 1 hour", 3600),
+        ("in 2 hours and 30 minutes", 9000),
+        ("in 1 day, 2 hours", 93600),
+    ],
+)
+def test_the_command_line_takes_a_time_from_now(text, seconds):
+    assert parse_time(f" {text} ", "--start", T0) == T0 + seconds * 1000
+
+
+@pytest.mark.parametrize("text", ["+1", "+h", "1h", "in 30", "in 30 months", "+1h -5m", "in"])
+def test_what_is_not_a_time_from_now_is_refused_saying_what_is(text):
+    with pytest.raises(InvalidUpdate, match=r"RFC 3339 time.*\+1h30m or 'in 30 minutes'"):
+        parse_time(text, "--start", T0)
+    # the API takes RFC 3339 only: a relative time would depend on whose clock reads it
+    with pytest.raises(InvalidUpdate, match=r"RFC 3339 time, such as 2026-12-24T02:00:00Z\.$"):
+        parse_time("+1h", "start")
+
+
+def test_a_time_from_now_past_the_year_9999_is_refused():
+    with pytest.raises(InvalidUpdate, match="years 1970 to 9999"):
+        parse_time("+" + "999999d" * 4, "--end", T0)
+
+
 def test_the_calendar_has_one_event_per_planned_window(maintenance, windows):
     from icalendar import Calendar
 

@@ -19,8 +19,12 @@ def schedule() -> None:
 
 
 @schedule.command("add")
-@click.option("--start", required=True, help="When it starts: RFC 3339, e.g. 2026-12-24T02:00Z.")
-@click.option("--end", help="When it is planned to end (RFC 3339).")
+@click.option(
+    "--start",
+    required=True,
+    help="When it starts: RFC 3339 (2026-12-24T02:00Z) or from now (+1h30m, 'in 30 minutes').",
+)
+@click.option("--end", help="When it is planned to end, written as --start is.")
 @click.option("--message", required=True, help="Its first message, shown on the page.")
 @click.option("--read-only", is_flag=True, help="Let GET, HEAD and OPTIONS requests through.")
 @click.option("--auto-end", is_flag=True, help="End it by itself at --end.")
@@ -39,10 +43,11 @@ def schedule_add(
     from bascule.windows import parse_time
 
     with opened(database_url) as store:
+        now = store.now()
         window = Windows(store).plan(
             actor(None, user),
-            start=parse_time(start, "--start"),
-            end=parse_time(end, "--end") if end is not None else None,
+            start=parse_time(start, "--start", now),
+            end=parse_time(end, "--end", now) if end is not None else None,
             message=message,
             mode=READ_ONLY if read_only else FULL,
             auto_end=auto_end,
