@@ -36,7 +36,7 @@ from bascule.exchange import (
     route_path,
     send_whole,
 )
-from bascule.model import READ_METHODS, READ_ONLY
+from bascule.model import READ_METHODS, READ_ONLY, plural
 from bascule.page import DEFAULT_PAGE, SCANNED_HEADERS, Page, Refusals
 
 if TYPE_CHECKING:
@@ -277,8 +277,8 @@ class RefusalLog:
         if counted:
             ranked = sorted(counted, key=lambda item: (-item[1], item[0]))
             log.info(
-                "refused %d requests in the last %.0f s (maintenance is on): %s",
-                sum(n for _, n in counted),
+                "refused %s in the last %.0f s (maintenance is on): %s",
+                plural(sum(n for _, n in counted), "request"),
                 elapsed,
                 ", ".join(f"{shown(prefix)} {n}" for prefix, n in ranked),
             )

@@ -270,6 +270,11 @@ def rfc3339(ms: int | None) -> str | None:
     return moment.isoformat(timespec=precision).replace("+00:00", "Z")
 
 
+def plural(count: int, noun: str) -> str:
+    """``count`` ``noun``s, in English: "1 message", "2 messages"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 class ActorKind(Enum):
     """Who asks for a transition."""
 

@@ -24,6 +24,8 @@ SCANNED_HEADERS = 64
 DEFAULT_PAGE = Path(__file__).with_name("templates") / "maintenance.html"
 DEFAULT_MESSAGE = "Maintenance is in progress."
 
+HOUR_MS = 3_600_000
+
 
 def prefers_html(accept: bytes) -> bool:
     """Whether an Accept header ranks text/html above JSON (as browsers' do).
@@ -59,7 +61,7 @@ class Page:
         except OSError as exc:
             raise ValueError(f"cannot read the page template {template}: {exc.strerror}") from None
         self.retry_after = retry_after
-        self._cache: tuple[MaintenanceState, tuple[int, bool], bytes] | None = None
+        self._cache: tuple[MaintenanceState, tuple[int, bool, bool], bytes] | None = None
 
     def render(self, state: MaintenanceState, clock: Callable[[], int] = now_ms) -> bytes:
         """The page for ``state`` (rendered again only when the state changes, or, in a
@@ -68,19 +70,24 @@ class Page:
         seconds = retry_after(state, self.retry_after, now)
         minutes = max(1, round(seconds / 60))
         late = state.planned_end is not None and state.planned_end <= now
+        # to the second when it is less than an hour away, to the minute further
+        soon = state.planned_end is not None and abs(state.planned_end - now) < HOUR_MS
+        key = (minutes, late, soon)
         cached = self._cache
-        if cached is not None and cached[0] is state and cached[1] == (minutes, late):
+        if cached is not None and cached[0] is state and cached[1] == key:
             return cached[2]
         since = utc(state.started_at)
         progress = state.progress_percent
         planned = ""
         if state.planned_end is not None:
-            planned = f"Planned to end at {utc(state.planned_end):%Y-%m-%d %H:%M} UTC"
+            shown = "%Y-%m-%d %H:%M:%S" if soon else "%Y-%m-%d %H:%M"
+            planned = f"Planned to end at {utc(state.planned_end):{shown}} UTC"
             planned += "; it is taking longer than planned." if late else "."
         values = {
             "message": latest_message(state),
             "progress": str(progress or 0),
-            "progress_text": f"{progress}%" if progress is not None else "unknown",
+            "progress_text": f"{progress}%" if progress is not None else "none posted yet",
+            "progress_hidden": "" if progress is not None else "hidden",
             "since_iso": since.isoformat(timespec="seconds"),
             "since_text": since.strftime("%Y-%m-%d %H:%M UTC"),
             "retry_after": str(seconds),
@@ -92,7 +99,7 @@ class Page:
         body = self.template.safe_substitute(
             {name: html.escape(value) for name, value in values.items()}
         ).encode()
-        self._cache = (state, (minutes, late), body)
+        self._cache = (state, key, body)
         return body
 
 

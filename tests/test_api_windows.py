@@ -208,3 +208,40 @@ def test_retry_after_is_the_time_left_then_the_configured_value_and_the_page_say
     assert b"Planned to end at" in on_time and b"taking longer" not in on_time
     assert b"about 2 minutes" in on_time  # 91 s left
     assert b"it is taking longer than planned" in page.render(late)
+
+
+def test_the_page_shows_a_planned_end_to_the_second_once_it_is_less_than_an_hour_away():
+    import dataclasses
+
+    from bascule.model import MaintenanceState, utc
+    from bascule.page import DEFAULT_PAGE, Page
+
+    now = 1_800_000_000_000
+    end = now + 3_600_000 - 1_000 + 7  # :59:59.007 left; shown down to its second
+    planned = MaintenanceState("alice", True, None, now - 60_000, planned_end=end)
+    page = Page(DEFAULT_PAGE, 120)
+    assert (
+        f"Planned to end at {utc(end):%Y-%m-%d %H:%M:%S} UTC."
+        in page.render(planned, lambda: now).decode()
+    )
+    # further away, to the minute; the same state renders again once it gets closer
+    far = dataclasses.replace(planned, planned_end=now + 3_600_000)
+    assert (
+        f"Planned to end at {utc(far.planned_end):%Y-%m-%d %H:%M} UTC."
+        in page.render(far, lambda: now).decode()
+    )
+    closer = page.render(far, lambda: now + 1_000).decode()
+    assert f"Planned to end at {utc(far.planned_end):%Y-%m-%d %H:%M:%S} UTC." in closer
+
+
+def test_the_page_shows_a_progress_bar_only_once_a_progress_is_posted():
+    import dataclasses
+
+    from bascule.model import MaintenanceState
+    from bascule.page import DEFAULT_PAGE, Page
+
+    page = Page(DEFAULT_PAGE, 120)
+    unset = MaintenanceState("alice", True, None, 1_800_000_000_000)
+    assert '<div id="progress-block" hidden>' in page.render(unset).decode()
+    posted = page.render(dataclasses.replace(unset, progress_percent=1)).decode()
+    assert '<div id="progress-block" >' in posted and 'value="1"' in posted and "1%" in posted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -391,7 +392,11 @@ def test_schedule_add_list_cancel_and_the_history(run):
     run("maintenance", "on", "--user", "ops", "--message", "by hand")
     run("maintenance", "off", "--user", "ops")
     history = run("maintenance", "history").output
-    assert "ended" in history and "ended by ops" in history and "(2 messages)" in history
+    assert re.fullmatch(
+        r"#\d+  ended  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC by ops, lasted \d+ s, ended by ops"
+        r"  \(2 messages\)\n",
+        history,
+    )
     first = json.loads(run("maintenance", "history", "--json").stdout)["windows"][0]
     shown = run("maintenance", "history", "--window", str(first["id"])).output
     assert "ops: by hand" in shown

@@ -162,7 +162,7 @@ class Switch:
     def enable(self, actor: Actor) -> None:
         now = now_ms()
         started = (LogEntry(now, actor.name, STARTED_MESSAGE),)
-        self.holder.state = MaintenanceState(actor.name, True, 1, now, started, 1)
+        self.holder.state = MaintenanceState(actor.name, True, None, now, started, 1)
 
     def update(self, actor: Actor, message: str | None = None, progress: int | None = None):
         state = self.holder.state
@@ -506,7 +506,7 @@ def test_a_custom_page_template(tmp_path, maintenance, monitor):
     gate = MaintenanceGate(Recorder(), monitor=monitor, retry_after=60, page_template=template)
     switch_on(maintenance, monitor)
     _, _, body = call_accepting(gate, "text/html")
-    assert body == b"<p>Maintenance operation started. (1%) back in 60 s $unknown</p>"
+    assert body == b"<p>Maintenance operation started. (none posted yet) back in 60 s $unknown</p>"
 
 
 def test_a_missing_page_template_is_refused_at_once(monitor):
@@ -542,3 +542,13 @@ def test_refusals_are_counted_by_what_was_sent_and_nothing_is_forged_in_the_log(
     (line,) = caplog.messages
     assert "\n" not in line and line.startswith("refused 3 requests")
     assert "/shop/ 1" in line
+
+
+def test_one_refusal_is_logged_as_one_request(caplog):
+    from bascule.gate import RefusalLog
+
+    refusals = RefusalLog()
+    refusals.count(b"/shop")
+    with caplog.at_level("INFO", logger="bascule.gate"):
+        refusals.flush(force=True)
+    assert caplog.messages[0].startswith("refused 1 request in the last ")

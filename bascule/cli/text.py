@@ -10,6 +10,7 @@ from bascule.model import (
     SKIPPED,
     MaintenanceState,
     Window,
+    plural,
     utc,
 )
 
@@ -84,14 +85,16 @@ def window_line(window: Window) -> str:
         start = utc_text(window.planned_start or window.created_at)
         return shown(f"#{window.id}  skipped  planned for {start} by {who}: {window.reason}")
     start = utc_text(window.started_at or window.created_at)
+    released = f", released by {window.released_by}" if window.released_by else ""
     if window.ended_at is None:
-        span = f"{start}, still on"
+        span = "still on"
     else:
         took = lasted(round((window.ended_at - (window.started_at or window.ended_at)) / 1000))
-        span = f"{start}, {took}, ended by {window.ended_by}"
-    released = f", released by {window.released_by}" if window.released_by else ""
-    messages = f"({window.log_size} messages)"
-    return shown(f"#{window.id}  {window.status}  {span}  by {who}{mode}{released}  {messages}")
+        span = f"lasted {took}, ended by {window.ended_by}"
+    messages = plural(window.log_size, "message")
+    return shown(
+        f"#{window.id}  {window.status}  {start} by {who}{mode}{released}, {span}  ({messages})"
+    )
 
 
 def planned_line(window: Window) -> str:
