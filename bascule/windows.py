@@ -272,9 +272,9 @@ def parse_time(text: str, what: str, now: int | None = None) -> int:
     try:
         moment = datetime.datetime.fromisoformat(text.upper())  # RFC 3339 allows t and z
     except ValueError:
-        relative = "" if now is None else ", or a time from now, such as +1h30m or 'in 30 minutes'"
+        also = "" if now is None else ", or a time from now, such as +1h30m or 'in 30 minutes'"
         raise InvalidUpdate(
-            f"{what} must be an RFC 3339 time, such as 2026-12-24T02:00:00Z{relative}."
+            f"{what} must be an RFC 3339 time, such as 2026-12-24T02:00:00Z{also}."
         ) from None
     if moment.tzinfo is None:
         raise InvalidUpdate(f"{what} must say its offset from UTC (Z, or +01:00...).")

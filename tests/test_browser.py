@@ -238,7 +238,7 @@ def confirm(page: Page, action: str, *, accept: bool = True) -> None:
 def action_controls(page: Page):
     """Every visible control that changes the state: buttons and the update form's fields."""
     buttons = page.get_by_role(
-        "button", name=re.compile("Enable maintenance|Disable maintenance|Post update")
+        "button", name=re.compile("Enable maintenance|Disable maintenance|Post update|Switch to")
     )
     fields = page.get_by_role("textbox", name="Message", exact=True).or_(
         page.get_by_role("spinbutton", name="Progress (%)")
@@ -259,6 +259,9 @@ def test_a_visitor_sees_the_maintenance_page_until_it_ends(server: Server, page:
     shot(page, "a1-shop-open")
 
     assert api(server, "POST").status_code == 201
+    page.goto(f"{server.url}/shop")
+    expect(page.locator("#message")).to_have_text("Maintenance operation started.")
+    expect(page.get_by_label(re.compile("Progress"))).to_be_hidden()  # none posted yet
     update = {"message": "Upgrading the database.", "progressPercentage": 10}
     assert api(server, "PUT", update).status_code == 201
     response = page.goto(f"{server.url}/shop")
@@ -365,7 +368,9 @@ def test_an_admin_runs_a_maintenance_from_the_console(server: Server, page: Page
     expect(page.locator("#state-badge")).to_have_text("On")
     expect(page.get_by_role("status")).to_have_text("Maintenance is on.")
     expect(page.locator("#state-summary")).to_have_text("Maintenance is on, enabled by admin.")
-    expect(page.locator("#progress-text")).to_have_text("1%")
+    # No progress posted yet: no bar (the API says Alien4Cloud's 1%, and progressSet false).
+    expect(page.locator("#progress-none")).to_have_text("No progress posted yet.")
+    expect(page.locator("#progress-block")).to_be_hidden()
     expect(log_rows(page)).to_have_count(1)
     current = state(server)
     assert current is not None
@@ -377,6 +382,7 @@ def test_an_admin_runs_a_maintenance_from_the_console(server: Server, page: Page
     expect(page.get_by_role("status")).to_have_text("Update posted.")
     expect(page.locator("#progress")).to_have_attribute("value", "40")
     expect(page.locator("#progress-text")).to_have_text("40%")
+    expect(page.locator("#progress-none")).to_be_hidden()
     expect(page.locator("#fact-message")).to_have_text("Upgrading the database to schema 42.")
     newest = log_rows(page).first
     expect(newest).to_contain_text("Upgrading the database to schema 42.")
@@ -396,6 +402,25 @@ def test_an_admin_runs_a_maintenance_from_the_console(server: Server, page: Page
     expect(page.get_by_role("alert")).to_have_text("Enter a message, a progress, or both.")
     expect(page.get_by_label("Message", exact=True)).to_be_focused()
     shot(page, "b4-nothing-to-post")
+
+    # Full to read-only and back, in one step each: maintenance stays on throughout.
+    expect(page.locator("#switch-mode-hint")).to_contain_text("Full now")
+    confirm(page, "Switch to read-only")
+    expect(page.get_by_role("status")).to_have_text("Maintenance is read-only now.")
+    expect(page.locator("#state-summary")).to_contain_text("Read-only: GET, HEAD and OPTIONS")
+    expect(log_rows(page).first).to_contain_text("read-only")
+    current = state(server)
+    assert current is not None and current["mode"] == "read-only"
+    assert httpx.get(f"{server.url}/shop", timeout=10).status_code == 200
+    assert httpx.post(f"{server.url}/shop", timeout=10).status_code == 503
+    shot(page, "b4-read-only")
+    confirm(page, "Switch to full maintenance")
+    expect(page.get_by_role("status")).to_have_text("Maintenance is full now.")
+    expect(page.locator("#state-summary")).not_to_contain_text("Read-only")
+    current = state(server)
+    assert current is not None and current["mode"] == "full"
+    assert httpx.get(f"{server.url}/shop", timeout=10).status_code == 503
+    expect(log_rows(page)).to_have_count(4)
 
     # A change made elsewhere shows up by itself; an API error shows its message.
     update = {"message": "Posted from the API.", "progressPercentage": 80}
@@ -582,8 +607,10 @@ def in_days(days: int, hour: int, minute: int = 0) -> datetime.datetime:
     return datetime.datetime(day.year, day.month, day.day, hour, minute, tzinfo=ZoneInfo(TIMEZONE))
 
 
-# A time the console shows: alone today, with its weekday and date on another day.
-AT = r"(\w{3} \d{4}-\d\d-\d\d )?\d\d:\d\d"
+# A time the console shows: alone today, with its weekday and date on another day; to
+# the second when it is less than an hour away (NEAR), else to the minute.
+AT = r"(\w{3} \d{4}-\d\d-\d\d )?\d\d:\d\d(:\d\d)?"
+NEAR = r"(\w{3} \d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d"
 
 
 def planned_items(page: Page):
@@ -694,7 +721,7 @@ def test_a_viewer_follows_planned_windows_and_the_history_read_only(
     with maintenance_of(database_url, clock_offset_ms=-120_000) as maintenance:
         maintenance.enable(Actor.process("deploy"), lease_ttl=30)
     expect(page.locator("#lease-warning")).to_contain_text("The process deploy stopped answering")
-    expect(page.locator("#lease-warning")).to_contain_text("An administrator can release it")
+    expect(page.locator("#lease-warning")).to_contain_text("Or an administrator can release it")
     expect(plan_controls(page)).to_have_count(0)
     expect(page.locator("#plan-form")).to_be_hidden()
     shot(page, "f1-viewer-planned-work")
@@ -821,7 +848,7 @@ def test_a_planned_window_starts_by_itself_and_says_when_it_overruns(
             )
     finally:
         store.close()
-    expect(end).to_have_text(re.compile(rf"^Overrunning since {AT} \(5 min ago\)$"))
+    expect(end).to_have_text(re.compile(rf"^Overrunning since {NEAR} \(5 min ago\)$"))
     expect(end).to_have_class(re.compile("overrun"))
     shot(page, "f5-overrunning")
 
@@ -846,10 +873,12 @@ def test_an_admin_releases_the_maintenance_of_a_process_that_stopped_answering(
         assert maintenance.renew(Actor.process("deploy"), held.window_id)
     warning = page.locator("#lease-warning")
     expect(warning).to_contain_text(
-        re.compile(rf"The process deploy stopped answering at {AT} \(2 min ago\)\.")
+        re.compile(rf"The process deploy stopped answering at {NEAR} \(2 min ago\)\.")
     )
-    expect(warning).to_contain_text("Once the service is checked, release it")
-    expect(page.locator("#fact-holder")).to_contain_text("silent since")
+    expect(warning).to_contain_text("Or, once the service is checked, release it")
+    expect(page.locator("#fact-holder")).to_have_text(
+        re.compile(rf"^Held by the process deploy, stopped answering at {NEAR}$")
+    )
     shot(page, "f3-holder-stopped-answering")
 
     page.get_by_role("button", name="Release…").click()
@@ -986,3 +1015,87 @@ def test_accessibility_of_the_console(server: Server, page: Page, axe_source: st
     for landmark in ("banner", "main"):
         expect(page.get_by_role(landmark)).to_have_count(1)
     shot(page, "e2-console-after-axe")
+
+
+def test_an_admin_plans_a_window_from_now(server: Server, page: Page):
+    sign_in(page, server, "admin", ADMIN_PASSWORD)
+    start, end = page.get_by_label("Start"), page.get_by_label("End (optional)")
+    when = page.locator("#plan-when")
+    expect(when).to_be_hidden()
+
+    # An end counted from the start needs the start first.
+    page.get_by_role("button", name="1 h long").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Choose the start first: the end is counted from it."
+    )
+    expect(start).to_be_focused()
+
+    before = now_ms()
+    page.get_by_role("button", name="in 15 min").click()
+    expect(page.get_by_role("alert")).to_be_empty()  # answered
+    expect(when).to_have_text(re.compile(r"^Starts in 1[56] min\.$"))
+    page.get_by_role("button", name="2 h long").click()
+    expect(when).to_have_text(re.compile(r"^Starts in 1[56] min, lasts 2 h 0 min\.$"))
+    expect(end).to_have_value(re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d$"))
+    page.get_by_label("First message").fill("Quick fix of the search index.")
+    shot(page, "f6-plan-from-now")
+    page.get_by_role("button", name="Plan window").click()
+    expect(page.get_by_role("status")).to_have_text(
+        re.compile(rf"^Window planned for {NEAR}\.$")  # less than an hour away: to the second
+    )
+    (planned,) = api(server, "GET", path="/schedule").json()["data"]
+    begins = datetime.datetime.fromisoformat(planned["start"]).timestamp() * 1000
+    ends = datetime.datetime.fromisoformat(planned["end"]).timestamp() * 1000
+    # from now, rounded up to the next whole minute; the end two hours after the start
+    assert before + 15 * 60_000 <= begins <= before + 17 * 60_000 and begins % 60_000 == 0
+    assert ends - begins == 2 * 3_600_000
+    item = planned_items(page).first
+    expect(item.locator(".window-when")).to_have_text(
+        re.compile(
+            r"^\w{3} \d{4}-\d\d-\d\d \d\d:\d\d:00 ?\u2013 ?(\w{3} \d{4}-\d\d-\d\d )?\d\d:\d\d$"
+        )
+    )
+    expect(item).to_contain_text(re.compile(r"Starts in 1[4-6] min"))
+    expect(when).to_be_hidden()  # the form is cleared once planned
+
+
+def test_a_failed_run_says_how_it_ended_and_its_retry_takes_over(
+    server: Server, page: Page, database_url: str, axe_source: str
+):
+    deploy = Actor.process("deploy")
+    with maintenance_of(database_url) as maintenance:
+        held = maintenance.enable(deploy, "Deploying 2.4.0", lease_ttl=60)
+        maintenance.holder_ended(
+            deploy, held.window_id, "exited with status 3", "The run exited with status 3."
+        )
+    sign_in(page, server, "admin", ADMIN_PASSWORD)
+    expect(page.locator("#fact-holder")).to_have_text(
+        re.compile(rf"^Held by the process deploy, exited with status 3 at {NEAR}$")
+    )
+    warning = page.locator("#lease-warning")
+    expect(warning).to_contain_text(
+        re.compile(rf"The process deploy exited with status 3 at {NEAR} \(just now\)\.")
+    )
+    expect(warning).to_contain_text("Its run failed: maintenance stays on")
+    expect(warning.locator("code")).to_have_text("bascule run --process deploy -- …")
+    expect(warning).to_contain_text("Or, once the service is checked, release it")
+    expect(page.get_by_role("button", name="Release…")).to_be_visible()
+    expect(page.locator("#fact-holder")).not_to_contain_text("alive")
+    expect(page.locator("#fact-holder")).not_to_contain_text("stopped answering")
+    shot(page, "g1-run-failed")
+    run_axe(page, axe_source, "the console after a failed run", CONSOLE)
+
+    # The fixed deploy runs again: it takes its maintenance over, never off between.
+    with maintenance_of(database_url) as maintenance:
+        retried = maintenance.enable(deploy, "Deploying 2.4.1", lease_ttl=60)
+    assert retried.window_id == held.window_id
+    expect(page.locator("#fact-holder")).to_have_text(
+        re.compile(r"^Held by the process deploy, alive \(renewed (just now|\d+ s ago)\)$")
+    )
+    expect(warning).to_be_hidden()
+    expect(log_rows(page).nth(1)).to_contain_text("Retried by the process 'deploy'")
+    expect(log_rows(page).nth(1)).to_contain_text("exited with status 3")
+    expect(log_rows(page).first).to_contain_text("Deploying 2.4.1")
+    shot(page, "g2-run-retried")
+    (window,) = api(server, "GET", path="/history").json()["data"]["windows"]
+    assert (window["status"], window["id"]) == ("on", held.window_id)

@@ -12,13 +12,16 @@
  * @property {number} ttl
  * @property {number} renewedAt
  * @property {boolean} alive
+ * @property {number | null} endedAt when its run ended, failing (null: it did not say)
+ * @property {string | null} outcome how: "exited with status 3"
  *
  * @typedef {"full" | "read-only"} Mode
  *
  * @typedef {object} MaintenanceState
  * @property {string} user
  * @property {boolean} userTriggered
- * @property {number | null} progressPercent
+ * @property {number} progressPercent Alien4Cloud's 1 until someone posts one
+ * @property {boolean} progressSet whether someone posted a progress
  * @property {LogEntry[]} log the latest entries
  * @property {number} logSize
  * @property {Mode} mode
@@ -174,7 +177,7 @@ export const getMaintenanceLog = (offset, limit) =>
 
 export const enableMaintenance = () => call("POST", `${API}/maintenance`);
 
-/** @param {{ message?: string, progressPercentage?: number }} update */
+/** @param {{ message?: string, progressPercentage?: number, mode?: Mode }} update */
 export const updateMaintenance = (update) => call("PUT", `${API}/maintenance`, { json: update });
 
 export const disableMaintenance = () => call("DELETE", `${API}/maintenance`);

@@ -35,12 +35,16 @@ const ui = {
   factHolderBlock: byId("fact-holder-block", HTMLElement),
   factHolder: byId("fact-holder", HTMLElement),
   factMessage: byId("fact-message", HTMLElement),
+  progressBlock: byId("progress-block", HTMLElement),
+  progressNone: byId("progress-none", HTMLElement),
   progress: byId("progress", HTMLProgressElement),
   progressText: byId("progress-text", HTMLElement),
   enableBlock: byId("enable-block", HTMLElement),
   enable: byId("enable", HTMLButtonElement),
   disableBlock: byId("disable-block", HTMLElement),
   disable: byId("disable", HTMLButtonElement),
+  switchMode: byId("switch-mode", HTMLButtonElement),
+  switchModeHint: byId("switch-mode-hint", HTMLElement),
   automaticNote: byId("automatic-note", HTMLElement),
   readonlyNote: byId("readonly-note", HTMLElement),
   grid: byId("grid", HTMLElement),
@@ -105,10 +109,7 @@ export function renderState(state, planned, admin) {
  * @param {boolean} automatic
  */
 function renderOn(state, automatic) {
-  const readOnly =
-    state.mode === "read-only"
-      ? " Read-only: GET, HEAD and OPTIONS requests still go through."
-      : "";
+  const readOnly = state.mode === "read-only";
   const released = state.releasedFrom;
   let summary = `Maintenance is on, enabled by ${state.user}.`;
   if (automatic) {
@@ -116,20 +117,23 @@ function renderOn(state, automatic) {
   } else if (released) {
     summary = `Maintenance is on, held by ${state.user}, released from the process ${released}.`;
   }
-  ui.summary.textContent = summary + readOnly;
+  ui.summary.textContent =
+    summary + (readOnly ? " Read-only: GET, HEAD and OPTIONS requests still go through." : "");
   const starter = automatic ? state.user : released;
   ui.factBy.textContent = starter ? `Automatic, by process ${starter}` : state.user;
   setTime(ui.factSince, state.startedAt, stamp(state.startedAt));
   ui.factAgo.textContent = ago(state.startedAt);
   const latest = state.log[state.log.length - 1];
   ui.factMessage.textContent = latest ? latest.message : "–";
-  if (typeof state.progressPercent === "number") {
-    ui.progress.value = state.progressPercent;
-    ui.progressText.textContent = `${state.progressPercent}%`;
-  } else {
-    ui.progress.removeAttribute("value");
-    ui.progressText.textContent = "unknown";
-  }
+  // The API keeps Alien4Cloud's 1% until someone posts a progress: no bar until then.
+  ui.progressBlock.hidden = !state.progressSet;
+  ui.progressNone.hidden = state.progressSet;
+  ui.progress.value = state.progressPercent;
+  ui.progressText.textContent = `${state.progressPercent}%`;
+  ui.switchMode.textContent = readOnly ? "Switch to full maintenance…" : "Switch to read-only…";
+  ui.switchModeHint.textContent = readOnly
+    ? "Read-only now: GET, HEAD and OPTIONS requests go through."
+    : "Full now: every request is refused. Read-only lets GET, HEAD and OPTIONS through.";
 }
 
 /**
@@ -153,8 +157,9 @@ function renderPlannedEnd(end, autoEnd) {
 }
 
 /**
- * Who holds maintenance: a process renewing its lease, one that went silent (with
- * the release for an ADMIN), or the operator it was released to.
+ * Who holds maintenance: a process renewing its lease, one whose run ended (failing:
+ * "exited with status 3") or went silent, with the ways on for an ADMIN, or the
+ * operator it was released to.
  * @param {MaintenanceState | null} state
  * @param {boolean} admin
  */
@@ -169,28 +174,56 @@ function renderHolder(state, admin) {
     return;
   }
   if (lease !== null) {
-    ui.factHolder.replaceChildren(
-      `Held by the process ${state.user}, `,
-      lease.alive
-        ? `alive (renewed ${ago(lease.renewedAt, { fine: true })})`
-        : `silent since ${at(lease.renewedAt)}`,
-    );
+    ui.factHolder.replaceChildren(`Held by the process ${state.user}, `, ...holderNow(lease));
   } else if (released) {
     ui.factHolder.textContent = `Released from the process ${released}, to ${state.user}`;
   }
   if (lease !== null && dead) {
+    const { ended, outcome } = endOf(lease);
     ui.leaseWarningText.replaceChildren(
-      `The process ${state.user} stopped answering at `,
-      timeElement(lease.renewedAt, at(lease.renewedAt)),
-      ` (${ago(lease.renewedAt)}).`,
+      `The process ${state.user} ${outcome} at `,
+      timeElement(ended, at(ended)),
+      ` (${ago(ended)}).`,
     );
-    ui.leaseWarningNext.textContent =
-      `It has not renewed its ${lease.ttl} s lease since: maintenance stays on, and its ` +
-      "work may be half done. " +
-      (admin
-        ? "Once the service is checked, release it: it becomes yours, to update and disable."
-        : "An administrator can release it once the service is checked.");
+    const why =
+      lease.endedAt === null
+        ? `It has not renewed its ${lease.ttl} s lease since: maintenance stays on, and ` +
+          "its work may be half done. "
+        : "Its run failed: maintenance stays on, and its work may be half done. ";
+    ui.leaseWarningNext.replaceChildren(
+      why,
+      "To retry, run it again: ",
+      el("code", {}, `bascule run --process ${state.user} -- …`),
+      " takes this maintenance over, and the service stays closed between the tries. ",
+      admin
+        ? "Or, once the service is checked, release it: it becomes yours, to update and disable."
+        : "Or an administrator can release it once the service is checked.",
+    );
   }
+}
+
+/**
+ * When and how the run of a process holding maintenance ended: what it said ("exited
+ * with status 3"), or, a run that said nothing, its last renewal.
+ * @param {import("./api.js").Lease} lease
+ */
+function endOf(lease) {
+  return lease.endedAt !== null
+    ? { ended: lease.endedAt, outcome: lease.outcome ?? "ended" }
+    : { ended: lease.renewedAt, outcome: "stopped answering" };
+}
+
+/**
+ * How the holding process is: alive, or how its run ended.
+ * @param {import("./api.js").Lease} lease
+ * @returns {(Node | string)[]}
+ */
+function holderNow(lease) {
+  if (lease.alive) {
+    return [`alive (renewed ${ago(lease.renewedAt, { fine: true })})`];
+  }
+  const { ended, outcome } = endOf(lease);
+  return [`${outcome} at `, timeElement(ended, at(ended))];
 }
 
 /**
@@ -262,6 +295,45 @@ async function release(act, holder) {
 }
 
 /**
+ * Change the mode of the maintenance on, in one step: the service never opens between.
+ * @param {Act} act
+ * @param {MaintenanceState | null} state
+ */
+async function switchMode(act, state) {
+  if (state === null) {
+    return;
+  }
+  const toReadOnly = state.mode !== "read-only";
+  const yes = await confirmAction(
+    toReadOnly
+      ? {
+          title: "Switch to read-only?",
+          text:
+            "GET, HEAD and OPTIONS requests go through again; every other request is still " +
+            "answered 503. Maintenance stays on, and the log records the switch.",
+          ok: "Switch to read-only",
+          tone: "btn-primary",
+        }
+      : {
+          title: "Switch to full maintenance?",
+          text:
+            "Every request is answered 503 again, reads too. Maintenance stays on, and the " +
+            "log records the switch.",
+          ok: "Switch to full maintenance",
+          tone: "btn-warning",
+        },
+  );
+  if (yes) {
+    const mode = toReadOnly ? "read-only" : "full";
+    await act(
+      () => updateMaintenance({ mode }),
+      toReadOnly ? "Maintenance is read-only now." : "Maintenance is full now.",
+      ui.title,
+    );
+  }
+}
+
+/**
  * The switches, each confirmed first, and the update form.
  * @param {Act} act
  * @param {Notices} notices
@@ -293,6 +365,7 @@ export function setUpState(act, notices, current) {
     }
   });
   ui.release.addEventListener("click", () => release(act, current()?.user ?? ""));
+  ui.switchMode.addEventListener("click", () => switchMode(act, current()));
   ui.updateForm.addEventListener("submit", (event) => {
     event.preventDefault();
     postUpdate(act, notices);

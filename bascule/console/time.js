@@ -19,6 +19,25 @@ function hm(ms) {
   return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
+export const MINUTE = 60000;
+
+/**
+ * Whether ``ms`` is less than an hour away (or ago): shown to the second then, where a
+ * minute matters.
+ * @param {number} ms
+ */
+export function withinHour(ms) {
+  return Math.abs(ms - Date.now()) < 60 * MINUTE;
+}
+
+/**
+ * The time of day to show: to the second within the hour, else to the minute.
+ * @param {number} ms
+ */
+function shownTime(ms) {
+  return withinHour(ms) ? clock(ms) : hm(ms);
+}
+
 /** @param {number} ms */
 export function clock(ms) {
   return `${hm(ms)}:${pad(new Date(ms).getSeconds())}`;
@@ -30,11 +49,12 @@ export function stamp(ms) {
 }
 
 /**
- * A moment to plan by, to the minute, with its weekday: "Thu 2026-12-24 02:00".
+ * A moment to plan by, with its weekday: "Thu 2026-12-24 02:00" (to the second when it
+ * is less than an hour away).
  * @param {number} ms
  */
 export function moment(ms) {
-  return `${WEEKDAYS[new Date(ms).getDay()]} ${date(ms)} ${hm(ms)}`;
+  return `${WEEKDAYS[new Date(ms).getDay()]} ${date(ms)} ${shownTime(ms)}`;
 }
 
 /**
@@ -42,7 +62,7 @@ export function moment(ms) {
  * @param {number} ms
  */
 export function at(ms) {
-  return date(ms) === date(Date.now()) ? hm(ms) : moment(ms);
+  return date(ms) === date(Date.now()) ? shownTime(ms) : moment(ms);
 }
 
 /**
@@ -134,6 +154,6 @@ export function timeRange(start, end) {
   return [
     timeElement(start, moment(start)),
     sameDay ? "–" : " – ",
-    timeElement(end, sameDay ? hm(end) : moment(end)),
+    timeElement(end, sameDay ? shownTime(end) : moment(end)),
   ];
 }

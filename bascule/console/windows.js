@@ -6,28 +6,17 @@ import {
   cancelPlannedWindow,
   getMaintenanceHistory,
   getMaintenanceWindow,
-  planWindow,
 } from "./api.js";
 import { confirmAction } from "./dialogs.js";
 import { byId, el, placeChildren } from "./dom.js";
 import { logHead, logRow } from "./log.js";
-import { refuse } from "./notices.js";
-import {
-  duration,
-  fromNow,
-  localTime,
-  localValue,
-  moment,
-  stamp,
-  timeElement,
-  timeRange,
-} from "./time.js";
+import { renderPlanForm, setUpPlan } from "./plan.js";
+import { duration, fromNow, moment, stamp, timeElement, timeRange, withinHour } from "./time.js";
 
 /** @typedef {import("./api.js").LogEntry} LogEntry */
 /** @typedef {import("./api.js").MaintenanceState} MaintenanceState */
 /** @typedef {import("./api.js").Mode} Mode */
 /** @typedef {import("./api.js").PastWindow} PastWindow */
-/** @typedef {import("./api.js").Plan} Plan */
 /** @typedef {import("./api.js").PlannedWindow} PlannedWindow */
 /** @typedef {import("./notices.js").Act} Act */
 /** @typedef {import("./notices.js").Notices} Notices */
@@ -39,13 +28,6 @@ const ui = {
   scheduleTitle: byId("schedule-title", HTMLElement),
   scheduleEmpty: byId("schedule-empty", HTMLElement),
   scheduleList: byId("schedule-list", HTMLElement),
-  planForm: byId("plan-form", HTMLFormElement),
-  planStart: byId("plan-start", HTMLInputElement),
-  planEnd: byId("plan-end", HTMLInputElement),
-  planTimeHint: byId("plan-time-hint", HTMLElement),
-  planMessage: byId("plan-message", HTMLTextAreaElement),
-  planReadOnly: byId("plan-read-only", HTMLInputElement),
-  planAutoEnd: byId("plan-auto-end", HTMLInputElement),
   historyTitle: byId("history-title", HTMLElement),
   historyCount: byId("history-count", HTMLElement),
   historyEmpty: byId("history-empty", HTMLElement),
@@ -153,10 +135,7 @@ export async function syncHistory(windows, state, planned, stale) {
 export function renderSchedule(windows, planned, admin) {
   ui.scheduleEmpty.hidden = planned.length > 0;
   ui.scheduleList.hidden = planned.length === 0;
-  ui.planForm.hidden = !admin;
-  const now = localValue(Date.now());
-  ui.planStart.min = now;
-  ui.planEnd.min = ui.planStart.value || now;
+  renderPlanForm(admin);
   placeChildren(
     ui.scheduleList,
     planned.map((win) => plannedItem(windows, win, admin)),
@@ -173,10 +152,11 @@ export function renderSchedule(windows, planned, admin) {
  */
 function plannedItem(windows, win, admin) {
   const start = Date.parse(win.start);
-  const key = JSON.stringify([win, admin]);
+  const end = win.end === null ? null : Date.parse(win.end);
+  // redrawn too when its start or end comes within the hour (shown to the second then)
+  const key = JSON.stringify([win, admin, withinHour(start), end !== null && withinHour(end)]);
   let item = windows.planned.get(win.id);
   if (item === undefined || item.key !== key) {
-    const end = win.end === null ? null : Date.parse(win.end);
     const whenId = `planned-${win.id}`;
     let ending = "Ends when switched off";
     if (end === null) {
@@ -236,71 +216,6 @@ async function cancelPlanned(windows, win) {
   });
   if (yes) {
     await windows.act(() => cancelPlannedWindow(win.id), "Window cancelled.", ui.scheduleTitle);
-  }
-}
-
-/**
- * What is wrong with the window being planned: the field and why, or null.
- * @param {number | null} start
- * @param {number | null} end
- * @returns {[HTMLElement, string] | null}
- */
-function planProblem(start, end) {
-  if (start === null || Number.isNaN(start)) {
-    return [ui.planStart, "Enter when the window starts: a date and a time."];
-  }
-  if (start <= Date.now()) {
-    return [ui.planStart, "The start must be in the future."];
-  }
-  if (Number.isNaN(end)) {
-    return [ui.planEnd, "Enter a whole end, date and time, or leave it empty."];
-  }
-  if (end !== null && end <= start) {
-    return [ui.planEnd, "The end must come after the start."];
-  }
-  if (end === null && ui.planAutoEnd.checked) {
-    return [ui.planEnd, "To end by itself, the window needs an end."];
-  }
-  if (!ui.planMessage.value.trim()) {
-    return [ui.planMessage, "Enter a message: visitors see it on the maintenance page."];
-  }
-  return null;
-}
-
-/**
- * Plan the window the form describes, or say what is wrong with it.
- * @param {Windows} windows
- * @param {Notices} notices
- */
-async function submitPlan(windows, notices) {
-  for (const field of [ui.planStart, ui.planEnd, ui.planMessage]) {
-    field.removeAttribute("aria-invalid");
-  }
-  const start = localTime(ui.planStart);
-  const end = localTime(ui.planEnd);
-  const problem = planProblem(start, end);
-  if (problem !== null) {
-    refuse(notices, ...problem);
-    return;
-  }
-  const begins = /** @type {number} */ (start); // planProblem refuses a missing start
-  /** @type {Plan} */
-  const plan = {
-    start: new Date(begins).toISOString(),
-    message: ui.planMessage.value,
-    mode: ui.planReadOnly.checked ? "read-only" : "full",
-    autoEnd: ui.planAutoEnd.checked,
-  };
-  if (end !== null) {
-    plan.end = new Date(end).toISOString();
-  }
-  const planned = await windows.act(
-    () => planWindow(plan),
-    `Window planned for ${moment(begins)}.`,
-    ui.scheduleTitle,
-  );
-  if (planned) {
-    ui.planForm.reset();
   }
 }
 
@@ -558,23 +473,11 @@ const modeName = (mode) => (mode === "read-only" ? "Read-only" : "Full");
 const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
 /**
- * The plan form, with its hint naming the browser's time zone, and "Show more" of the
- * history.
+ * The plan form, and "Show more" of the history.
  * @param {Windows} windows
  * @param {Notices} notices
  */
 export function setUpWindows(windows, notices) {
-  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  if (zone) {
-    ui.planTimeHint.textContent = `Local times, in your browser’s time zone (${zone}).`;
-  }
-  ui.planForm.addEventListener("submit", (event) => {
-    event.preventDefault();
-    submitPlan(windows, notices);
-  });
-  for (const field of [ui.planStart, ui.planEnd, ui.planMessage]) {
-    field.addEventListener("input", () => field.removeAttribute("aria-invalid"));
-  }
-  ui.planAutoEnd.addEventListener("change", () => ui.planEnd.removeAttribute("aria-invalid"));
+  setUpPlan(windows, notices);
   ui.historyMore.addEventListener("click", () => showMoreHistory(windows));
 }
