@@ -245,3 +245,37 @@ def test_the_page_shows_a_progress_bar_only_once_a_progress_is_posted():
     assert '<div id="progress-block" hidden>' in page.render(unset).decode()
     posted = page.render(dataclasses.replace(unset, progress_percent=1)).decode()
     assert '<div id="progress-block" >' in posted and 'value="1"' in posted and "1%" in posted
+
+
+def test_every_refusal_is_the_envelope_the_contract_declares(client):
+    """The gate's 503 and the decision endpoint's are RestResponseRefusal, field for
+    field (no field beside those declared in `maintenance`)."""
+    import yaml
+    from openapi_schema_validator import OAS30Validator
+
+    from bascule.spec import SPEC_FILE
+
+    document = yaml.safe_load(SPEC_FILE.read_text())
+    schemas = document["components"]["schemas"]
+
+    def resolved(schema):  # the schema with its local $refs in place
+        if isinstance(schema, dict):
+            if "$ref" in schema:
+                return resolved(schemas[schema["$ref"].rsplit("/", 1)[1]])
+            return {key: resolved(value) for key, value in schema.items()}
+        if isinstance(schema, list):
+            return [resolved(value) for value in schema]
+        return schema
+
+    validator = OAS30Validator(resolved(schemas["RestResponseRefusal"]))
+    ok(client.post("/rest/v1/maintenance", headers=ADMIN), 201)
+    refusals = [
+        client.get("/shop"),
+        client.get("/rest/v1/gate", headers={"X-Original-URI": "/shop"}),
+    ]
+    ok(client.put("/rest/v1/maintenance", json={"progressPercentage": 40}, headers=ADMIN), 201)
+    refusals.append(client.post("/shop"))
+    for refused in refusals:
+        assert refused.status_code == 503
+        validator.validate(refused.json())
+    assert [r.json()["maintenance"]["progress"] for r in refusals] == [None, None, 40]

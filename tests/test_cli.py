@@ -148,6 +148,52 @@ def test_run_keeps_maintenance_on_after_failure(run):
     assert "exited with status 3" in current["log"][-1]["message"]
 
 
+def test_a_failed_run_says_what_next_and_is_retried_without_opening_the_site(run):
+    failing = python("raise SystemExit(3)")
+    failed = run("run", "--process", "deploy", "--", *failing, code=3).output
+    failed = failed.rstrip("\n").splitlines()[-1]  # all of it in one line
+    assert "exited with status 3; maintenance is still on. Next: retry with `bascule run" in failed
+    assert "--process deploy --" in failed and "(it takes the maintenance over)" in failed
+    assert "`bascule maintenance release --reason '...'`" in failed
+    assert "`bascule maintenance off --process deploy`" in failed
+    status = run("maintenance", "status").output
+    assert re.search(r"The process deploy exited with status 3 at \d{4}-\d\d-\d\d ", status)
+    assert "alive" not in status and "stopped answering" not in status
+    lease = state(run)["lease"]
+    assert (lease["alive"], lease["outcome"]) == (False, "exited with status 3")
+
+    # The fixed deploy: it takes the maintenance over, then ends it on success.
+    run("run", "--process", "deploy", "--", *python("print('deployed')"))
+    assert state(run) is None
+    (window,) = json.loads(run("maintenance", "history", "--json").stdout)["windows"]
+    assert window["status"] == "ended"  # one window: never off between the tries
+    log = run("maintenance", "history", "--window", str(window["id"])).output
+    assert "Retried by the process 'deploy'" in log and "exited with status 3" in log
+
+
+def test_a_failed_run_is_released_at_once(run):
+    run("run", "--process", "deploy", "--", *python("raise SystemExit(3)"), code=3)
+    released = run("maintenance", "release", "--reason", "checked", "--user", "ops").output
+    assert "Released from the process deploy: maintenance is on, yours." in released
+    assert state(run)["user"] == "ops"
+    run("maintenance", "off", "--user", "ops")
+
+
+def test_the_mode_changes_while_on(run):
+    assert "not enabled" in run("maintenance", "mode", "read-only", code=1).output  # nothing on
+    assert state(run) is None
+    run("maintenance", "on", "--user", "ops")
+    assert run("maintenance", "mode", "read-only", "--user", "ops").output.strip() == (
+        "Maintenance is on (read-only)"
+    )
+    assert state(run)["mode"] == "read-only"
+    run("maintenance", "mode", "full", "--user", "ops")
+    current = state(run)
+    assert current["mode"] == "full" and current["windowId"] == 1  # the same maintenance
+    refused = run("maintenance", "mode", "closed", code=2).output
+    assert "'closed' is not one of 'full', 'read-only'" in refused
+
+
 def test_run_always_off(run):
     run("run", "--process", "deploy", "--always-off", "--", *python("raise SystemExit(4)"), code=4)
     assert state(run) is None

@@ -82,7 +82,7 @@ def maintenance_update(
 
 
 @maintenance_group.command("mode")
-@click.argument("mode", type=click.Choice(MODES))
+@click.argument("mode", type=click.Choice(MODES), metavar="full|read-only")
 @actor_options
 @database_option
 def maintenance_mode(
