@@ -150,9 +150,7 @@ def test_the_rest_api_and_the_gated_application_answer_as_written(
     assert httpx.get(f"{url}/", timeout=10).status_code == 200  # off again
 
 
-def test_the_proxy_recipe_prints_the_command_the_readme_shows(
-    tmp_path: Path, env: dict[str, str]
-):
+def test_the_proxy_recipe_prints_the_command_the_readme_shows(tmp_path: Path, env: dict[str, str]):
     (block,) = blocks("Behind your reverse proxy")
     lines = commands(block)
     assert lines[0] == "dir=$(mktemp -d)"
