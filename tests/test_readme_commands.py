@@ -174,7 +174,8 @@ def test_the_python_examples_run_as_written(tmp_path: Path, monkeypatch: pytest.
         raise AssertionError("not called")
 
     namespace: dict[str, object] = {"app": app}
-    exec(compile(gate_example, "README: MaintenanceGate", "exec"), namespace)  # noqa: S102 (the README's own code)
+    # The README's own code is what runs here.
+    exec(compile(gate_example, "README: MaintenanceGate", "exec"), namespace)  # noqa: S102
     gate = namespace["app"]
     assert type(gate).__name__ == "MaintenanceGate"
     gate.close()  # type: ignore[attr-defined]
