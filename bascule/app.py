@@ -71,6 +71,7 @@ class Application(Gate):
         super().__init__(api.middleware, monitor=services.monitor, **options)
         self.services = services
         self.api = api
+        services.metrics.count(self.decisions)
 
     def test_client(self, **kwargs: Any) -> TestClient:
         """Starlette's test client of the whole application (for tests)."""

@@ -145,6 +145,12 @@ class Settings:
         flag=False,
         default=30,
     )
+    metrics_public: bool = _option(
+        "BASCULE_METRICS_PUBLIC",
+        "Serve GET /metrics to anyone; by default it takes the credentials of any user"
+        " (Prometheus's basic_auth), since it counts the requests the gate decided on.",
+        default=False,
+    )
     validate_responses: bool = _option(
         "BASCULE_VALIDATE_RESPONSES",
         "Validate every API response against openapi.yaml (slower; for testing).",

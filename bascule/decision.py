@@ -50,9 +50,12 @@ class Decision:
         open_paths: PathSet,
         refusal: Refusals,
         refusals: RefusalLog | None,
+        decisions: list[int],
     ) -> None:
         self.app, self.monitor, self.open = app, monitor, open_paths
         self.refuser, self.refusals = refusal, refusals
+        # The gate's tally (gate.DECISIONS): a proxy's question is a request decided on.
+        self.decisions = decisions
 
     def decide(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         """The decision endpoint: whether a reverse proxy may let the request it names
@@ -85,7 +88,9 @@ class Decision:
             if state is None:
                 if monitor.bypass.by_hash and named.find(BYPASS_PARAM) != -1:
                     return send_whole(send, *self.decision(scope))  # a token to take out
+                self.decisions[0] += 1  # allowed
                 return send_whole(send, 200, ALLOWED_OFF, b"")
+            self.decisions[3] += 1  # refused
             if self.refusals is not None:
                 self.refusals.count(split_uri(named)[0])
                 scope["bascule.refused"] = True
@@ -141,22 +146,27 @@ class Decision:
                 if deny is not None:
                     return deny, DENIED, b""
                 monitor.note_bypass(found.name)  # counted once: on the answer that uses it
+                self.decisions[2] += 1  # bypassed
                 location = path + (b"?" + rest if rest else b"")
                 return bypass_redirect(location, token, found, forwarded_https, bypass.clock())
         state = monitor.state
         if state is None:
+            self.decisions[0] += 1  # allowed
             return 200, ALLOWED_OFF, b""
         # A URI holding "#" (which no browser sends) opens no path: the application may
         # read it whole, where Bascule would read up to the "#".
         if uri is not None and uri.find(b"#") == -1 and path in self.open:
-            return 200, ALLOWED, b""
+            return 200, ALLOWED, b""  # an open path: not decided on, as in the gate
         if state.mode == READ_ONLY and method.decode("latin-1") in READ_METHODS:
+            self.decisions[1] += 1  # read_only
             return 200, ALLOWED, b""
         if bypass.by_hash:
             found = header_bypass(headers, bypass)
             if found is not None:
                 monitor.note_bypass(found.name)
+                self.decisions[2] += 1  # bypassed
                 return 200, [*ALLOWED, (BYPASSED, found.name.encode())], b""
+        self.decisions[3] += 1  # refused
         if deny is not None:
             return deny, DENIED, b""
         if self.refusals is not None:

@@ -36,7 +36,7 @@ from bascule.exchange import (
     route_path,
     send_whole,
 )
-from bascule.model import READ_METHODS, READ_ONLY, plural
+from bascule.model import DECISIONS, READ_METHODS, READ_ONLY, plural
 from bascule.page import DEFAULT_PAGE, SCANNED_HEADERS, Page, Refusals
 
 if TYPE_CHECKING:
@@ -124,7 +124,11 @@ class Gate:
         self.own = own or PathSet()  # the paths ``app`` answers itself (Bascule's)
         self.refusals = refusals
         self.refuser = Refusals(page, monitor.now)
-        decision = Decision(app, monitor, self.open, self.refuser, refusals)
+        # How many requests got each of DECISIONS (let through with maintenance off, let
+        # through by the read-only mode, by a bypass token, refused): plain integers, the
+        # cheapest count there is (metrics.py adds them to Prometheus's, off this path).
+        self.decisions = [0] * len(DECISIONS)
+        decision = Decision(app, monitor, self.open, self.refuser, refusals, self.decisions)
         # One lookup for an exact path: who answers it.
         self._exact: dict[bytes, Callable[..., Awaitable[None]]] = dict.fromkeys(
             self.open.exact, self.elsewhere
@@ -160,6 +164,7 @@ class Gate:
         ):
             taken = self.take_url_token(scope)
             if taken is not None:
+                self.decisions[2] += 1  # bypassed
                 return send_whole(send, *taken)
         path = scope.get("raw_path")
         if path is None or 63 in path:  # 63: QUERY_MARK, a literal here (no global lookup)
@@ -174,14 +179,17 @@ class Gate:
             return target(scope, receive, send)
         state = self.monitor.state
         if state is None:
+            self.decisions[0] += 1  # allowed; a literal index: no global lookup here
             return self.elsewhere(scope, receive, send)
         if scope["type"] == "http":
             if state.mode == READ_ONLY and scope["method"] in READ_METHODS:
+                self.decisions[1] += 1  # read_only
                 return self.elsewhere(
                     {**scope, "headers": without_bypass(scope["headers"])}, receive, send
                 )
             return self.refuse(scope, receive, send, path, state)
         if scope["type"] == "websocket":
+            self.decisions[3] += 1  # refused
             return refuse_websocket(
                 scope, receive, send, 503, *self.refuser.envelope(state), WEBSOCKET_TRY_AGAIN_LATER
             )
@@ -221,12 +229,14 @@ class Gate:
             found = header_bypass(scope["headers"][:SCANNED_HEADERS], bypass)
             if found is not None:
                 self.monitor.note_bypass(found.name)
+                self.decisions[2] += 1  # bypassed
                 await self.elsewhere(
                     {**scope, "headers": without_bypass(scope["headers"])},
                     receive,
                     marked(send, found.name),
                 )
                 return
+        self.decisions[3] += 1  # refused
         if self.refusals is not None:
             self.refusals.count(path)
             scope["bascule.refused"] = True  # for the access log: counted, not written

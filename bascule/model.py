@@ -22,6 +22,8 @@ PLANNED_END_MESSAGE = "The planned end came: maintenance ended by itself."
 FULL = "full"
 READ_ONLY = "read-only"
 MODES = (FULL, READ_ONLY)
+# What the gate decides on a request, in the order of its tally (``Gate.decisions``).
+DECISIONS = ("allowed", "read_only", "bypassed", "refused")
 # What a read-only maintenance lets through: the methods that change nothing.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # How many of the latest log entries a state read carries (the contract's log maxItems).

@@ -22,7 +22,8 @@ from bascule.bypass import BypassTokens
 from bascule.config import Settings
 from bascule.db import engine_url
 from bascule.maintenance import AutomaticMaintenance, Maintenance, maintenance_window
-from bascule.model import Actor, MaintenanceState, token_hash
+from bascule.metrics import Metrics
+from bascule.model import DECISIONS, Actor, MaintenanceState, token_hash
 from bascule.monitor import Monitor
 from bascule.schema import SchemaError, prepare
 from bascule.store import Store
@@ -59,6 +60,7 @@ class Services:
             Scheduler(self.windows, self.monitor, keep_days=settings.history_days)
         )
         self.bypass = BypassTokens(self.store, self.monitor)
+        self.metrics = Metrics(self.monitor, DECISIONS)
         self._argon2: anyio.CapacityLimiter | None = None
         self._state_document: tuple[MaintenanceState | None, bool | None, bytes] | None = None
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from connexion.exceptions import Unauthorized
+from starlette.responses import Response
+
 from bascule.answers import CANNOT_READ, CANNOT_WRITE, Code, envelope, error_envelope
+from bascule.metrics import CONTENT_TYPE
 from bascule.service import current
 
 
@@ -27,3 +31,11 @@ async def get_health() -> tuple[dict[str, Any], int]:
         return envelope(report), 200
     message = CANNOT_WRITE if health.can_read else CANNOT_READ
     return error_envelope(Code.DATABASE_UNAVAILABLE, message, report), 503
+
+
+def get_metrics(token_info: dict[str, Any] | None = None) -> Response:
+    """GET /metrics: Prometheus's text format; any user's credentials, unless public."""
+    services = current()
+    if not (token_info or {}).get("principal") and not services.settings.metrics_public:
+        raise Unauthorized()  # answered 401, with the challenge, by errors.on_problem
+    return Response(services.metrics.exposition(), media_type=CONTENT_TYPE)

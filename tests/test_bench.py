@@ -41,6 +41,7 @@ PROXIES = ["nginx", "caddy", "haproxy", "traefik", "envoy"]
 for proxy in PROXIES:  # each pair (goal 0.8x for nginx), then the propagation through it
     ROWS[f"8. {proxy} asking Bascule vs not: GET /shop, 200"] = 0.8 if proxy == "nginx" else None
     ROWS[f"8p. Propagation through {proxy}"] = 1
+ROWS["9. GET /metrics, 2 workers, maintenance on"] = 50
 
 
 def script(name: str, *args: str, minutes: float) -> str:
@@ -114,6 +115,11 @@ def test_a_short_run_reports_every_goal(tmp_path):
         p99 = re.fullmatch(r"p99 (\d+) ms \(median \d+ ms, n=4\)", cells[2])
         assert p99 and cells[3] == ("yes" if int(p99[1]) <= 1000 else "**NO**") + " (<= 1 s)"
         assert cells[4] == "0", f"{proxy}: {cells[4]} changes not seen within 2 s"
+    cells = table.pop("9. GET /metrics, 2 workers, maintenance on")
+    assert cells[:2] == ["—", "scraped with Basic, one connection"], cells
+    p99 = re.fullmatch(r"p99 ([\d.]+) ms \(median [\d.]+ ms, n=200\)", cells[2])
+    assert p99 and cells[3] == ("yes" if float(p99[1]) < 50 else "**NO**") + " (< 50 ms)", cells
+    assert cells[4] == "0", f"{cells[4]} scrapes not answered 200 with maintenance on"
     for name, cells in table.items():
         if "PostgreSQL" in name and not postgres:
             assert cells[2].startswith("not run: "), name

@@ -79,6 +79,7 @@ LAYERS = [
     "validation",
     "spec",
     "service",
+    "metrics",
     "proxies",
     "migrate",
     "supervise",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import click
@@ -51,28 +53,51 @@ def serve(**options: Any) -> None:
             finally:
                 services.close()
             os.environ.update(settings.to_env())
+            counters = _metrics_directory()
             app: Any = "bascule.asgi:route"
             # Imported by each worker, which reads its timeout from the environment.
             protocol: Any = "bascule.protocol:BoundedHttpToolsProtocol"
         else:
+            counters = None
             app = create_app(settings).route  # the gate, in front of everything
             protocol = bounded_protocol(settings.header_timeout)
     except (ValueError, SchemaError, UserError, ImportError, AttributeError) as exc:
         raise click.ClickException(str(exc)) from None
     except SQLAlchemyError as exc:
         raise click.ClickException(unreachable(exc)) from None
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        access_log=settings.access_log,
-        server_header=False,
-        lifespan="on",
-        interface="asgi3",  # the gate's route is a plain call that returns the answer
-        http=protocol,  # uvicorn's httptools protocol, bounded in header size and time
-        # X-Forwarded-For and -Proto believed from the proxies named, and from no one else
-        # (uvicorn would believe any process on the loopback).
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=list(settings.trusted_proxies),
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            access_log=settings.access_log,
+            server_header=False,
+            lifespan="on",
+            interface="asgi3",  # the gate's route is a plain call that returns the answer
+            http=protocol,  # uvicorn's httptools protocol, bounded in header size and time
+            # X-Forwarded-For and -Proto believed from the proxies named, and from no one else
+            # (uvicorn would believe any process on the loopback).
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=list(settings.trusted_proxies),
+        )
+    finally:
+        if counters is not None:
+            shutil.rmtree(counters, ignore_errors=True)
+
+
+def _metrics_directory() -> str | None:
+    """Where the workers keep the counters /metrics sums (prometheus_client's multiprocess
+    mode): the operator's PROMETHEUS_MULTIPROC_DIR, or else a new, empty directory of
+    Bascule's own, whose path is returned so that it is removed on exit."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    try:
+        directory = tempfile.mkdtemp(prefix="bascule-metrics-")
+    except OSError as exc:
+        raise ValueError(
+            f"cannot make the directory of the workers' metrics ({exc.strerror}): set"
+            " TMPDIR, or PROMETHEUS_MULTIPROC_DIR, to a directory Bascule may write"
+        ) from None
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return directory
