@@ -77,15 +77,17 @@ test: system-packages $(VENV)/.installed-test node_modules/.installed
 	mkdir -p $(OUT)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --junitxml=$(OUT)/junit.xml
 
-# The console's modules: prettier's format, and tsc's types as jsconfig.json sets them.
+# The console's modules and the banner's script: prettier's format, and tsc's types as
+# jsconfig.json sets them.
 CONSOLE_JS := bascule/console/*.js
+BANNER_JS := bascule/banner/*.js
 
 lint: $(VENV)/.installed-test node_modules/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/cog --check --check-fail-msg 'run `make docs`' -I . docs/cli.md docs/deployment.md
-	node_modules/.bin/prettier --check $(CONSOLE_JS) jsconfig.json
+	node_modules/.bin/prettier --check $(CONSOLE_JS) $(BANNER_JS) jsconfig.json
 	node_modules/.bin/tsc --project jsconfig.json
 
 # The generated parts of docs/cli.md and docs/deployment.md, rendered by docs/reference.py.

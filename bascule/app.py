@@ -53,6 +53,8 @@ DOCS_PREFIX = "/rest/v1"
 # The operator console: its page at CONSOLE_PATH, its files at CONSOLE_PATH/<name>.
 CONSOLE_DIR = Path(__file__).with_name("console")
 CONSOLE_PATH = "/maintenance"
+# The banner any site may include, served beside the console: it speaks only HTTP too.
+BANNER = Path(__file__).with_name("banner") / "banner.js"
 
 
 class TagResolver(Resolver):  # type: ignore[misc]
@@ -91,11 +93,13 @@ def bascule_paths() -> PathSet:
 
 
 def console_files() -> dict[str, Path]:
-    """The console's files by the path they are served at (its page at CONSOLE_PATH)."""
+    """The console's files by the path they are served at (its page at CONSOLE_PATH), and
+    the banner's script."""
     files = {CONSOLE_PATH: CONSOLE_DIR / "index.html"}
     files.update(
         {f"{CONSOLE_PATH}/{f.name}": f for f in sorted(CONSOLE_DIR.iterdir()) if f.is_file()}
     )
+    files[f"{CONSOLE_PATH}/{BANNER.name}"] = BANNER
     return files
 
 

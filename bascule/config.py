@@ -28,6 +28,7 @@ LIMITS = [
     ("header_timeout", 0.1, 3600),
     ("history_days", 0, math.inf),
     ("lease_ttl", 10, 86400),
+    ("announce_before", 0, 366 * 86400),
 ]
 
 
@@ -144,6 +145,13 @@ class Settings:
         " of that.",
         flag=False,
         default=30,
+    )
+    announce_before: int = _option(
+        "BASCULE_ANNOUNCE_BEFORE",
+        "Seconds before a planned window's start from which the public announcement (GET"
+        " /rest/v1/maintenance/announcement, and the banner any site can include) shows"
+        " it: 48 hours by default.",
+        default=172_800,
     )
     metrics_public: bool = _option(
         "BASCULE_METRICS_PUBLIC",

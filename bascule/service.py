@@ -27,7 +27,7 @@ from bascule.model import DECISIONS, Actor, MaintenanceState, token_hash
 from bascule.monitor import Monitor
 from bascule.schema import SchemaError, prepare
 from bascule.store import Store
-from bascule.windows import Scheduler, Windows
+from bascule.windows import Scheduler, Windows, announcement
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,12 @@ class Services:
             document = envelope(state.as_json(now) if state else None)
             cached = self._state_document = (state, alive, encoded(document))
         return cached[2]
+
+    def announcement(self) -> dict[str, Any]:
+        """The public announcement of planned work, from this process's copy of the state
+        and of the planned windows (no query but the database's clock)."""
+        monitor, notice = self.monitor, self.settings.announce_before * 1000
+        return announcement(monitor.state, monitor.planned, self.store.now(), notice)
 
     async def hashing(self, call: Callable[..., T], *args: Any) -> T:
         """Run a call that may check a password with Argon2, in a worker thread.

@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -246,6 +246,32 @@ SUMMARY_LENGTH = 80
 # \n), and every other control character a space.
 _LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
+
+def announcement(
+    state: MaintenanceState | None, planned: Iterable[Window], now: int, notice: int
+) -> dict[str, Any]:
+    """The wire form of the announcement of planned work: the maintenance on, if any, and
+    the windows planned to start within ``notice`` milliseconds from ``now``."""
+    current = None
+    if state is not None:
+        current = {
+            "message": state.log[-1].message if state.log else None,
+            "mode": state.mode,
+            "since": rfc3339(state.started_at),
+            "plannedEnd": rfc3339(state.planned_end),
+        }
+    windows = [
+        {
+            "start": rfc3339(w.planned_start),
+            "end": rfc3339(w.planned_end),
+            "message": w.message,
+            "mode": w.mode,
+        }
+        for w in planned
+        if w.planned_start is not None and w.planned_start <= now + notice
+    ]
+    return {"current": current, "windows": windows, "noticeSeconds": notice // 1000}
 
 
 def calendar_text(text: str) -> str:

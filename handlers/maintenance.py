@@ -13,6 +13,8 @@ from bascule.service import current
 from bascule.windows import calendar, parse_time
 
 Answer = tuple[dict[str, Any], int]
+# The announcement is for any site's pages: any origin may read it.
+ANY_ORIGIN = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-cache"}
 
 
 async def get_maintenance_state() -> Response:
@@ -131,3 +133,17 @@ def get_maintenance_calendar() -> Response:
     """GET /maintenance/schedule.ics: one event per planned window."""
     body = calendar(current().windows.planned())
     return Response(body, media_type="text/calendar; charset=utf-8")
+
+
+def get_maintenance_announcement() -> tuple[dict[str, Any], int, dict[str, str]]:
+    """GET /maintenance/announcement: public, open to any origin, from memory."""
+    return envelope(current().announcement()), 200, ANY_ORIGIN
+
+
+def preflight_maintenance_announcement() -> tuple[None, int, dict[str, str]]:
+    """OPTIONS /maintenance/announcement: the CORS preflight, for any origin."""
+    allowed = {
+        "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+        "Access-Control-Max-Age": "86400",
+    }
+    return None, 204, {**ANY_ORIGIN, **allowed}

@@ -279,3 +279,71 @@ def test_every_refusal_is_the_envelope_the_contract_declares(client):
         assert refused.status_code == 503
         validator.validate(refused.json())
     assert [r.json()["maintenance"]["progress"] for r in refusals] == [None, None, 40]
+
+
+ANNOUNCEMENT = "/rest/v1/maintenance/announcement"
+
+
+def test_the_announcement_is_public_open_to_any_origin_and_within_its_notice(app, client):
+    page = {"Origin": "https://shop.example"}
+    answer = client.get(ANNOUNCEMENT, headers=page)
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert ok(answer, 200) == {"current": None, "windows": [], "noticeSeconds": 172800}
+    soon, soon_end, later = rfc3339(3600), rfc3339(7200), rfc3339(3 * 86400)
+    for start, end, message in ((soon, soon_end, "Upgrade"), (later, None, "Move")):
+        body = {"start": start, "end": end, "message": message, "mode": "read-only"}
+        ok(client.post("/rest/v1/maintenance/schedule", json=body, headers=ADMIN), 201)
+    app.services.monitor.refresh()
+    (window,) = ok(client.get(ANNOUNCEMENT, headers=page), 200)["windows"]
+    assert window == {
+        "start": soon.replace("+00:00", "Z"),
+        "end": soon_end.replace("+00:00", "Z"),
+        "message": "Upgrade",
+        "mode": "read-only",
+    }
+    client.post("/rest/v1/maintenance", json={"message": "Copying files"}, headers=ADMIN)
+    app.services.monitor.refresh()
+    current = ok(client.get(ANNOUNCEMENT), 200)["current"]
+    assert (current["message"], current["mode"], current["plannedEnd"]) == (
+        "Copying files",
+        "full",
+        None,
+    )
+    assert current["since"].endswith("Z")
+
+
+def test_the_announcement_answers_the_cors_preflight(client):
+    answer = client.options(
+        ANNOUNCEMENT,
+        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert answer.status_code == 204
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert "GET" in answer.headers["access-control-allow-methods"]
+
+
+def test_the_notice_period_is_a_setting(database_url):
+    from bascule.app import create_app
+    from bascule.config import Settings
+
+    settings = Settings.from_env(
+        {"BASCULE_ANNOUNCE_BEFORE": "60"},
+        database_url=database_url,
+        admin_password="admin-secret-1",
+    )
+    app = create_app(settings)
+    try:
+        app.services.windows.plan(
+            Actor.operator("ops"), start=app.services.store.now() + 120_000, end=None, message="m"
+        )
+        app.services.monitor.refresh()
+        with app.test_client() as client:
+            assert ok(client.get(ANNOUNCEMENT), 200) == {
+                "current": None,
+                "windows": [],
+                "noticeSeconds": 60,
+            }
+    finally:
+        app.services.close()
+    with pytest.raises(ValueError, match="--announce-before"):
+        Settings.from_env({"BASCULE_ANNOUNCE_BEFORE": "-1"})

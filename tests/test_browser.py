@@ -16,10 +16,12 @@ install it: nothing is skipped.
 from __future__ import annotations
 
 import datetime
+import http.server
 import json
 import re
 import subprocess
 import textwrap
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +36,7 @@ from bascule.maintenance import Maintenance
 from bascule.model import Actor, now_ms
 from bascule.store import Store
 from bascule.tables import maintenance_windows
+from bench.run import free_port
 from tests.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, basic
 from tests.serving import BASCULE, Server, clean_env, serving
 
@@ -1099,3 +1102,89 @@ def test_a_failed_run_says_how_it_ended_and_its_retry_takes_over(
     shot(page, "g2-run-retried")
     (window,) = api(server, "GET", path="/history").json()["data"]["windows"]
     assert (window["status"], window["id"]) == ("on", held.window_id)
+
+
+# ---- h. the banner any site includes -----------------------------------------------------
+
+# Another site, on another loopback port: its styles must not reach the banner, and what
+# its window holds is recorded before the banner's script runs (no global may be added).
+ANOTHER_SITE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Another site</title>
+<style>p, div, section, button, strong {{ color: #c00000 !important; font-family: serif; }}</style>
+<script>document.documentElement.dataset.globals = Object.keys(window).join(",");</script>
+</head><body><main><h1>Another site</h1><p>Its own content.</p></main>
+<script src="{bascule}/maintenance/banner.js" async></script></body></html>
+"""
+
+
+@contextmanager
+def another_site(bascule: Server) -> Iterator[str]:
+    """A page of another origin that includes the banner with one tag: its URL."""
+    page = ANOTHER_SITE.format(bascule=bascule.url).encode()
+
+    class Site(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Site)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{site.server_address[1]}/"
+    finally:
+        site.shutdown()
+        site.server_close()
+        thread.join(timeout=5)
+
+
+def test_the_banner_announces_planned_work_on_another_site(
+    server: Server, page: Page, axe_source: str
+):
+    start, end = in_days(1, 9, 30), in_days(1, 10, 45)
+    body = {"start": rfc3339(start), "end": rfc3339(end), "message": "Database upgrade."}
+    assert api(server, "POST", {**body, "mode": "read-only"}, path="/schedule").status_code == 201
+    with another_site(server) as url:
+        with page.expect_request(lambda request: "announcement" in request.url) as asked:
+            page.goto(url)
+        banner = page.get_by_role("region", name="Maintenance notice")
+        expect(banner).to_be_visible()
+        # In the reader's time zone (the browser's, not the machine's), with its message.
+        expect(banner).to_contain_text("Planned maintenance.")
+        expect(banner).to_contain_text(re.compile(r"From \w+day.* 09:30 .* until .* 10:45 "))
+        expect(banner).to_contain_text("the site can be read, not changed. Database upgrade.")
+        assert asked.value.all_headers()["origin"] == url.rstrip("/")  # from another origin
+        # Nothing of the site's style inside, nothing of the banner's outside.
+        text = banner.locator("p")
+        assert text.evaluate("p => getComputedStyle(p).color") == "rgb(27, 27, 27)"
+        site_text = page.locator("main p")
+        assert site_text.evaluate("p => getComputedStyle(p).color") == "rgb(192, 0, 0)"
+        before = set(page.evaluate("document.documentElement.dataset.globals").split(","))
+        assert set(page.evaluate("Object.keys(window)")) == before
+        shot(page, "h1-banner-planned-window")
+        run_axe(page, axe_source, "another site with the banner", "bascule/banner/banner.js")
+
+        # Dismissed with the keyboard: the first control of the page, then gone for good.
+        page.keyboard.press("Tab")
+        dismiss = page.get_by_role("button", name="Dismiss: planned maintenance")
+        expect(dismiss).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(banner).to_have_count(0)
+        page.reload()
+        expect(page.get_by_role("heading", name="Another site")).to_be_visible()
+        page.wait_for_timeout(500)  # time enough for the banner to have come back
+        expect(banner).to_have_count(0)
+
+        # The window that starts is another notice, shown again.
+        assert api(server, "POST", {"message": "Copying files."}).status_code == 201
+        page.reload()
+        expect(banner).to_contain_text("Maintenance in progress.")
+        expect(banner).to_contain_text("the site is unavailable. Copying files.")
+        shot(page, "h2-banner-maintenance-on")
+        run_axe(page, axe_source, "the banner, maintenance on", "bascule/banner/banner.js")
