@@ -449,7 +449,9 @@ class Bench:
     def goal_7(self) -> None:
         """The default ``bascule serve`` (access log on) refusing, against the log off."""
         off = Side("access log off", self.enable(self.bascule("quiet")), "/shop", 503)
-        default = self.enable(self.bascule("default", BASCULE_ACCESS_LOG="true"))
+        # The same database, so the same maintenance: the refusal tells when it started.
+        same = f"sqlite:///{self.work}/quiet.db"
+        default = self.bascule("default", same, BASCULE_ACCESS_LOG="true")
         on = Side("access log on (the default)", default, "/shop", 503)
         self.same_answers(off, on)
         self.pair("7. Gate refusing, access log on vs off: GET /shop, 503", off, on, 0.8)
