@@ -54,7 +54,7 @@ class Decision:
     ) -> None:
         self.app, self.monitor, self.open = app, monitor, open_paths
         self.refuser, self.refusals = refusal, refusals
-        # The gate's tally (gate.DECISIONS): a proxy's question is a request decided on.
+        # The gate's tally (of model.DECISIONS): a proxy's question is a request decided on.
         self.decisions = decisions
 
     def decide(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:

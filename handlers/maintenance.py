@@ -135,8 +135,8 @@ def get_maintenance_calendar() -> Response:
     return Response(body, media_type="text/calendar; charset=utf-8")
 
 
-def get_maintenance_announcement() -> tuple[dict[str, Any], int, dict[str, str]]:
-    """GET /maintenance/announcement: public, open to any origin, from memory."""
+async def get_maintenance_announcement() -> tuple[dict[str, Any], int, dict[str, str]]:
+    """GET /maintenance/announcement: public, open to any origin, from memory (no thread)."""
     return envelope(current().announcement()), 200, ANY_ORIGIN
 
 
