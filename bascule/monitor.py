@@ -85,8 +85,9 @@ class Monitor:
         self.follow("bypass", self._load_bypass)
         self.follow("schedule", self._load_planned)
         self._versions: dict[Kind, int] | None = None
-        # The state's version in the database (every instance sees the same), as loaded
-        # with ``state``; and the callers waiting for it to change (``changed_from``).
+        # The version of the state and the planned windows in the database (every
+        # instance sees the same), as loaded with them; and the callers waiting for it to
+        # change (``changed_from``).
         self.state_version = 0
         self._waiting: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._waiting_lock = threading.Lock()
@@ -122,8 +123,8 @@ class Monitor:
                 for kind in changed:
                     for reload in self.reloads[kind]:
                         reload()
-                if "state" in changed:
-                    self.state_version = current["state"]
+                if "state" in changed or "schedule" in changed:
+                    self.state_version = current["state"] + current["schedule"]
                     self._wake_waiting()
             except SQLAlchemyError as exc:
                 reason = describe_error(exc)

@@ -61,11 +61,21 @@ class Follower:
             version, wanted = int(data["version"]), asks(bool(data["enabled"]), data["mode"])
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             if self.reachable is not False:
+                kept = f"asks about {SAID[self.asks]} requests" if self.asks else "as written"
+                failing = (
+                    ""
+                    if self.asks == "none"
+                    else (
+                        "; the requests it asks about go through after the recipe's timeout"
+                        " (failing open) until Bascule answers"
+                    )
+                )
                 log.warning(
-                    "Bascule at %s does not answer (%s): the switch keeps its last state (%s)",
+                    "Bascule at %s does not answer (%s): the switch keeps its last state (%s)%s",
                     self.bascule,
                     describe(exc),
-                    f"asks about {self.asks}" if self.asks else "as written",
+                    kept,
+                    failing,
                 )
             self.reachable = False
             self.stopping.wait(RETRY_INTERVAL)
