@@ -22,12 +22,6 @@ if TYPE_CHECKING:
 # The decision endpoint's answers: let through, refused (for a proxy that asked for a
 # status it honours), and a question it cannot answer.
 ALLOWED = DENIED = [(b"content-length", b"0"), (b"cache-control", b"no-store")]
-# Let through because maintenance is off: the one answer that holds for any request,
-# which nginx's recipe keeps for a tenth of a second at most (its cache key changes
-# that often). X-Accel-Expires comes first: nginx 1.22 obeys it over no-store only then;
-# other caches still read no-store. Every other answer has no X-Accel-Expires, and nginx
-# keeps nothing without it.
-ALLOWED_OFF = [(b"x-accel-expires", b"1"), *ALLOWED]
 MAX_URI = 8192
 MAX_METHOD = 32
 # The queries that ask nothing of the decision but, at most, the status of a refusal.
@@ -89,7 +83,7 @@ class Decision:
                 if monitor.bypass.by_hash and named.find(BYPASS_PARAM) != -1:
                     return send_whole(send, *self.decision(scope))  # a token to take out
                 self.decisions[0] += 1  # allowed
-                return send_whole(send, 200, ALLOWED_OFF, b"")
+                return send_whole(send, 200, ALLOWED, b"")
             self.decisions[3] += 1  # refused
             if self.refusals is not None:
                 self.refusals.count(split_uri(named)[0])
@@ -152,7 +146,7 @@ class Decision:
         state = monitor.state
         if state is None:
             self.decisions[0] += 1  # allowed
-            return 200, ALLOWED_OFF, b""
+            return 200, ALLOWED, b""
         # A URI holding "#" (which no browser sends) opens no path: the application may
         # read it whole, where Bascule would read up to the "#".
         if uri is not None and uri.find(b"#") == -1 and path in self.open:

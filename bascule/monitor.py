@@ -12,6 +12,8 @@ be written, tried every WRITE_CHECK_INTERVAL) rather than guessing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -83,6 +85,12 @@ class Monitor:
         self.follow("bypass", self._load_bypass)
         self.follow("schedule", self._load_planned)
         self._versions: dict[Kind, int] | None = None
+        # The version of the state and the planned windows in the database (every
+        # instance sees the same), as loaded with them; and the callers waiting for it to
+        # change (``changed_from``).
+        self.state_version = 0
+        self._waiting: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._waiting_lock = threading.Lock()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -115,6 +123,9 @@ class Monitor:
                 for kind in changed:
                     for reload in self.reloads[kind]:
                         reload()
+                if "state" in changed or "schedule" in changed:
+                    self.state_version = current["state"] + current["schedule"]
+                    self._wake_waiting()
             except SQLAlchemyError as exc:
                 reason = describe_error(exc)
                 if self.error != reason:
@@ -127,6 +138,30 @@ class Monitor:
             self.confirmed_at = started
             self._versions = current
         return bool(changed)
+
+    async def changed_from(self, version: int, wait: float) -> None:
+        """Return once the state's version is not ``version``: at once, when it changes,
+        or after ``wait`` seconds, whichever comes first (a blocking query's wait, on
+        the caller's event loop; nothing is polled)."""
+        if self.state_version != version or wait <= 0:
+            return
+        waiting = (asyncio.get_running_loop(), asyncio.Event())
+        with self._waiting_lock:
+            self._waiting.add(waiting)
+        try:
+            if self.state_version == version:  # not changed while it was being added
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiting[1].wait(), wait)
+        finally:
+            with self._waiting_lock:
+                self._waiting.discard(waiting)
+
+    def _wake_waiting(self) -> None:
+        with self._waiting_lock:
+            waiting = list(self._waiting)
+        for loop, event in waiting:
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                loop.call_soon_threadsafe(event.set)
 
     def state_age(self) -> float | None:
         """Seconds since the database last confirmed the state (None: it never did)."""

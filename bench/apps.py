@@ -69,13 +69,8 @@ def _sample() -> bytes:
 
 
 downstream = _constant(200, _headers(SHOP), SHOP)
-# The decision endpoint's "let it through, maintenance is off" (bascule.decision.ALLOWED_OFF),
-# checked before the runs.
-allow = _constant(
-    200,
-    [(b"x-accel-expires", b"1"), (b"content-length", b"0"), (b"cache-control", b"no-store")],
-    b"",
-)
+# The decision endpoint's "let it through" (bascule.decision.ALLOWED), checked before the runs.
+allow = _constant(200, [(b"content-length", b"0"), (b"cache-control", b"no-store")], b"")
 
 
 def _starlette() -> Any:

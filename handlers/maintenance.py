@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from bascule.answers import envelope
 from bascule.bypass import bypass_json
@@ -20,6 +20,21 @@ ANY_ORIGIN = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-cache"}
 async def get_maintenance_state() -> Response:
     """GET /maintenance: served from memory, serialised once per state."""
     return Response(current().state_document(), media_type="application/json")
+
+
+async def watch_maintenance(version: int | None = None, wait: float = 30) -> Response:
+    """GET /maintenance/watch: the switch, once its version is not ``version``, or
+    after ``wait`` seconds."""
+    monitor = current().monitor
+    if version is not None:
+        await monitor.changed_from(version, wait)
+    state = monitor.state
+    switch = {
+        "version": monitor.state_version,
+        "enabled": state is not None,
+        "mode": None if state is None else state.mode,
+    }
+    return JSONResponse(envelope(switch), headers={"Cache-Control": "no-store"})
 
 
 def enable_maintenance(token_info: dict[str, Any], body: dict[str, Any] | None = None) -> Answer:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bascule.proxies import Recipe, write
+from bascule.proxies import Recipe, follow_command, write
 from tests.conftest import ADMIN_PASSWORD, basic
 from tests.serving import BASCULE, Server, clean_env, free_port, serving, stop
 from tests.waiting import until
@@ -69,6 +69,7 @@ class Proxied:
     url: str
     bascule: Server
     output: Path
+    process: subprocess.Popen[bytes]
 
 
 @contextmanager
@@ -108,33 +109,64 @@ def behind(proxy: str, tmp_path: Path, **env: str) -> Iterator[Proxied]:
             env=clean_env(),
             check=True,
         )
-        command = shlex.split(written.stdout.strip().splitlines()[-1])
+        *_, follow, run = written.stdout.strip().splitlines()
+        assert follow.endswith(" &"), written.stdout  # in the background, as pasted
+        stack.enter_context(following(shlex.split(follow.removesuffix(" &")), tmp_path))
         log = tmp_path / f"{proxy}.log"
-        with log.open("w") as out:
-            process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(**env), cwd=config
-            )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            until(
-                lambda: process.poll() is None and started(proxy, port),
-                20.0,
-                f"{proxy} to listen ({log.read_text()[-2000:]})",
-            )
-            yield Proxied(url, bascule, log)
-        finally:
-            stop(process)
+        process = stack.enter_context(running(proxy, shlex.split(run), config, port, log, env))
+        yield Proxied(f"http://127.0.0.1:{port}", bascule, log, process)
+
+
+@contextmanager
+def following(command: list[str], tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """``bascule proxy-follow`` run until the block ends, once it set the switch."""
+    log = tmp_path / f"follow-{time.monotonic_ns()}.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(), text=True
+        )
+    try:
+        until(
+            lambda: "asks Bascule about" in log.read_text() or process.poll() is not None,
+            20.0,
+            "the follower to set the switch",
+        )
+        assert process.poll() is None, log.read_text()
+        yield process
+    finally:
+        stop(process)
+
+
+@contextmanager
+def running(
+    proxy: str, command: list[str], directory: Path, port: int, log: Path, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``proxy`` run on its recipe until the block ends, once it serves."""
+    with log.open("a") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(**env), cwd=directory
+        )
+    try:
+        until(
+            lambda: process.poll() is None and started(proxy, port),
+            20.0,
+            f"{proxy} to listen ({log.read_text()[-2000:]})",
+        )
+        yield process
+    finally:
+        stop(process)
 
 
 @contextmanager
 def recipe_directory(proxy: str, tmp_path: Path, name: str) -> Iterator[Path]:
     """Where ``proxy``'s recipe is written: ``tmp_path / name``, but for nginx, whose
-    workers must reach their cache (nginx started as root runs them as nobody, and
-    pytest's directories are private), ``name`` in a directory that anyone can search."""
-    if proxy != "nginx":
+    workers must see the switch (nginx started as root runs them as nobody, and pytest's
+    directories are private), ``name`` in a directory that anyone can search; and for
+    HAProxy, whose switch socket needs a path shorter than pytest's (107 bytes)."""
+    if proxy not in ("nginx", "haproxy"):
         yield tmp_path / name
         return
-    with tempfile.TemporaryDirectory(prefix="bascule-nginx-") as searchable:
+    with tempfile.TemporaryDirectory(prefix=f"bascule-{proxy}-") as searchable:
         Path(searchable).chmod(0o711)
         yield Path(searchable) / name
 
@@ -333,32 +365,23 @@ def proxy_in_front(
     upstream: str,
     bascule: str,
     timeout: float = 1.0,
-    searchable: bool = True,
+    follow: bool = False,
 ) -> Iterator[str]:
     """``proxy`` run on its recipe in front of ``upstream``, asking ``bascule``: its URL
-    (its files in ``recipe_directory``, or, not ``searchable``, in ``tmp_path``)."""
+    (its files in ``recipe_directory``). With ``follow``, its follower runs too (and
+    ``bascule`` must be a Bascule); otherwise the switch stays as written: asking about
+    every request."""
     port = free_port()
     with ExitStack() as stack:
-        directory = tmp_path / f"{proxy}-{port}"
-        if searchable:
-            directory = stack.enter_context(recipe_directory(proxy, tmp_path, directory.name))
+        directory = stack.enter_context(recipe_directory(proxy, tmp_path, f"{proxy}-{port}"))
         command = write(proxy, Recipe("127.0.0.1", port, upstream, bascule, timeout), directory)
+        if follow:
+            stack.enter_context(following(follow_command(directory), tmp_path))
         log = tmp_path / f"{proxy}-{port}.log"
-        with log.open("w") as out:
-            process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(), cwd=directory
-            )
-        try:
-            until(
-                lambda: process.poll() is None and started(proxy, port),
-                20.0,
-                f"{proxy} to listen ({log.read_text()[-2000:]})",
-            )
-            url = f"http://127.0.0.1:{port}"
-            WRITTEN[url] = (directory, log)
-            yield url
-        finally:
-            stop(process)
+        stack.enter_context(running(proxy, command, directory, port, log, {}))
+        url = f"http://127.0.0.1:{port}"
+        WRITTEN[url] = (directory, log)
+        yield url
 
 
 # Where proxy_in_front wrote each proxy's recipe, and its output, by the proxy's URL.
@@ -525,90 +548,81 @@ def asked(proxy: str, tmp_path: Path) -> tuple[Seen, Seen]:
         return question, request
 
 
-# -- what nginx's recipe keeps of Bascule's answers ----------------------------------------
-
-CHECK = "/rest/v1/gate?deny=403"  # what nginx's check asks
-# "Let it through, maintenance is off", as Bascule says it (bascule.decision.ALLOWED_OFF).
-OFF: Answer = (200, {"X-Accel-Expires": "1", "Cache-Control": "no-store"}, b"")
-# Bascule's other 2xx (an open path, a bypass token), and one with no word on caching.
-UNMARKED: list[Answer] = [
-    (200, {"Cache-Control": "no-store"}, b""),
-    (200, {"Cache-Control": "no-store", "X-Bascule-Bypassed": "testers"}, b""),
-    (200, {}, b""),
-]
-REFUSED: Answer = (403, {"Cache-Control": "no-store"}, b"")
-# Visitors as different as they come: an answer kept for one holds for all of them.
-VISITORS: list[tuple[str, dict[str, str]]] = [
-    ("GET", {}),
-    ("POST", {"Accept": "text/html", "Cookie": "bascule-bypass=abc"}),
-    ("GET", {"X-Bascule-Bypass": "token", "X-Original-URI": "/healthz"}),
-    ("GET", {"Cache-Control": "no-cache", "Pragma": "no-cache"}),
-    ("POST", {"X-Bascule-Bypassed": "anyone", "X-Forwarded-Uri": "/healthz"}),
-]
+# -- the switch ----------------------------------------------------------------------
 
 
-def visits(visitor: httpx.Client, count: int) -> list[httpx.Response]:
-    """``count`` requests of VISITORS in turn, each for a path of its own, that the
-    application answered."""
-    answers = []
-    for n in range(count):
-        method, headers = VISITORS[n % len(VISITORS)]
-        answer = visitor.request(method, f"/shop?n={n}", headers=headers)
-        assert (answer.status_code, answer.text) == (200, f"the application at /shop?n={n}")
-        answers.append(answer)
-    return answers
+def timed_get(url: str) -> tuple[httpx.Response, float]:
+    start = time.monotonic()
+    answer = get(url)
+    return answer, time.monotonic() - start
 
 
-def check_nginx_cache(tmp_path: Path) -> None:
-    """nginx's recipe keeps Bascule's answers marked with X-Accel-Expires, and no other,
-    for the rest of a tenth of a second: asked once a tenth at most, whoever the
-    visitors are; a refusal reaches them within the tenth."""
-    answer = [UNMARKED[0]]
+def check_switch(proxy: str, tmp_path: Path) -> None:
+    """What the switch spares visitors and keeps: maintenance off, a Bascule stopped
+    costs them nothing; read-only, their reads pass without asking it; on, a restarted
+    proxy refuses at once, and a stopped follower leaves the switch as it was."""
     with (
         recording(application) as app,
-        recording(lambda _seen: answer[0]) as bascule,
-        proxy_in_front("nginx", tmp_path, app.url, bascule.url) as url,
-        httpx.Client(base_url=url, timeout=5) as visitor,
+        live_bascule(tmp_path) as bascule,
+        ExitStack() as stack,
     ):
-        for unmarked in UNMARKED:
-            answer[0] = unmarked
-            asked = bascule.hits(CHECK)
-            bypassed = {a.headers.get("x-bascule-bypassed") for a in visits(visitor, 10)}
-            assert bascule.hits(CHECK) == asked + 10, unmarked  # every time
-            assert bypassed == {unmarked[1].get("X-Bascule-Bypassed")}
+        port = free_port()
+        url, api = f"http://127.0.0.1:{port}", f"{bascule.url}/rest/v1/maintenance"
+        directory = stack.enter_context(recipe_directory(proxy, tmp_path, proxy))
+        command = write(proxy, Recipe("127.0.0.1", port, app.url, bascule.url), directory)
+        follower = stack.enter_context(following(follow_command(directory), tmp_path))
+        log = tmp_path / f"{proxy}.log"
+        proxied = stack.enter_context(running(proxy, command, directory, port, log, {}))
 
-        answer[0] = OFF
-        time.sleep(0.1)  # a tenth of its own
-        asked, handed, start = bascule.hits(CHECK), len(app.seen), time.monotonic()
-        answers = visits(visitor, 25)
-        tenths = (time.monotonic() - start) * 10
-        assert bascule.hits(CHECK) - asked <= min(tenths + 2, 24)
-        # Nothing copied from a kept answer, nor from a visitor's own.
-        assert not [a for a in answers if "x-bascule-bypassed" in a.headers]
-        marks = {"x-bascule-bypass", "x-bascule-bypassed"}
-        assert not [s for s in app.seen[handed:] if marks & set(s.headers)]
+        # Off, Bascule stopped: 20 visitors, each answered by the application at once.
+        bascule.process.send_signal(signal.SIGSTOP)
+        try:
+            for n in range(20):
+                answer, took = timed_get(f"{url}/shop?n={n}")
+                assert (answer.status_code, answer.text) == (200, f"the application at /shop?n={n}")
+                assert took < 0.3, (n, took)
+        finally:
+            bascule.process.send_signal(signal.SIGCONT)
 
-        answer[0] = REFUSED  # the entry of this tenth still says "off"
-        until(lambda: visitor.get("/shop").status_code == 403, 0.5, "the refusal, in a tenth")
+        # Read-only, Bascule stopped: a GET passes at once; a POST waits for Bascule,
+        # and is refused once it answers.
+        assert httpx.post(api, headers=ADMIN, json={"mode": "read-only"}).status_code == 201
+        until(lambda: httpx.post(f"{url}/cart").status_code == 503, 1.0, "the switch")
+        carts = app.hits("/cart")  # those let through before the switch turned
+        bascule.process.send_signal(signal.SIGSTOP)
+        try:
+            answer, took = timed_get(f"{url}/shop")
+            assert answer.status_code == 200 and took < 0.3, took
+            posted: list[int] = []
+            poster = threading.Thread(
+                target=lambda: posted.append(httpx.post(f"{url}/cart", timeout=5).status_code)
+            )
+            poster.start()
+            time.sleep(0.2)
+            assert not posted  # waiting for Bascule
+        finally:
+            bascule.process.send_signal(signal.SIGCONT)
+        poster.join(timeout=5)
+        assert posted == [503]
+        assert app.hits("/cart") == carts
 
+        # On; the proxy restarted: it refuses within 2 s of starting.
+        assert httpx.put(api, headers=ADMIN, json={"mode": "full"}).status_code == 201
+        until(lambda: get(f"{url}/shop").status_code == 503, 1.0, "the switch")
+        stop(proxied)
+        restarted = stack.enter_context(running(proxy, command, directory, port, log, {}))
+        until(lambda: get(f"{url}/shop").status_code == 503, 2.0, "a refusal after a restart")
+        assert restarted.poll() is None
 
-def check_nginx_cache_out_of_reach(tmp_path: Path) -> None:
-    """nginx's recipe in a directory its workers cannot reach (pytest's, private, when
-    nginx starts as root and runs them as nobody): the check asks Bascule without its
-    cache, and never lets a request through unasked."""
-    answer = [OFF]
-    with (
-        recording(application) as app,
-        recording(lambda _seen: answer[0]) as bascule,
-        proxy_in_front("nginx", tmp_path, app.url, bascule.url, searchable=False) as url,
-        httpx.Client(base_url=url, timeout=5) as visitor,
-    ):
-        visits(visitor, 10)
-        if os.geteuid() == 0:  # otherwise the workers are the test's user: the cache works
-            assert bascule.hits(CHECK) == 10
-        answer[0] = REFUSED
-        until(lambda: visitor.get("/shop").status_code == 403, 0.5, "the refusal")
-        assert app.hits("/shop") == 0
+        # The follower stopped: the switch keeps its state (the proxy asks, Bascule refuses).
+        stop(follower)
+        time.sleep(0.5)
+        assert get(f"{url}/shop").status_code == 503
+        # Followed again, and off: the application within a second.
+        stack.enter_context(following(follow_command(directory), tmp_path))
+        assert httpx.delete(api, headers=ADMIN).status_code == 200
+        until(lambda: get(f"{url}/shop").status_code == 200, 1.0, "the reopening")
+        assert app.hits("/shop") == 2  # the read-only GET, and the last
 
 
 # -- hostile requests ------------------------------------------------------------------

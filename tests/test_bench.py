@@ -138,8 +138,9 @@ def test_the_gate_refusing_costs_less_than_a_quarter_more_instructions():
     bare, gate = (
         int(counts[side].replace(",", "")) for side in ("bare ASGI 503", "Bascule, maintenance on")
     )
-    # A request costs tens of thousands of instructions; the gate's refusal a little more.
-    assert 20_000 < bare < gate < 1.25 * bare, output
+    # A request costs tens of thousands of instructions on each side; the gate's refusal,
+    # whose body is built once per change, about as many as a bare callable's.
+    assert bare > 20_000 and 20_000 < gate < 1.25 * bare, output
     ratio = re.search(r"^ratio: (\d\.\d{3})x \(goal: < 1.25x\): met$", output, re.M)
     assert ratio and float(ratio[1]) == pytest.approx(gate / bare, abs=0.001), output
 
@@ -160,8 +161,14 @@ def test_the_reliability_figures_go_to_their_own_section(tmp_path):
     table = rows(report.split("<!-- reliability:start -->")[1])
     assert table.pop("what was tried") == ["sqlite"]
     attacks = [what.split(" / ")[0].split(":")[0] for what in table]
-    assert attacks[:3] == ["bypass attempts", "malformed requests", "races run"], table
-    assert attacks[3].startswith("outage"), table  # of a file, or not run without root
+    assert attacks[:4] == [
+        "bypass attempts",
+        "malformed requests",
+        "hostile requests (full, read-only)",
+        "a URL token, off",
+    ], table
+    assert "races run" in attacks, table
+    assert any(what.startswith("outage") for what in attacks), table  # or not run without root
     assert attacks[-3:] == [
         "slow and idle connections",
         "wrong passwords",

@@ -526,12 +526,14 @@ def test_a_viewer_follows_the_state_read_only(server: Server, page: Page):
     expect(action_controls(page)).to_have_count(0)
     shot(page, "c1-viewer-off")
 
-    # Maintenance switched on elsewhere, with a log longer than the state carries (100):
-    # the console pages through GET /maintenance/log for the older entries.
+    # Maintenance switched on elsewhere, with a log longer than the state carries (100),
+    # while the console cannot follow each change (offline): it pages through GET
+    # /maintenance/log for the older entries.
     log_requests: list[str] = []
     page.on(
         "request", lambda r: log_requests.append(r.url) if "/maintenance/log" in r.url else None
     )
+    page.context.set_offline(True)
     assert api(server, "POST").status_code == 201
     with httpx.Client(headers=ADMIN, timeout=10) as client:
         for step in range(1, 250):
@@ -540,6 +542,7 @@ def test_a_viewer_follows_the_state_read_only(server: Server, page: Page):
             )
             assert response.status_code == 201, response.text
     assert api(server, "PUT", {"progressPercentage": 55}).status_code == 201
+    page.context.set_offline(False)
 
     expect(page.locator("#state-badge")).to_have_text("On")
     expect(page.locator("#progress-text")).to_have_text("55%")

@@ -33,6 +33,7 @@ HEALTH = "/rest/v1/admin/health"
 STATE = "/var/lib/bascule"
 UID = 10001  # the image's user (deploy/Containerfile)
 GENERATED = re.compile(r"Created the user 'admin' with the password (\S+) ")
+FOLLOWER = "bascule-proxy-follow@.service"
 # In one pytest worker, which builds the image once.
 pytestmark = [pytest.mark.image, pytest.mark.xdist_group("image")]
 
@@ -178,7 +179,8 @@ def install(podman: Podman, root: Path, port: int) -> None:
     finally:
         podman("rm", made)
     unit = DEPLOY / "systemd"
-    shutil.copy(unit / "bascule.service", root / "etc/systemd/system/bascule.service")
+    for name in ("bascule.service", FOLLOWER):
+        shutil.copy(unit / name, root / "etc/systemd/system" / name)
     (root / "etc/sysusers.d").mkdir(exist_ok=True)
     shutil.copy(unit / "bascule.sysusers", root / "etc/sysusers.d/bascule.conf")
     (root / "etc/bascule").mkdir()
@@ -233,6 +235,31 @@ def booted(root: Path, log: Path) -> Iterator[Inside]:
             machine.wait(timeout=10)
 
 
+def check_follower(inside: Inside, url: str, password: str) -> None:
+    """The follower's unit, as docs/deployment.md says: a recipe's switch in step with
+    the Bascule it names, under systemd's sandbox."""
+    recipe, instance = "/etc/bascule/proxy", "bascule-proxy-follow@etc-bascule-proxy.service"
+    config = ["/opt/bascule/bin/bascule", "proxy-config", "haproxy", "--listen", "127.0.0.1:9"]
+    config += ["--upstream", "http://127.0.0.1:9", "--bascule", url, "--output-dir", recipe]
+    assert inside(*config).returncode == 0
+    assert inside("systemctl", "start", instance).returncode == 0
+
+    def switch() -> str:
+        return inside("cat", f"{recipe}/switch.map").stdout.strip()
+
+    until(lambda: switch() == "asks none", 30, "the switch of maintenance off")
+    admin = ("admin", password)
+    assert httpx.post(f"{url}/rest/v1/maintenance", auth=admin, timeout=10).status_code == 201
+    until(lambda: switch() == "asks all", 10, "the switch of maintenance on")
+    assert httpx.delete(f"{url}/rest/v1/maintenance", auth=admin, timeout=10).status_code == 200
+    until(lambda: switch() == "asks none", 10, "the switch of maintenance off again")
+    verify = inside("systemd-analyze", "verify", instance)
+    assert (verify.returncode, verify.stdout + verify.stderr) == (0, ""), verify
+    logged = inside("journalctl", f"--unit={instance}", "--no-pager", "--output=cat").stdout
+    assert "haproxy asks Bascule about all requests" in logged, logged
+    assert inside("systemctl", "stop", instance).returncode == 0
+
+
 def test_the_unit_runs_under_systemd(podman: Podman, built: Built, tmp_path: Path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -262,7 +289,9 @@ def test_the_unit_runs_under_systemd(podman: Podman, built: Built, tmp_path: Pat
             assert inside("stat", "--format=%U", f"/proc/{first}").stdout.strip() == "bascule"
             owner = inside("stat", "--format=%U %a", f"{STATE}/bascule.db").stdout.split()
             assert owner == ["bascule", "600"]
-            assert GENERATED.search(journal()), "the first start printed no generated password"
+            generated = GENERATED.search(journal())
+            assert generated, "the first start printed no generated password"
+            check_follower(inside, url, generated.group(1))
             # The upgrade as documented, as the unit's user with its settings.
             documented = re.search(r"^systemd-run .*? db upgrade$", DEPLOYMENT, re.M | re.S)
             assert documented, "docs/deployment.md shows no upgrade under systemd"

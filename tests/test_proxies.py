@@ -5,11 +5,13 @@ when Bascule is stuck."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
+from bascule.proxies import Recipe, write
 from tests.proxying import (
     ADMIN,
     application,
@@ -17,9 +19,8 @@ from tests.proxying import (
     behind,
     check_application_answers,
     check_hostile_requests,
-    check_nginx_cache,
-    check_nginx_cache_out_of_reach,
     check_slow_bascule,
+    check_switch,
     check_tokens_not_logged,
     exercise,
     live_bascule,
@@ -108,7 +109,7 @@ def test_no_hostile_request_reaches_the_application(proxy, mode, tmp_path):
     with (
         recording(application) as app,
         live_bascule(tmp_path, "--allow", "/healthz") as bascule,
-        proxy_in_front(proxy, tmp_path, app.url, bascule.url) as url,
+        proxy_in_front(proxy, tmp_path, app.url, bascule.url, follow=True) as url,
     ):
         api = f"{bascule.url}/rest/v1/maintenance"
         assert httpx.post(api, headers=ADMIN, json={"mode": mode}).status_code == 201
@@ -132,9 +133,21 @@ def test_caddy_keeps_what_it_saves_in_the_directory_it_was_given(tmp_path):
     assert (tmp_path / "caddy" / "config" / "caddy" / "autosave.json").exists()
 
 
-def test_nginx_keeps_only_the_answer_of_maintenance_off_for_a_tenth(tmp_path):
-    check_nginx_cache(tmp_path)
+@parametrized
+def test_the_switch_spares_visitors_and_holds(proxy, tmp_path):
+    check_switch(proxy, tmp_path)
 
 
-def test_nginx_asks_without_its_cache_where_it_cannot_keep_one(tmp_path):
-    check_nginx_cache_out_of_reach(tmp_path)
+def test_nginx_refuses_a_directory_its_workers_cannot_search(tmp_path):
+    """Started as root, nginx runs its workers as nobody: in a private directory they
+    would never see the switch, and never ask. Started as anyone else, they are that
+    user, who can."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    recipe = Recipe("127.0.0.1", 8080, "http://127.0.0.1:8000", "http://127.0.0.1:9000")
+    if os.geteuid() != 0:
+        assert write("nginx", recipe, private / "nginx")
+        return
+    with pytest.raises(ValueError, match=f"cannot search {private}"):
+        write("nginx", recipe, private / "nginx")
+    assert not (private / "nginx").exists()

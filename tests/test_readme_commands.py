@@ -150,19 +150,23 @@ def test_the_rest_api_and_the_gated_application_answer_as_written(
     assert httpx.get(f"{url}/", timeout=10).status_code == 200  # off again
 
 
-def test_the_proxy_recipe_prints_the_command_the_readme_shows(tmp_path: Path, env: dict[str, str]):
+def test_the_proxy_recipe_prints_the_commands_the_readme_shows(tmp_path: Path, env: dict[str, str]):
     (block,) = blocks("Behind your reverse proxy")
     lines = commands(block)
     assert lines[0] == "dir=$(mktemp -d)"
-    configure, run_it = lines[1], lines[2].split("#", 1)[0].strip()
+    configure = lines[1]
+    follow, run_it = (line.split("#", 1)[0].strip() for line in lines[2:4])
     env = {**env, "TMPDIR": str(tmp_path)}  # mktemp -d, inside this test's directory
     script = f'{lines[0]}\n{configure}\nprintf "%s\\n" "$dir"'
     result = shell(script, tmp_path, env)
     assert result.returncode == 0, result.stderr
-    *_, printed, directory = result.stdout.strip().splitlines()
-    assert Path(directory).parent == tmp_path and (Path(directory) / "nginx.conf").is_file()
-    written = shlex.split(run_it.replace('"$dir"', directory).replace("$dir", directory))
-    assert shlex.split(printed) == written
+    *_, printed_follow, printed_run, directory = result.stdout.strip().splitlines()
+    assert Path(directory).parent == tmp_path and (Path(directory) / "haproxy.cfg").is_file()
+    for shown, printed in ((follow, printed_follow), (run_it, printed_run)):
+        written = shlex.split(shown.replace('"$dir"', directory).replace("$dir", directory))
+        argv = shlex.split(printed)
+        # The follower is the bascule of the reader's PATH, printed as its whole path.
+        assert [Path(argv[0]).name, *argv[1:]] == written, (printed, shown)
     assert not any(tmp_path.glob("proxy*"))  # nothing left in the reader's clone
 
 

@@ -8,7 +8,7 @@ import click
 from bascule.cli.bypass import bypass
 from bascule.cli.db import db
 from bascule.cli.maintenance import maintenance_group
-from bascule.cli.proxy import proxy_config
+from bascule.cli.proxy import proxy_config, proxy_follow
 from bascule.cli.run import run
 from bascule.cli.schedule import schedule
 from bascule.cli.serve import serve
@@ -21,5 +21,15 @@ def main() -> None:
     """Bascule: switch a service into maintenance and back."""
 
 
-for command in (serve, users, maintenance_group, schedule, run, bypass, proxy_config, db):
+for command in (
+    serve,
+    users,
+    maintenance_group,
+    schedule,
+    run,
+    bypass,
+    proxy_config,
+    proxy_follow,
+    db,
+):
     main.add_command(command)

@@ -1,8 +1,11 @@
-"""bascule proxy-config: a reverse proxy's configuration."""
+"""bascule proxy-config: a reverse proxy's configuration; bascule proxy-follow: the
+follower that keeps its switch in step."""
 
 from __future__ import annotations
 
+import logging
 import shlex
+import signal
 from pathlib import Path
 
 import click
@@ -47,8 +50,10 @@ def proxy_config(
 ) -> None:
     """Write into --output-dir the whole configuration of PROXY (nginx, caddy, haproxy,
     traefik or envoy) in front of the application at --upstream, asking the Bascule at
-    --bascule about every request; print, last, the command that runs it."""
-    from bascule.proxies import Recipe, write
+    --bascule about the requests its switch names (every one until the follower says
+    otherwise); print, last, the commands to run, one per line: the follower first (in
+    the background), the proxy last."""
+    from bascule.proxies import Recipe, follow_command, write
 
     recipe = Recipe(listen[0], listen[1], upstream.rstrip("/"), bascule_url.rstrip("/"), timeout)
     try:
@@ -56,5 +61,27 @@ def proxy_config(
     except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     for path in sorted(output_dir.iterdir()):
-        click.echo(f"wrote {path}")
+        if not path.name.startswith("."):
+            click.echo(f"wrote {path}")
+    click.echo(shlex.join(follow_command(output_dir)) + " &")
     click.echo(shlex.join(command))
+
+
+@click.command("proxy-follow", short_help="Keep a proxy's switch in step with Bascule.")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def proxy_follow(directory: Path) -> None:
+    """Keep the switch of the proxy configured in DIRECTORY (by proxy-config) in step with
+    the Bascule it asks: it asks about no request while maintenance is off, about those
+    that change something while it is read-only, about every one while it is on. Needs
+    no credentials; runs until stopped (SIGTERM, SIGINT). When Bascule cannot be
+    reached, the switch keeps its last state."""
+    from bascule.proxies.follow import Follower
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        follower = Follower(directory.resolve())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: follower.stopping.set())
+    follower.run()

@@ -164,6 +164,25 @@ export const login = (username, password) =>
 
 export const logout = () => call("POST", "logout");
 
+/**
+ * @typedef {object} Switch
+ * @property {number} version of the state and the planned windows
+ * @property {boolean} enabled
+ * @property {Mode | null} mode
+ */
+
+/**
+ * The switch once its version is not `version` (at once without one), or after `wait`
+ * seconds: a blocking query.
+ * @param {number | null} version
+ * @param {number} wait
+ * @returns {Promise<Switch>}
+ */
+export const watchMaintenance = (version, wait) => {
+  const query = version === null ? "" : `?version=${version}&wait=${wait}`;
+  return call("GET", `${API}/maintenance/watch${query}`);
+};
+
 /** @returns {Promise<MaintenanceState | null>} null while maintenance is off */
 export const getMaintenanceState = () => call("GET", `${API}/maintenance`);
 

@@ -9,6 +9,7 @@ import {
   listPlannedWindows,
   login,
   logout,
+  watchMaintenance,
 } from "./api.js";
 import { setUpDialog } from "./dialogs.js";
 import { byId } from "./dom.js";
@@ -36,7 +37,11 @@ import {
 /** @typedef {import("./api.js").PlannedWindow} PlannedWindow */
 /** @typedef {import("./api.js").UserStatus} UserStatus */
 
-const POLL_MS = 3000;
+// The longest the console waits on the watch before reading everything again (what
+// the watch does not follow: the history's details, a lease's age); and, the server
+// unreachable, how soon it tries again.
+const WATCH_SECONDS = 5;
+const RETRY_MS = 3000;
 
 const ui = {
   main: byId("main", HTMLElement),
@@ -61,6 +66,7 @@ const ui = {
  * @property {{ username: string, roles: string[] } | null} me while signed in
  * @property {number} timer the next refresh
  * @property {number} generation bumped by every refresh: an older one's answer is dropped
+ * @property {number | null} version the version of the state and the schedule rendered
  * @property {boolean} busy a change, or signing in, is under way
  * @property {MaintenanceState | null} current the state last rendered
  * @property {import("./notices.js").Notices} notices
@@ -178,7 +184,7 @@ function stopPolling(c) {
 
 /**
  * Read the state, the log, the planned windows and (when they changed) the history
- * now, render them, and poll again in POLL_MS.
+ * now, render them, and wait on the watch for the next change (WATCH_SECONDS at most).
  * @param {Console} c
  */
 async function refresh(c) {
@@ -189,6 +195,11 @@ async function refresh(c) {
   const mine = c.generation;
   const stale = () => mine !== c.generation;
   try {
+    // The version first: a change while the rest is read is a change after it.
+    c.version = (await watchMaintenance(null, 0)).version;
+    if (stale()) {
+      return;
+    }
     const [state, planned] = await Promise.all([getMaintenanceState(), listPlannedWindows()]);
     if (stale()) {
       return;
@@ -203,15 +214,35 @@ async function refresh(c) {
     }
     render(c, state, planned);
     clearConnectionAlert();
+    void waitForChange(c, mine);
   } catch (error) {
     if (stale()) {
       return;
     }
     failed(c, error);
-  } finally {
-    if (!stale() && c.me !== null) {
-      c.timer = setTimeout(() => refresh(c), POLL_MS);
+    if (c.me !== null) {
+      c.timer = setTimeout(() => refresh(c), RETRY_MS);
     }
+  }
+}
+
+/**
+ * Wait on the watch until the state or the schedule changes (or WATCH_SECONDS pass),
+ * then refresh; the server unreachable, refresh in RETRY_MS (which says so).
+ * @param {Console} c
+ * @param {number} mine the generation of the refresh that waits
+ */
+async function waitForChange(c, mine) {
+  try {
+    await watchMaintenance(c.version, WATCH_SECONDS);
+  } catch {
+    if (mine === c.generation && c.me !== null) {
+      c.timer = setTimeout(() => refresh(c), RETRY_MS);
+    }
+    return;
+  }
+  if (mine === c.generation && c.me !== null) {
+    void refresh(c);
   }
 }
 
@@ -295,6 +326,7 @@ async function start() {
     me: null,
     timer: 0,
     generation: 0,
+    version: null,
     busy: false,
     current: null,
     notices: createNotices(),

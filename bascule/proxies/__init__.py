@@ -1,25 +1,65 @@
 """Configurations of the reverse proxies that ask Bascule's decision endpoint
-(GET /rest/v1/gate) about every request of the application behind them.
+(GET /rest/v1/gate) about the requests of the application behind them, while
+maintenance is on.
 
 Each module writes every file its proxy needs into a directory and says the one
-command that runs the proxy on them, in the foreground. Every recipe fails open: a
-Bascule that does not answer within ``timeout`` seconds lets the request through, so
-that Bascule being down never takes the site down.
+command that runs the proxy on them, in the foreground. Each recipe holds a local
+switch that the proxy reads without a network call, and that ``bascule proxy-follow``
+keeps in step with Bascule (``switch`` of each module): what the proxy asks Bascule
+about (ASKS). Maintenance off, it asks about nothing but a request whose URL holds a
+bypass token (which Bascule takes out of it); on, about every request; read-only,
+about those that may change something (not GET, HEAD nor OPTIONS). Every recipe
+fails open: a Bascule that does not answer within ``timeout`` seconds lets the
+request through, so that Bascule being down never takes the site down.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import ipaddress
+import json
+import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bascule.bypass import BYPASS_PARAM
+
 PROXIES = ("nginx", "caddy", "haproxy", "traefik", "envoy")
 # Where the decision endpoint answers, under Bascule's URL.
 DECISION_PATH = "/rest/v1/gate"
+# What a proxy asks Bascule about: no request (maintenance off), those that may change
+# something (read-only), every request (on). A recipe starts asking about every one,
+# as if maintenance were on, until its follower says otherwise: never less than it must.
+NONE, WRITES, ALL = "none", "writes", "all"
+ASKS = (NONE, WRITES, ALL)
+# What the follower reads in a recipe's directory: the proxy, and the Bascule it follows.
+FOLLOWED = "bascule-follow.json"
+# The query parameter that carries a bypass token in a URL (asked about in every state).
+TOKEN_PARAM = BYPASS_PARAM.decode()
+
+
+def asks(enabled: bool, mode: str | None) -> str:
+    """What a proxy asks Bascule about, maintenance on (``enabled``) in ``mode`` or off."""
+    if not enabled:
+        return NONE
+    return WRITES if mode == "read-only" else ALL
+
+
+def replace_file(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` at once (a reader sees the old file or the new one,
+    never half of it), unless it holds that already; whether it changed."""
+    with contextlib.suppress(OSError):
+        if path.read_text() == text:
+            return False
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(text)
+    temporary.chmod(0o644)  # the proxy's workers may run as another user
+    os.replace(temporary, path)
+    return True
 
 
 @dataclass(frozen=True)
@@ -106,10 +146,17 @@ def host(text: str) -> bool:
     return True
 
 
-def write(proxy: str, recipe: Recipe, directory: Path) -> list[str]:
-    """Write the configuration of ``proxy`` into ``directory``; the command that runs it."""
+def module(proxy: str):  # type: ignore[no-untyped-def]
+    """The module of ``proxy``'s recipe."""
     if proxy not in PROXIES:
         raise ValueError(f"the proxies are {', '.join(PROXIES)}, not {proxy!r}")
+    return importlib.import_module(f"bascule.proxies.{proxy}")
+
+
+def write(proxy: str, recipe: Recipe, directory: Path) -> list[str]:
+    """Write the configuration of ``proxy`` into ``directory``, its switch asking about
+    every request, and what its follower reads; the command that runs the proxy."""
+    recipe_module = module(proxy)
     if not host(recipe.listen_host) or not 0 < recipe.listen_port < 65536:
         raise ValueError(f"give a HOST:PORT to listen on, not {recipe.listen_host!r}")
     if not re.fullmatch(r"[A-Za-z0-9/._+-]+", str(directory.resolve())):
@@ -119,7 +166,16 @@ def write(proxy: str, recipe: Recipe, directory: Path) -> list[str]:
         )
     Recipe.host_port(recipe.upstream)
     Recipe.host_port(recipe.bascule)
+    getattr(recipe_module, "check_directory", lambda _directory: None)(directory.resolve())
     directory.mkdir(parents=True, exist_ok=True)
-    module = importlib.import_module(f"bascule.proxies.{proxy}")
-    command: list[str] = module.write(recipe, directory.resolve())
+    directory = directory.resolve()
+    command: list[str] = recipe_module.write(recipe, directory)
+    recipe_module.switch(directory, ALL)
+    followed = {"proxy": proxy, "bascule": recipe.bascule}
+    replace_file(directory / FOLLOWED, json.dumps(followed, indent=2) + "\n")
     return command
+
+
+def follow_command(directory: Path) -> list[str]:
+    """The command that keeps the switch of the recipe in ``directory`` in step."""
+    return [program("bascule"), "proxy-follow", str(directory.resolve())]

@@ -1,4 +1,11 @@
-"""Caddy in front of the application, asking Bascule before proxying every request.
+"""Caddy in front of the application, asking Bascule before proxying the requests the
+switch names.
+
+The switch is a flag file per kind of request in ``switch/``, that ``file`` matchers
+look for (a stat, no network call): ``all`` (every request) and ``writes`` (any method
+but GET, HEAD and OPTIONS). Maintenance off, neither exists and requests go straight to
+the application, but for one whose query holds a bypass token (Bascule takes it out of
+the URL); read-only, ``writes`` exists; on, both.
 
 The question is ``forward_auth`` written out as the ``reverse_proxy`` it stands for
 (``forward_auth`` puts its own 2xx handler first, and Caddy 2.6's ``copy_headers``
@@ -16,17 +23,59 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bascule.proxies import Recipe
+from bascule.proxies import ALL, NONE, TOKEN_PARAM, WRITES, Recipe
 
 TEMPLATE = """\
-# Written by `bascule proxy-config caddy`: every request asks Bascule at {bascule_url}
-# whether it goes to the application at {upstream_url}; Bascule silent or slow (more
-# than {timeout}) lets it through.
+# Written by `bascule proxy-config caddy`: while maintenance is on, requests ask Bascule
+# at {bascule_url} whether they go to the application at {upstream_url} (the switch in
+# {dir}/switch, kept by `bascule proxy-follow`); Bascule silent or slow (more than
+# {timeout}) lets them through.
 {{
 	# No admin endpoint (a system Caddy may hold :2019), no certificates to get.
 	admin off
 	auto_https off
 	storage file_system {dir}/data
+}}
+
+# Ask Bascule; let through, to the application.
+(bascule_asks) {{
+	reverse_proxy {bascule} {{
+		method GET
+		# The "?" drops the visitor's query, which Bascule reads in X-Forwarded-Uri
+		# (a visitor's own ?deny= must not reach the decision endpoint).
+		rewrite {decision}?
+		header_up X-Forwarded-Method {{method}}
+		header_up X-Forwarded-Uri {{uri}}
+		# Caddy listens on plain HTTP: https can only be a TLS terminator's word in
+		# front, which Bascule believes for one thing, a Secure bypass cookie.
+		header_up X-Forwarded-Proto {{http.request.header.X-Forwarded-Proto}}
+		# Bascule reads X-Original-URI too: a visitor's own is not passed on.
+		header_up -X-Original-URI
+		header_up -X-Original-Method
+		transport http {{
+			dial_timeout {timeout}
+			response_header_timeout {timeout}
+			# Idle connections closed before uvicorn's 5 s closes them.
+			keepalive 4s
+		}}
+		@bypassed {{
+			status 2xx
+			header X-Bascule-Bypassed *
+		}}
+		handle_response @bypassed {{
+			request_header X-Bascule-Bypassed {{rp.header.X-Bascule-Bypassed}}
+			header X-Bascule-Bypassed {{rp.header.X-Bascule-Bypassed}}
+			vars bascule_passed yes
+		}}
+		@allowed status 2xx
+		handle_response @allowed {{
+			vars bascule_passed yes
+		}}
+		# Any other answer is copied to the visitor, status, headers and body.
+	}}
+	reverse_proxy {upstream} {{
+{to_application}
+	}}
 }}
 
 http://:{port} {{
@@ -45,43 +94,33 @@ http://:{port} {{
 			}}
 		}}
 	}}
+	# Asked about: a request whose query holds a bypass token, and those the switch names.
+	@token query {token}=*
+	@asks_all file {{
+		root {dir}/switch
+		try_files /all
+	}}
+	@asks_writes {{
+		not method GET HEAD OPTIONS
+		file {{
+			root {dir}/switch
+			try_files /writes
+		}}
+	}}
 	route {{
 		# Only Bascule says a request used a bypass token.
 		request_header -X-Bascule-Bypassed
-		reverse_proxy {bascule} {{
-			method GET
-			# The "?" drops the visitor's query, which Bascule reads in X-Forwarded-Uri
-			# (a visitor's own ?deny= must not reach the decision endpoint).
-			rewrite {decision}?
-			header_up X-Forwarded-Method {{method}}
-			header_up X-Forwarded-Uri {{uri}}
-			# Caddy listens on plain HTTP: https can only be a TLS terminator's word in
-			# front, which Bascule believes for one thing, a Secure bypass cookie.
-			header_up X-Forwarded-Proto {{http.request.header.X-Forwarded-Proto}}
-			# Bascule reads X-Original-URI too: a visitor's own is not passed on.
-			header_up -X-Original-URI
-			header_up -X-Original-Method
-			transport http {{
-				dial_timeout {timeout}
-				response_header_timeout {timeout}
-				# Idle connections closed before uvicorn's 5 s closes them.
-				keepalive 4s
-			}}
-			@bypassed {{
-				status 2xx
-				header X-Bascule-Bypassed *
-			}}
-			handle_response @bypassed {{
-				request_header X-Bascule-Bypassed {{rp.header.X-Bascule-Bypassed}}
-				header X-Bascule-Bypassed {{rp.header.X-Bascule-Bypassed}}
-				vars bascule_passed yes
-			}}
-			@allowed status 2xx
-			handle_response @allowed {{
-				vars bascule_passed yes
-			}}
-			# Any other answer is copied to the visitor, status, headers and body.
+		route @token {{
+			import bascule_asks
 		}}
+		route @asks_all {{
+			import bascule_asks
+		}}
+		route @asks_writes {{
+			import bascule_asks
+		}}
+		# Not asked about: to the application, whose errors are its own.
+		vars bascule_passed yes
 		reverse_proxy {upstream} {{
 {to_application}
 		}}
@@ -111,6 +150,7 @@ def write(recipe: Recipe, directory: Path) -> list[str]:
             **recipe.values(directory),
             host=recipe.listen_host,
             port=recipe.listen_port,
+            token=TOKEN_PARAM,
             to_application="\n".join(f"\t\t\t{line}" for line in TO_APPLICATION),
         )
     )
@@ -128,3 +168,16 @@ def write(recipe: Recipe, directory: Path) -> list[str]:
         "--envfile",
         str(environment),
     ]
+
+
+def switch(directory: Path, asks: str) -> None:
+    """Set the flag files to ask Bascule about ``asks`` (see bascule.proxies.ASKS)."""
+    flags = directory / "switch"
+    flags.mkdir(exist_ok=True)
+    wanted = {NONE: (), WRITES: ("writes",), ALL: ("writes", "all")}[asks]
+    for name in ("writes", "all"):  # on: writes first; off: all first
+        if name in wanted:
+            (flags / name).touch()
+    for name in ("all", "writes"):
+        if name not in wanted:
+            (flags / name).unlink(missing_ok=True)

@@ -1,4 +1,14 @@
-"""Envoy: its built-in Lua HTTP filter asks the decision endpoint about every request.
+"""Envoy: its built-in Lua HTTP filter asks the decision endpoint about the requests
+the switch names.
+
+The switch is two runtime keys, ``bascule.asks_all`` and ``bascule.asks_writes`` (100:
+ask, 0: do not), in a disk layer whose root, ``runtime``, is a symbolic link swapped at
+once to a new directory: Envoy sees the swap within milliseconds, and reads the keys
+again when it starts. Routes in order: a request whose query holds a bypass token
+(Bascule takes it out of the URL), then every request while ``asks_all``, then any
+method but GET, HEAD and OPTIONS while ``asks_writes``, go through the filter; any
+other request goes to the application without it (the filter disabled on that route).
+A key missing reads 100: the filter asks.
 
 Envoy's ext_authz filter gives its own 403, without a body, for any 5xx of the auth
 service, so it cannot show Bascule's 503. Instead ``envoy_on_request`` sends the
@@ -11,18 +21,25 @@ visitor's answer); any other answer of
 Bascule's is given to the visitor with ``respond``, status, headers and body. Fail
 open: when Bascule does not answer within the recipe's timeout (refused, reset,
 timed out: Envoy's own 503 or 504 without Retry-After), the request goes through;
-anything Bascule answers is the visitor's. No admin interface, no hot
-restart (no shared memory to clash with another Envoy on the same machine).
+anything Bascule answers is the visitor's. No admin interface (the switch needs
+none), no hot restart (no shared memory to clash with another Envoy on the same machine).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bascule.proxies import DECISION_PATH, Recipe, program
+from bascule.proxies import ALL, DECISION_PATH, NONE, TOKEN_PARAM, WRITES, Recipe, program
+
+# The switch: the runtime keys, in the disk layer under the link RUNTIME.
+RUNTIME = "runtime"
+KEYS = {"all": "bascule.asks_all", "writes": "bascule.asks_writes"}
 
 FILTER = "envoy.filters.http.lua"
 ACCESS_LOG = (
@@ -167,8 +184,78 @@ def cluster(name: str, url: str, connect_timeout: str) -> dict[str, Any]:
     }
 
 
-def bootstrap(recipe: Recipe) -> dict[str, Any]:
-    """Envoy's whole configuration: a listener, the Lua filter, two clusters."""
+# The application's own slow answers are not cut at Envoy's 15 s.
+TO_APPLICATION = {"cluster": "application", "timeout": "60s"}
+READS = "GET|HEAD|OPTIONS"
+
+
+def asked_while(key: str) -> dict[str, Any]:
+    """A route match that holds while the runtime ``key`` says 100 (or is missing)."""
+    return {
+        "prefix": "/",
+        "runtime_fraction": {
+            "default_value": {"numerator": 100, "denominator": "HUNDRED"},
+            "runtime_key": key,
+        },
+    }
+
+
+def routes() -> list[dict[str, Any]]:
+    """The switch's routes: those that go through the filter, then the one that does not."""
+    writes = asked_while(KEYS["writes"])
+    writes["headers"] = [
+        {"name": ":method", "string_match": {"safe_regex": {"regex": READS}}, "invert_match": True}
+    ]
+    token = {"prefix": "/", "query_parameters": [{"name": TOKEN_PARAM, "present_match": True}]}
+    asked = [
+        {"match": match, "route": TO_APPLICATION}
+        for match in (token, asked_while(KEYS["all"]), writes)
+    ]
+    unasked = {
+        "match": {"prefix": "/"},
+        "route": TO_APPLICATION,
+        "typed_per_filter_config": {
+            FILTER: {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute",
+                "disabled": True,
+            }
+        },
+    }
+    return [*asked, unasked]
+
+
+def key_file(key: str) -> str:
+    """Where the disk layer holds runtime ``key``, under its root."""
+    return "envoy/" + key.replace(".", "/")
+
+
+def switch(directory: Path, asks: str) -> None:
+    """Set the runtime keys to ask Bascule about ``asks``: a new directory of them, then
+    the ``runtime`` link swapped to it at once (Envoy watches for that)."""
+    values = {ALL: (100, 100), WRITES: (0, 100), NONE: (0, 0)}[asks]
+    wanted = {key_file(KEYS["all"]): str(values[0]), key_file(KEYS["writes"]): str(values[1])}
+    link = directory / RUNTIME
+    try:
+        if all((link / name).read_text() == value for name, value in wanted.items()):
+            return
+    except OSError:
+        pass  # not written yet
+    new = Path(tempfile.mkdtemp(prefix=f"{RUNTIME}.", dir=directory))
+    for name, value in wanted.items():
+        path = new / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value)
+    temporary = directory / f".{RUNTIME}.{os.getpid()}"
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(new.name)
+    old = link.resolve() if link.is_symlink() else None
+    os.replace(temporary, link)
+    if old is not None and old != new.resolve():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def bootstrap(recipe: Recipe, directory: Path) -> dict[str, Any]:
+    """Envoy's whole configuration: a listener, the Lua filter, two clusters, the switch."""
     timeout_ms = recipe.timeout_ms
     host, port = Recipe.host_port(recipe.bascule)
     lua = LUA % {
@@ -210,13 +297,7 @@ def bootstrap(recipe: Recipe) -> dict[str, Any]:
                 {
                     "name": "application",
                     "domains": ["*"],
-                    # The application's own slow answers are not cut at Envoy's 15 s.
-                    "routes": [
-                        {
-                            "match": {"prefix": "/"},
-                            "route": {"cluster": "application", "timeout": "60s"},
-                        }
-                    ],
+                    "routes": routes(),
                 }
             ]
         },
@@ -237,6 +318,17 @@ def bootstrap(recipe: Recipe) -> dict[str, Any]:
         ],
     }
     return {
+        "layered_runtime": {
+            "layers": [
+                {
+                    "name": "switch",
+                    "disk_layer": {
+                        "symlink_root": str(directory / RUNTIME),
+                        "subdirectory": "envoy",
+                    },
+                }
+            ]
+        },
         "static_resources": {
             "listeners": [
                 {
@@ -264,7 +356,7 @@ def bootstrap(recipe: Recipe) -> dict[str, Any]:
                 # Refused or late, Bascule's connection fails within the recipe's timeout.
                 cluster("bascule", recipe.bascule, f"{timeout_ms / 1000}s"),
             ],
-        }
+        },
     }
 
 
@@ -272,7 +364,9 @@ def write(recipe: Recipe, directory: Path) -> list[str]:
     """Write envoy.yaml into ``directory``; the command that runs Envoy."""
     config = directory / "envoy.yaml"
     header = "# Written by `bascule proxy-config envoy`: the application behind Envoy.\n"
-    config.write_text(header + yaml.dump(bootstrap(recipe), Dumper=_Dumper, sort_keys=False))
+    config.write_text(
+        header + yaml.dump(bootstrap(recipe, directory), Dumper=_Dumper, sort_keys=False)
+    )
     # No hot restart: no shared memory, so that Envoys side by side never clash.
     # Its access log written within a second (Envoy's default: ten).
     return [

@@ -1,5 +1,12 @@
 """HAProxy (2.6 or later, built with Lua): a Lua action of our own asks the decision
-endpoint about every request, on a socket of its own (``core.tcp()``).
+endpoint about the requests the switch names, on a socket of its own (``core.tcp()``).
+
+The switch is a map file, ``switch.map`` (``asks none|writes|all``), read at start,
+and changed at run time by ``set map`` on the stats socket ``haproxy.sock``, a unix
+socket in the recipe's directory that only its owner may open (whoever opens it
+controls HAProxy). Maintenance off, requests go straight to the application, but for
+one whose query holds a bypass token (Bascule takes it out of the URL); read-only,
+HAProxy asks about any method but GET, HEAD and OPTIONS; on, about every request.
 
 ``bascule.lua`` registers the action ``lua.bascule_ask``, which sends the visitor's
 path and query (``X-Original-URI``) and method with their Accept, bypass cookie,
@@ -15,15 +22,21 @@ cut, silent), the request goes through.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
-from bascule.proxies import DECISION_PATH, Recipe, url_address
+from bascule.proxies import ASKS, DECISION_PATH, TOKEN_PARAM, Recipe, replace_file, url_address
+
+SOCKET = "haproxy.sock"
+SWITCH = "switch.map"
 
 CONFIG = """\
 # Written by `bascule proxy-config haproxy`: the application behind HAProxy, every
 # request asked about to Bascule by bascule.lua.
 global
     lua-load "{lua}"
+    # The switch's runtime channel: a socket only its owner (the follower's user) opens.
+    stats socket {socket} mode 600 level admin
     # The httpclient only speaks plain HTTP to Bascule: no CA bundle to look for.
     httpclient.ssl.verify none
     log stdout format raw local0 info
@@ -44,7 +57,13 @@ frontend bascule
     # is answered by the Lua service and never reaches the application.
     acl answered var(txn.bascule_status) -m found
     acl bypassed var(txn.bascule_bypassed) -m found
-    http-request lua.bascule_ask
+    # The switch (asking about every request when the map says nothing else).
+    http-request set-var(txn.bascule_asks) str(asks),map({switch},all)
+    acl asks_all var(txn.bascule_asks) -m str all
+    acl asks_writes var(txn.bascule_asks) -m str writes
+    acl reads method GET HEAD OPTIONS
+    acl url_token query -m reg (^|&){token}=
+    http-request lua.bascule_ask if asks_all || asks_writes !reads || url_token
     http-request use-service lua.bascule_answer if answered
     # The application has no use for the token, and must not be able to log it; it
     # learns that a bypass let the request through from Bascule only, not the visitor.
@@ -244,6 +263,8 @@ LOG_FORMAT = (
 
 def write(recipe: Recipe, directory: Path) -> list[str]:
     """Write haproxy.cfg and bascule.lua into ``directory``; the command that runs HAProxy."""
+    if len(str(directory / SOCKET).encode()) > 100:  # a unix socket's path: 107 bytes
+        raise ValueError(f"HAProxy's switch socket needs a shorter path than {directory}")
     # An abstract socket, named after the port this instance listens on: no file.
     gate = f"abns@bascule-gate-{recipe.listen_port}"
     timeout_ms = recipe.timeout_ms
@@ -265,7 +286,33 @@ def write(recipe: Recipe, directory: Path) -> list[str]:
             gate=gate,
             timeout_ms=timeout_ms,
             log_format=LOG_FORMAT,
+            socket=directory / SOCKET,
+            switch=directory / SWITCH,
+            token=TOKEN_PARAM,
             bascule=address(*Recipe.host_port(recipe.bascule)),
         )
     )
     return ["haproxy", "-f", str(config), "-db"]
+
+
+def switch(directory: Path, asks: str) -> None:
+    """Set the switch to ask Bascule about ``asks``: in the map file, which HAProxy reads
+    when it starts, and in a running HAProxy (``set map``), which forgets nothing of it
+    but on a restart (the file has it then)."""
+    if asks not in ASKS:
+        raise ValueError(f"asks is one of {ASKS}, not {asks!r}")
+    replace_file(directory / SWITCH, f"asks {asks}\n")
+    path = directory / SOCKET
+    if not path.exists():
+        return  # HAProxy is not running: it reads the file when it starts
+    try:
+        with socket.socket(socket.AF_UNIX) as channel:
+            channel.settimeout(1.0)
+            channel.connect(str(path))
+            channel.sendall(f"set map {directory / SWITCH} asks {asks}\n".encode())
+            channel.shutdown(socket.SHUT_WR)
+            answer = channel.recv(4096).decode(errors="replace").strip()
+    except OSError:
+        return  # not listening (stopped, restarting): the file holds the switch
+    if answer:
+        raise OSError(f"HAProxy refused the switch: {answer}")

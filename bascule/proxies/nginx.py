@@ -1,6 +1,14 @@
-"""nginx in front of the application, asking Bascule with ``auth_request``.
+"""nginx in front of the application, asking Bascule with ``auth_request`` while
+maintenance is on.
 
-Every request first makes a bodiless subrequest to ``/rest/v1/gate?deny=403`` (the
+The switch is a flag file per kind of request in ``switch/``, that nginx looks for
+(a stat, no network call): ``all`` (GET, HEAD, OPTIONS) and ``writes`` (any other
+method). Maintenance off, neither exists and requests go straight to the
+application, but for one whose query holds a bypass token (Bascule takes it out of
+the URL). Read-only, ``writes`` exists; on, both. A request nginx asks about goes to
+the named location ``@gated``, method, URI and body kept.
+
+There, it first makes a bodiless subrequest to ``/rest/v1/gate?deny=403`` (the
 visitor's headers, ``X-Original-URI``/``-Method`` naming the request): a 2xx lets it
 through to the application (with ``X-Bascule-Bypassed`` copied onto the answer), a 403
 sends it to a named location that asks ``/rest/v1/gate`` again without ``deny`` and
@@ -10,21 +18,19 @@ or does not answer within the recipe's timeout, makes ``auth_request`` fail with
 that ``error_page`` sends to the application unasked; so does a Bascule that fails
 between the two questions. The application's own answers (its 403s, its 500s) are never
 intercepted (``proxy_intercept_errors`` stays off), so they reach the visitor as they are.
-One answer is cached: "let it through, maintenance is off", the same for every request,
-and the only one Bascule marks with ``X-Accel-Expires`` (nginx caches nothing without
-it: the recipe sets no ``proxy_cache_valid``). Its key is the current tenth of a second
-of nginx's clock and nothing of the request, so an entry serves for the rest of its
-tenth at most: a change reaches visitors at most 0.1 s later than Bascule sees it, and
-Bascule is asked about one request per tenth instead of every one. A cache nginx's
-worker cannot use (a directory it cannot reach) makes the check ask without it, never
-fail open.
+
+nginx's workers run as ``nobody`` when nginx starts as root: they must be able to
+search the recipe's directory, or they would never see the switch (and never ask):
+such a directory is refused.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
-from bascule.proxies import Recipe, address
+from bascule.proxies import ALL, NONE, TOKEN_PARAM, WRITES, Recipe, address
 
 # The internal location of the subrequest: a visitor asking for it gets a 404 (nginx
 # answers ``internal`` locations only to subrequests and redirections).
@@ -32,9 +38,10 @@ CHECK = "/.bascule-gate"
 
 
 TEMPLATE = """\
-# Written by `bascule proxy-config nginx`: every request asks Bascule at {bascule_url}
-# whether it goes to the application at {upstream_url}; Bascule silent or slow (more
-# than {timeout}) lets it through.
+# Written by `bascule proxy-config nginx`: while maintenance is on, requests ask Bascule
+# at {bascule_url} whether they go to the application at {upstream_url} (the switch in
+# {dir}/switch, kept by `bascule proxy-follow`); Bascule silent or slow (more than
+# {timeout}) lets them through.
 worker_processes 1;
 pid {dir}/nginx.pid;
 # crit: nginx's errors name the request line, which may hold a bypass token; the access
@@ -68,14 +75,18 @@ http {{
     scgi_temp_path {dir}/temp/scgi;
     server_tokens off;
 
-    # The check's cache: Bascule's "let it through, maintenance is off", the one answer
-    # it marks with X-Accel-Expires (nginx keeps nothing without it), under a key that
-    # names the current tenth of a second and nothing of the request. An entry serves
-    # for the rest of its tenth at most; the cache manager removes those of past tenths.
-    proxy_cache_path {dir}/cache keys_zone=bascule_off:1m max_size=1m inactive=1s
-                     use_temp_path=off;
-    map $msec $bascule_tenth {{
-        "~^(?<tenth>[0-9]+[.][0-9])" $tenth;
+    # The switch: the flag file that says whether nginx asks Bascule about a request
+    # of this method (read-only, GET, HEAD and OPTIONS go through unasked); and whether
+    # its query holds a bypass token, which Bascule takes out in every state.
+    map $request_method $bascule_switch {{
+        GET {dir}/switch/all;
+        HEAD {dir}/switch/all;
+        OPTIONS {dir}/switch/all;
+        default {dir}/switch/writes;
+    }}
+    map $args $bascule_url_token {{
+        "~(^|&){token}=" 1;
+        default 0;
     }}
 
     # What Bascule is told of the visitor's request, and nothing else of it: a visitor's
@@ -118,6 +129,22 @@ http {{
         recursive_error_pages on;
 
         location / {{
+            # Asked about (the switch, or a token to take out of the URL): @gated, the
+            # request as it came. Otherwise straight to the application.
+            error_page 418 = @gated;
+            if ($bascule_url_token) {{
+                return 418;
+            }}
+            if (-f $bascule_switch) {{
+                return 418;
+            }}
+            proxy_intercept_errors off;
+            proxy_pass http://application;
+{to_application}
+            proxy_set_header X-Bascule-Bypassed "";
+        }}
+
+        location @gated {{
             auth_request {check};
             # Bascule names the bypass token that let the request through; nginx adds
             # no header whose value is empty.
@@ -139,23 +166,6 @@ http {{
         location = {check} {{
             internal;
             proxy_pass http://bascule{decision}?deny=403;
-{to_bascule}
-            proxy_cache bascule_off;
-            proxy_cache_key "maintenance-off $bascule_tenth";
-            # The requests that come while the first of a tenth asks wait 1 ms for its
-            # answer, then ask too (nginx looks again after lock_timeout or 0.5 s,
-            # whichever is less: the default 5 s would make them sleep 0.5 s). The
-            # entry's file is opened once per tenth, not once per request.
-            proxy_cache_lock on;
-            proxy_cache_lock_timeout 1ms;
-            open_file_cache max=4;
-            # The cache unusable (nginx cannot read or write its directory): ask without it.
-            error_page 500 = @uncached;
-        }}
-
-        location @uncached {{
-            rewrite ^ {decision}?deny=403? break;
-            proxy_pass http://bascule;
 {to_bascule}
         }}
 
@@ -226,6 +236,35 @@ TO_APPLICATION = [
 ]
 
 
+def check_directory(directory: Path) -> None:
+    """Refuse a directory that nginx's workers could not search, started as root (they
+    run as nobody then): they would never see the switch, and never ask Bascule."""
+    if os.geteuid() != 0:
+        return  # the workers are the user who starts nginx
+    for folder in [directory, *directory.parents]:
+        if folder.exists() and not folder.stat().st_mode & stat.S_IXOTH:
+            raise ValueError(
+                f"nginx's workers (nobody, under root) cannot search {folder}, and would never"
+                f" see the switch in {directory}: give a directory they can reach (chmod o+x"
+                f" {folder}, or another place)"
+            )
+
+
+def switch(directory: Path, asks: str) -> None:
+    """Set the flag files to ask Bascule about ``asks`` (see bascule.proxies.ASKS)."""
+    flags = directory / "switch"
+    flags.mkdir(exist_ok=True)
+    flags.chmod(0o755)  # for the workers
+    wanted = {NONE: (), WRITES: ("writes",), ALL: ("writes", "all")}[asks]
+    for name in ("writes", "all"):  # on: writes first; off: all first
+        flag = flags / name
+        if name in wanted:
+            flag.touch(mode=0o644)
+    for name in ("all", "writes"):
+        if name not in wanted:
+            (flags / name).unlink(missing_ok=True)
+
+
 def write(recipe: Recipe, directory: Path) -> list[str]:
     """Write ``nginx.conf`` (and its temp directory) into ``directory``; the command."""
     values = recipe.values(directory)
@@ -240,6 +279,7 @@ def write(recipe: Recipe, directory: Path) -> list[str]:
             **values,
             listen=address(recipe.listen_host, recipe.listen_port),
             check=CHECK,
+            token=TOKEN_PARAM,
             to_bascule=block(TO_BASCULE),
             to_application=block(TO_APPLICATION),
         )

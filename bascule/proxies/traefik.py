@@ -1,5 +1,11 @@
-"""Traefik (3.x): a ``forwardAuth`` middleware asks the decision endpoint about every
-request, through a route of Traefik's own that fails open.
+"""Traefik (3.x): a ``forwardAuth`` middleware asks the decision endpoint about the
+requests the switch names, through a route of Traefik's own that fails open.
+
+The switch is the routes themselves: ``routes/dynamic.yaml``, which Traefik watches,
+replaced at once by one of the three written beside it in ``switches/``. Maintenance
+off, no router of the application's has the middleware but the one for a query that
+holds a bypass token (Bascule takes it out of the URL); read-only, GET, HEAD and
+OPTIONS have a router without it; on, every request goes through it.
 
 Traefik gives the visitor any non-2xx answer of the auth service as it is (status,
 headers with Set-Cookie, body; ``preserveLocationHeader`` keeps the 303's Location
@@ -34,13 +40,29 @@ from typing import Any
 
 import yaml
 
-from bascule.proxies import DECISION_PATH, Recipe, address, program
+from bascule.proxies import (
+    ALL,
+    ASKS,
+    DECISION_PATH,
+    NONE,
+    TOKEN_PARAM,
+    WRITES,
+    Recipe,
+    address,
+    program,
+    replace_file,
+)
 
 # The headers of the visitor's the decision depends on.
 ASKED = ["Accept", "Cookie", "X-Bascule-Bypass"]
 # Where the loopback learns that Traefik has loaded the routes.
 READY_PATH = "/.bascule-gate/ready"
 LOOPBACK = "ClientIP(`127.0.0.1/32`) || ClientIP(`::1/128`)"
+READS = "PathPrefix(`/`) && (Method(`GET`) || Method(`HEAD`) || Method(`OPTIONS`))"
+TOKEN_RULE = f"PathPrefix(`/`) && QueryRegexp(`{TOKEN_PARAM}`, `.*`)"
+# The switch: the routes Traefik reads, and the three they are copied from.
+ROUTES = "routes/dynamic.yaml"
+SWITCHES = "switches"
 
 
 def loopback(host: str) -> str:
@@ -64,9 +86,9 @@ def static(recipe: Recipe, dynamic: Path) -> dict[str, Any]:
                 "forwardedHeaders": {"trustedIPs": ["127.0.0.1/32", "::1/128"]},
             }
         },
-        # The routes as soon as the file is read, not two seconds later.
+        # The routes as soon as the file is read or replaced, not two seconds later.
         "providers": {
-            "file": {"filename": str(dynamic), "watch": False},
+            "file": {"directory": str(dynamic.parent), "watch": True},
             "providersThrottleDuration": "0s",
         },
         "log": {"level": "ERROR"},
@@ -77,21 +99,36 @@ def static(recipe: Recipe, dynamic: Path) -> dict[str, Any]:
     }
 
 
-def dynamic(recipe: Recipe, gate_path: str) -> dict[str, Any]:
-    """The routers, middlewares and services: the application behind forwardAuth, and
-    the route forwardAuth asks through."""
+def application_routers(asks: str) -> dict[str, Any]:
+    """The application's routers while the switch says ``asks``."""
+
+    def router(rule: str, priority: int, asked: bool) -> dict[str, Any]:
+        middlewares = ["bascule", "bascule-token-kept"] if asked else ["bascule-unasked"]
+        return {
+            "entryPoints": ["web"],
+            "rule": rule,
+            "priority": priority,
+            "middlewares": middlewares,
+            "service": "application",
+        }
+
+    routers = {"application": router("PathPrefix(`/`)", 1, asked=asks != NONE)}
+    if asks == WRITES:
+        routers["application-reads"] = router(READS, 2, asked=False)
+    if asks != ALL:
+        routers["application-token"] = router(TOKEN_RULE, 3, asked=True)
+    return routers
+
+
+def dynamic(recipe: Recipe, gate_path: str, asks: str) -> dict[str, Any]:
+    """The routers, middlewares and services: the application (behind forwardAuth as
+    ``asks`` says), and the route forwardAuth asks through."""
     timeout = f"{recipe.timeout_ms}ms"
     own = f"http://{address(loopback(recipe.listen_host), recipe.listen_port)}"
     return {
         "http": {
             "routers": {
-                "application": {
-                    "entryPoints": ["web"],
-                    "rule": "PathPrefix(`/`)",
-                    "priority": 1,
-                    "middlewares": ["bascule", "bascule-token-kept"],
-                    "service": "application",
-                },
+                **application_routers(asks),
                 # forwardAuth's questions: a path no visitor knows, tried first.
                 "bascule-gate": {
                     "entryPoints": ["web"],
@@ -138,6 +175,12 @@ def dynamic(recipe: Recipe, gate_path: str) -> dict[str, Any]:
                 "bascule-token-kept": {
                     "headers": {"customRequestHeaders": {"X-Bascule-Bypass": ""}}
                 },
+                # Not asked about: neither the token nor a visitor's claim to a bypass.
+                "bascule-unasked": {
+                    "headers": {
+                        "customRequestHeaders": {"X-Bascule-Bypass": "", "X-Bascule-Bypassed": ""}
+                    }
+                },
                 "bascule-gate": {"replacePath": {"path": DECISION_PATH}},
                 # No answer from Bascule (Traefik's own 502, refused or cut; 504, too
                 # slow): an empty 200, which lets the request through. Whatever Bascule
@@ -173,11 +216,26 @@ def dynamic(recipe: Recipe, gate_path: str) -> dict[str, Any]:
 
 
 def write(recipe: Recipe, directory: Path) -> list[str]:
-    """Write traefik.yaml and dynamic.yaml into ``directory``; the command that runs Traefik."""
-    header = "# Written by `bascule proxy-config traefik`: the application behind Traefik.\n"
-    routes = directory / "dynamic.yaml"
+    """Write traefik.yaml and the routes of each state of the switch into ``directory``;
+    the command that runs Traefik."""
     gate_path = f"/.bascule-gate/{secrets.token_urlsafe(16)}"
-    routes.write_text(header + yaml.safe_dump(dynamic(recipe, gate_path), sort_keys=False))
+    (directory / SWITCHES).mkdir(exist_ok=True)
+    for asks in ASKS:
+        routes = dynamic(recipe, gate_path, asks)
+        text = f"{HEADER}# The routes while the switch asks about {asks}.\n"
+        replace_file(
+            directory / SWITCHES / f"{asks}.yaml", text + yaml.safe_dump(routes, sort_keys=False)
+        )
+    (directory / ROUTES).parent.mkdir(exist_ok=True)
     config = directory / "traefik.yaml"
-    config.write_text(header + yaml.safe_dump(static(recipe, routes), sort_keys=False))
+    config.write_text(HEADER + yaml.safe_dump(static(recipe, directory / ROUTES), sort_keys=False))
     return [program("traefik"), f"--configFile={config}"]
+
+
+def switch(directory: Path, asks: str) -> None:
+    """Give Traefik the routes that ask Bascule about ``asks`` (it sees the new file
+    within a fraction of a second, and reads it when it starts)."""
+    replace_file(directory / ROUTES, (directory / SWITCHES / f"{asks}.yaml").read_text())
+
+
+HEADER = "# Written by `bascule proxy-config traefik`: the application behind Traefik.\n"

@@ -20,6 +20,7 @@ import {
   planWindow,
   releaseMaintenance,
   updateMaintenance,
+  watchMaintenance,
   type MaintenanceLog,
   type MaintenanceModeState,
   type RestResponseError,
@@ -199,6 +200,24 @@ async function main(): Promise<void> {
   step = '12 release with maintenance off: 404, error code 504';
   const release = await releaseMaintenance({ client: admin, body: { reason: 'nothing to release' } });
   expectError(step, release, 404, 504);
+  ok(step);
+
+  step = '13 watch the switch: off, then on at once after a change';
+  const seen = await watchMaintenance({ client: viewer });
+  expectStatus(step, seen.response, 200);
+  check(step, seen.data !== undefined, 'no body');
+  check(step, seen.data.data.enabled === false, `enabled ${seen.data.data.enabled}`);
+  expectStatus(step, (await enableMaintenance({ client: admin })).response, 201);
+  const after = await watchMaintenance({
+    client: viewer,
+    query: { version: seen.data.data.version, wait: 5 },
+  });
+  expectStatus(step, after.response, 200);
+  check(step, after.data !== undefined, 'no body');
+  check(step, after.data.data.version > seen.data.data.version, `version ${after.data.data.version}`);
+  check(step, after.data.data.enabled === true, `enabled ${after.data.data.enabled}`);
+  check(step, after.data.data.mode === 'full', `mode ${after.data.data.mode}`);
+  expectStatus(step, (await disableMaintenance({ client: admin })).response, 200);
   ok(step);
 
   console.log('scenario passed');

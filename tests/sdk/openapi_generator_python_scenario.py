@@ -27,6 +27,7 @@ from bascule_oag_client import (
     RestResponseMaintenanceModeState,
     RestResponsePlannedWindow,
     RestResponsePlannedWindowList,
+    RestResponseSwitch,
     RestResponseUserStatus,
     RestResponseVoid,
     RestResponseWindowLog,
@@ -204,6 +205,22 @@ def main() -> None:
         404,
         504,
     )
+    print(f"ok {step}", flush=True)
+
+    step = "13 watch the switch: off, then on at once after a change"
+    seen = expect(step, viewer.watch_maintenance_with_http_info, 200, RestResponseSwitch)
+    check(step, seen.data.enabled is False, f"enabled {seen.data.enabled!r}")
+    expect(step, admin.enable_maintenance_with_http_info, 201, RestResponseVoid)
+    after = expect(
+        step,
+        lambda: viewer.watch_maintenance_with_http_info(version=seen.data.version, wait=5),
+        200,
+        RestResponseSwitch,
+    )
+    check(step, after.data.version > seen.data.version, f"version {after.data.version!r}")
+    check(step, after.data.enabled is True, f"enabled {after.data.enabled!r}")
+    check(step, after.data.mode == "full", f"mode {after.data.mode!r}")
+    expect(step, admin.disable_maintenance_with_http_info, 200, RestResponseVoid)
     print(f"ok {step}", flush=True)
 
     print("scenario passed", flush=True)

@@ -27,6 +27,7 @@ from bascule_client.api.maintenance import (
     plan_window,
     release_maintenance,
     update_maintenance,
+    watch_maintenance,
 )
 from bascule_client.errors import UnexpectedStatus
 from bascule_client.models import (
@@ -37,6 +38,7 @@ from bascule_client.models import (
     RestResponseMaintenanceModeState,
     RestResponsePlannedWindow,
     RestResponsePlannedWindowList,
+    RestResponseSwitch,
     RestResponseUserStatus,
     RestResponseVoid,
     RestResponseWindowLog,
@@ -198,6 +200,18 @@ def main() -> None:
     step = "12 release with maintenance off: 404, error code 504"
     release = ReleaseRequest(reason="nothing to release")
     expect_error(step, release_maintenance.sync_detailed(client=admin, body=release), 404, 504)
+    print(f"ok {step}", flush=True)
+
+    step = "13 watch the switch: off, then on at once after a change"
+    seen = expect(step, watch_maintenance.sync_detailed(client=viewer), 200, RestResponseSwitch)
+    check(step, seen.data.enabled is False, f"enabled {seen.data.enabled!r}")
+    expect(step, enable_maintenance.sync_detailed(client=admin), 201, RestResponseVoid)
+    changed = watch_maintenance.sync_detailed(client=viewer, version=seen.data.version, wait=5)
+    after = expect(step, changed, 200, RestResponseSwitch)
+    check(step, after.data.version > seen.data.version, f"version {after.data.version!r}")
+    check(step, after.data.enabled is True, f"enabled {after.data.enabled!r}")
+    check(step, after.data.mode == "full", f"mode {after.data.mode!r}")
+    expect(step, disable_maintenance.sync_detailed(client=admin), 200, RestResponseVoid)
     print(f"ok {step}", flush=True)
 
     print("scenario passed", flush=True)
