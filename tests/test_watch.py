@@ -54,8 +54,8 @@ def test_bad_parameters_are_refused_in_the_envelope(client, query):
 @pytest.mark.slow
 def test_a_change_on_another_instance_reaches_a_waiting_caller(database_url, tmp_path):
     """Two instances on one database: a caller waiting on one is answered when the other
-    turns maintenance on, within 50 ms on PostgreSQL (its notification) and within the
-    poll on SQLite, and never later than a second."""
+    turns maintenance on, at once on PostgreSQL (its notification), within the poll on
+    SQLite."""
     env = {"BASCULE_ADMIN_PASSWORD": ADMIN_PASSWORD}
     with ExitStack() as stack:
         first = stack.enter_context(serving(database_url, tmp_path, env=env))
@@ -71,12 +71,13 @@ def test_a_change_on_another_instance_reaches_a_waiting_caller(database_url, tmp
         waiting.start()
         time.sleep(0.5)  # the caller waits
         assert not seen
-        changed = time.monotonic()
         assert httpx.post(second.url + STATE, headers=ADMIN).status_code == 201
+        done = time.monotonic()  # committed (the password's check, slow on purpose, before)
         waiting.join(timeout=10)
         ((when, switch),) = seen
         assert (switch["enabled"], switch["mode"]) == (True, "full")
         assert switch["version"] > version
-        bound = 0.05 if database_url.startswith("postgresql") else 0.6
-        # The change's own round trip is counted too: the bound holds from its answer.
-        assert when - changed < bound + 0.5, when - changed
+        # PostgreSQL notifies at once; SQLite is polled every 0.25 s. The margin is the
+        # machine's: bench/ measures the latency itself (goal 8p).
+        bound = 0.25 if database_url.startswith("postgresql") else 0.6
+        assert when - done < bound, when - done
