@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,18 +17,23 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bascule.proxies import Recipe, write
+from bascule.proxies import Recipe, follow_command, write
 from bascule.proxies.follow import Follower
+from tests.serving import clean_env
+from tests.waiting import until
 
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
 
 @contextmanager
-def bascule_saying(switch: dict) -> Iterator[str]:
-    """A stand-in for Bascule whose watch answers ``switch`` (changed by the test)."""
+def bascule_saying(switch: dict, wait: float = 0) -> Iterator[str]:
+    """A stand-in for Bascule whose watch answers ``switch`` (changed by the test): at
+    once without a version, after ``wait`` seconds with one."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if "version=" in self.path:
+                time.sleep(wait)
             body = json.dumps({"data": dict(switch), "error": None}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -93,3 +101,28 @@ def test_a_directory_without_a_recipe_is_refused(tmp_path, content):
         (tmp_path / "bascule-follow.json").write_text(content)
     with pytest.raises(ValueError, match=r"no recipe of `bascule proxy-config`|the proxies are"):
         Follower(tmp_path)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_the_follower_stops_at_once_in_the_middle_of_a_watch(tmp_path, sig):
+    switch = {"version": 1, "enabled": True, "mode": "read-only"}
+    with bascule_saying(switch, wait=30) as url:
+        directory = tmp_path / "haproxy"
+        write("haproxy", Recipe("127.0.0.1", 8080, "http://127.0.0.1:3000", url), directory)
+        log = tmp_path / "follow.log"
+        with log.open("w") as out:
+            follower = subprocess.Popen(
+                follow_command(directory), stdout=out, stderr=subprocess.STDOUT, env=clean_env()
+            )
+        try:
+            until(lambda: "asks Bascule about" in log.read_text(), 20, "the switch set")
+            time.sleep(0.3)  # waiting on the watch now
+            asked = time.monotonic()
+            follower.send_signal(sig)
+            assert follower.wait(timeout=5) == 0
+            assert time.monotonic() - asked < 1.5
+        finally:
+            follower.kill()
+    assert (directory / "switch.map").read_text() == "asks writes\n"
+    # One line per turn of the switch, none per watch.
+    assert "HTTP Request" not in log.read_text(), log.read_text()

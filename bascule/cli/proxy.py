@@ -16,7 +16,7 @@ from bascule.proxies import PROXIES
 def _host_port(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise click.BadParameter(f"give HOST:PORT, not {value!r}")
+        raise click.BadParameter(f"give HOST:PORT, a port from 1 to 65535, not {value!r}")
     return host.strip("[]"), int(port)
 
 
@@ -78,10 +78,19 @@ def proxy_follow(directory: Path) -> None:
     from bascule.proxies.follow import Follower
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per watch
     try:
         follower = Follower(directory.resolve())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+
+    def stop(*_: object) -> None:
+        # At once, the watch under way dropped; a change of the switch under way is
+        # finished first (the loop ends after it): nothing is set after a stop.
+        follower.stopping.set()
+        if not follower.switching:
+            raise SystemExit(0)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: follower.stopping.set())
+        signal.signal(sig, stop)
     follower.run()

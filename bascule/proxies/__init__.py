@@ -158,7 +158,8 @@ def write(proxy: str, recipe: Recipe, directory: Path) -> list[str]:
     every request, and what its follower reads; the command that runs the proxy."""
     recipe_module = module(proxy)
     if not host(recipe.listen_host) or not 0 < recipe.listen_port < 65536:
-        raise ValueError(f"give a HOST:PORT to listen on, not {recipe.listen_host!r}")
+        shown = address(recipe.listen_host, recipe.listen_port)
+        raise ValueError(f"give a HOST:PORT to listen on (a host name or address), not {shown!r}")
     if not re.fullmatch(r"[A-Za-z0-9/._+-]+", str(directory.resolve())):
         raise ValueError(
             "the configuration is written in a directory whose path holds only letters,"

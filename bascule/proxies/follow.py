@@ -48,6 +48,7 @@ class Follower:
         self.version: int | None = None
         self.reachable: bool | None = None
         self.stopping = threading.Event()
+        self.switching = False  # a change of the switch under way
 
     def step(self, client: httpx.Client) -> None:
         """One watch: the switch set from its answer, or kept when there is none."""
@@ -84,11 +85,14 @@ class Follower:
             log.warning("Bascule at %s answers again", self.bascule)
         self.reachable = True
         try:
+            self.switching = True
             self.switch(self.directory, wanted)
         except OSError as exc:
             log.error("the switch of %s could not be set: %s", self.proxy, exc)
             self.stopping.wait(RETRY_INTERVAL)
             return
+        finally:
+            self.switching = False
         if wanted != self.asks:
             log.warning("%s asks Bascule about %s requests", self.proxy, SAID[wanted])
         self.asks, self.version = wanted, version

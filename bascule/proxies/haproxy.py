@@ -22,6 +22,7 @@ cut, silent), the request goes through.
 
 from __future__ import annotations
 
+import hashlib
 import socket
 from pathlib import Path
 
@@ -264,9 +265,13 @@ LOG_FORMAT = (
 def write(recipe: Recipe, directory: Path) -> list[str]:
     """Write haproxy.cfg and bascule.lua into ``directory``; the command that runs HAProxy."""
     if len(str(directory / SOCKET).encode()) > 100:  # a unix socket's path: 107 bytes
-        raise ValueError(f"HAProxy's switch socket needs a shorter path than {directory}")
-    # An abstract socket, named after the port this instance listens on: no file.
-    gate = f"abns@bascule-gate-{recipe.listen_port}"
+        raise ValueError(
+            f"HAProxy's switch socket, {directory / SOCKET}, needs a path of 100 bytes at"
+            " most: write the recipe in a directory with a shorter path"
+        )
+    # An abstract socket, named after this recipe's directory: no file, and no clash with
+    # another recipe's HAProxy (on the same port of another address, say).
+    gate = f"abns@bascule-gate-{hashlib.sha256(bytes(directory)).hexdigest()[:16]}"
     timeout_ms = recipe.timeout_ms
     lua = directory / "bascule.lua"
     lua.write_text(
