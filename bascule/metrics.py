@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from importlib import metadata
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -46,6 +46,13 @@ GATE_REQUESTS = Counter(
     ["decision"],
     registry=None,  # never in prometheus_client's global registry: an --app may use it
 )
+WATCHERS_HELP = (
+    "Callers waiting on the watch (GET /rest/v1/maintenance/watch) at this instance now:"
+    " each proxy's follower keeps one waiting, so fewer than the followers of this instance"
+    " means that one stopped (and its proxy's switch no longer follows)."
+)
+# The same, summed over the live workers (a single process reads its monitor instead).
+WATCHERS = Gauge("bascule_watchers", WATCHERS_HELP, multiprocess_mode="livesum", registry=None)
 
 
 def _seconds(ms: int) -> float:
@@ -150,6 +157,7 @@ class Metrics:
     thread and at each scrape."""
 
     def __init__(self, monitor: Monitor, decisions: tuple[str, ...]) -> None:
+        self.monitor = monitor
         self.state = StateCollector(monitor)
         self.decisions = decisions
         self.totals = [0] * len(decisions)
@@ -167,7 +175,10 @@ class Metrics:
             self.tallies.append((tally, [0] * len(tally)))
 
     def flush(self) -> None:
-        """Add what the gates counted since the last flush to the counters."""
+        """Add what the gates counted since the last flush to the counters; the callers
+        waiting on the watch, to the workers' gauge."""
+        if MULTIPROCESS:
+            WATCHERS.set(self.monitor.watching)
         with self._lock:
             for tally, added in self.tallies:
                 for i in range(len(self.decisions)):
@@ -197,3 +208,4 @@ class Metrics:
         for decision, total in zip(self.decisions, self.totals, strict=True):
             family.add_metric([decision], total)
         yield family
+        yield gauge("bascule_watchers", WATCHERS_HELP, self.monitor.watching)

@@ -156,6 +156,11 @@ class Monitor:
             with self._waiting_lock:
                 self._waiting.discard(waiting)
 
+    @property
+    def watching(self) -> int:
+        """How many callers wait on ``changed_from`` now."""
+        return len(self._waiting)
+
     def _wake_waiting(self) -> None:
         with self._waiting_lock:
             waiting = list(self._waiting)

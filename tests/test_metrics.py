@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def test_the_state_is_read_from_the_database_at_scrape_time(app, client):
     assert started is not None and abs(started - time.time()) < 60
     assert value(text, "bascule_database_up") == 1
     assert value(text, "bascule_state_age_seconds") >= 0
+    assert value(text, "bascule_watchers") == 0  # nobody follows this one
 
 
 def test_the_next_window_and_the_lease(app, client, database_url):
@@ -174,6 +176,27 @@ def test_promtool_finds_nothing_and_workers_are_summed(database_url, tmp_path):
                 )
 
             until(lambda: counted() == len(sent), 5, "both workers' counts summed")
+
+            # Two followers waiting on the watch, on connections of their own: counted
+            # whichever worker holds each, and no more once a change answered them.
+            watch = f"{server.url}/rest/v1/maintenance/watch"
+            version = httpx.get(watch).json()["data"]["version"]
+            followers = [
+                threading.Thread(
+                    target=httpx.get, args=(watch,), kwargs={"params": {"version": version}}
+                )
+                for _ in range(2)
+            ]
+            for follower in followers:
+                follower.start()
+            until(lambda: value(scrape(client), "bascule_watchers") == 2, 5, "two watchers")
+            put = httpx.put(
+                f"{server.url}/rest/v1/maintenance", headers=ADMIN, json={"message": "m"}
+            )
+            assert put.status_code == 201
+            for follower in followers:
+                follower.join(timeout=10)
+            until(lambda: value(scrape(client), "bascule_watchers") == 0, 5, "none left")
             text = scrape(client)
         assert value(text, "bascule_maintenance_active") == 1
         checked = subprocess.run(
