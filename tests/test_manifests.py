@@ -15,6 +15,7 @@ import yaml
 
 from bascule import config
 from bascule.cli import main
+from bascule.proxies import Recipe, follow_command, write
 from deploy.image import TAG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +31,10 @@ MANIFESTS = {
 SETTINGS = {field.metadata["env"] for field in config.fields()}
 
 
-def kind(name: str) -> dict[str, Any]:
-    (found,) = (doc for doc in MANIFESTS.values() if doc["kind"] == name)
+def kind(name: str, file: str = "") -> dict[str, Any]:
+    """The one manifest of kind ``name``: in ``file``, or else in the server's files."""
+    files = [file] if file else ["bascule.yaml", "db-upgrade.yaml"]
+    (found,) = (MANIFESTS[f"{path}:{name}"] for path in files if f"{path}:{name}" in MANIFESTS)
     return found
 
 
@@ -50,6 +53,8 @@ def test_the_manifests_are_the_deployment_its_service_and_the_upgrade_job():
         "bascule.yaml:Deployment",
         "bascule.yaml:Service",
         "db-upgrade.yaml:Job",
+        "proxy.yaml:Deployment",
+        "proxy.yaml:Service",
     ]
 
 
@@ -103,3 +108,28 @@ def test_every_setting_and_command_deploy_names_exists(path: Path):
                 break
             command = command.get_command(ctx, word)
             assert command, f"{path.name}: `bascule{words}` is no command"
+
+
+def test_the_proxy_runs_the_recipe_and_its_follower_beside_it(tmp_path: Path):
+    """The recipe written at start into a shared volume, the follower and the proxy on
+    it, all as one user (HAProxy's switch socket opens to its owner only)."""
+    spec = pod(kind("Deployment", "proxy.yaml"))["spec"]
+    (recipe,) = spec["initContainers"]
+    follower, proxy = spec["containers"]
+    argv = recipe["args"]
+    assert argv[:3] == ["bascule", "proxy-config", "haproxy"] and recipe["image"] == TAG
+    directory = argv[argv.index("--output-dir") + 1]
+    assert follower["args"] == ["bascule", "proxy-follow", directory]
+    assert proxy["command"] == ["haproxy", "-f", f"{directory}/haproxy.cfg", "-db"]
+    for container in (recipe, follower, proxy):
+        (mount,) = container["volumeMounts"]
+        assert mount["mountPath"] == directory
+        assert "runAsUser" not in container.get("securityContext", {})  # the pod's, for all
+    assert spec["securityContext"]["runAsUser"] == 10001
+    # What proxy-config prints for that recipe is what the containers run.
+    host, port = argv[argv.index("--listen") + 1].rsplit(":", 1)
+    upstream, bascule = (argv[argv.index(option) + 1] for option in ("--upstream", "--bascule"))
+    here = tmp_path / "recipe"
+    command = write("haproxy", Recipe(host, int(port), upstream, bascule), here)
+    assert command == [part.replace(directory, str(here)) for part in proxy["command"]]
+    assert follow_command(here)[1:] == ["proxy-follow", str(here)]
