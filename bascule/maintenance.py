@@ -18,7 +18,7 @@ from bascule.accounts import AlreadyExists
 from bascule.model import (
     FULL,
     HISTORY,
-    READ_ONLY,
+    MODE_MESSAGES,
     STARTED_MESSAGE,
     Actor,
     ActorKind,
@@ -264,11 +264,12 @@ class Maintenance:
                 raise NothingToRelease(state.user)
             if alive:
                 raise HolderAlive(state)
-            silent = rfc3339(state.lease_renewed_at)
-            message = (
-                f"Released by {actor.name} from the process '{state.user}', "
-                f"silent since {silent}: {reason}"
-            )
+            if state.holder_ended_at is not None:  # its run ended, and said how
+                how = state.holder_outcome or "ended"
+                ended = f"which {how} at {rfc3339(state.holder_ended_at)}"
+            else:
+                ended = f"silent since {rfc3339(state.lease_renewed_at)}"
+            message = f"Released by {actor.name} from the process '{state.user}', {ended}: {reason}"
             tx.release(state.window_id, actor.name)
             tx.append_log(state.window_id, LogEntry(now, actor.name, message))
             released = tx.load_state()
@@ -279,13 +280,6 @@ class Maintenance:
     def _changed(self) -> None:
         if self.listener is not None:
             self.listener.refresh()
-
-
-# What the log says of a change of mode.
-MODE_MESSAGES = {
-    FULL: "Mode: full maintenance; every request is refused.",
-    READ_ONLY: "Mode: read-only; GET, HEAD and OPTIONS requests go through again.",
-}
 
 
 def retries(actor: Actor, state: MaintenanceState, now: int) -> bool:

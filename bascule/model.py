@@ -21,6 +21,13 @@ PLANNED_END_MESSAGE = "The planned end came: maintenance ended by itself."
 # The modes of a maintenance: everything refused, or only what changes something.
 FULL = "full"
 READ_ONLY = "read-only"
+# What the log says of a change of mode (the page, which says the mode itself, shows the
+# operator's latest message instead).
+MODE_MESSAGES = {
+    FULL: "Mode: full maintenance; every request is refused.",
+    READ_ONLY: "Mode: read-only; GET, HEAD and OPTIONS requests go through again.",
+}
+MODE_CHANGES = frozenset(MODE_MESSAGES.values())
 MODES = (FULL, READ_ONLY)
 # What the gate decides on a request, in the order of its tally (``Gate.decisions``).
 DECISIONS = ("allowed", "read_only", "bypassed", "refused")
@@ -142,6 +149,12 @@ class MaintenanceState:
     def read_only(self) -> bool:
         """Whether requests that change nothing still go through."""
         return self.mode == READ_ONLY
+
+    def latest_message(self) -> str | None:
+        """The operator's latest message, as visitors are told it: the latest of the log
+        but for a change of mode (told apart, as the mode itself)."""
+        changes = MODE_CHANGES
+        return next((e.message for e in reversed(self.log) if e.message not in changes), None)
 
     def holder_alive(self, now: int) -> bool | None:
         """Whether the process holding it renewed its lease in time and has not ended its

@@ -181,5 +181,5 @@ class Refusals:
 
 
 def latest_message(state: MaintenanceState) -> str:
-    """What the page says: the latest message of the log."""
-    return state.log[-1].message if state.log else DEFAULT_MESSAGE
+    """What the page says: the operator's latest message (see MaintenanceState)."""
+    return state.latest_message() or DEFAULT_MESSAGE

@@ -256,7 +256,7 @@ def announcement(
     current = None
     if state is not None:
         current = {
-            "message": state.log[-1].message if state.log else None,
+            "message": state.latest_message(),
             "mode": state.mode,
             "since": rfc3339(state.started_at),
             "plannedEnd": rfc3339(state.planned_end),

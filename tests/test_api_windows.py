@@ -247,6 +247,23 @@ def test_the_page_shows_a_progress_bar_only_once_a_progress_is_posted():
     assert '<div id="progress-block" >' in posted and 'value="1"' in posted and "1%" in posted
 
 
+def test_a_change_of_mode_keeps_the_message_visitors_read(client):
+    ok(
+        client.post("/rest/v1/maintenance", headers=ADMIN, json={"message": "Moving the database"}),
+        201,
+    )
+    ok(client.put("/rest/v1/maintenance", headers=ADMIN, json={"mode": "read-only"}), 201)
+    state = client.get("/rest/v1/maintenance", headers=ADMIN).json()["data"]
+    assert state["log"][-1]["message"].startswith("Mode: read-only")  # the log tells all
+    refused = client.post("/shop", headers={"Accept": "application/json"})
+    assert refused.json()["maintenance"]["message"] == "Moving the database"
+    assert "Moving the database" in client.post("/shop", headers={"Accept": "text/html"}).text
+    announced = client.get("/rest/v1/maintenance/announcement").json()["data"]["current"]
+    assert announced["message"] == "Moving the database"
+    ok(client.put("/rest/v1/maintenance", headers=ADMIN, json={"message": "Copying"}), 201)
+    assert client.post("/shop").json()["maintenance"]["message"] == "Copying"
+
+
 def test_every_refusal_is_the_envelope_the_contract_declares(client):
     """The gate's 503 and the decision endpoint's are RestResponseRefusal, field for
     field (no field beside those declared in `maintenance`)."""

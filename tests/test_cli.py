@@ -171,11 +171,36 @@ def test_a_failed_run_says_what_next_and_is_retried_without_opening_the_site(run
     assert "Retried by the process 'deploy'" in log and "exited with status 3" in log
 
 
+def test_the_retry_offered_is_the_same_run(run):
+    failing = python("raise SystemExit(3)")
+    again = run(
+        "run",
+        "--process",
+        "lint",
+        "--message",
+        "Linting v2",
+        "--lease-ttl",
+        "60",
+        "--",
+        *failing,
+        code=3,
+    ).output
+    assert "`bascule run --process lint --message 'Linting v2' --lease-ttl 60 -- " in again
+    run("maintenance", "off", "--process", "lint")
+
+
 def test_a_failed_run_is_released_at_once(run):
     run("run", "--process", "deploy", "--", *python("raise SystemExit(3)"), code=3)
     released = run("maintenance", "release", "--reason", "checked", "--user", "ops").output
-    assert "Released from the process deploy: maintenance is on, yours." in released
+    assert "Released from the process deploy: maintenance is on, yours;" in released
+    assert "`bascule maintenance off`" in released  # what to do with it now
     assert state(run)["user"] == "ops"
+    # The log says how its run ended, not that it went silent.
+    logged = state(run)["log"][-1]["message"]
+    assert logged.startswith(
+        "Released by ops from the process 'deploy', which exited with status 3 at "
+    )
+    assert logged.endswith(": checked")
     run("maintenance", "off", "--user", "ops")
 
 

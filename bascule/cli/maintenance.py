@@ -102,7 +102,7 @@ def maintenance_off(process: str | None, user: str | None, database_url: str | N
     """Switch maintenance off."""
     with opened(database_url) as store:
         Maintenance(store).disable(actor(process, user))
-    click.echo("Maintenance is off")
+    click.echo("Maintenance is off.")
 
 
 @maintenance_group.command("release")
@@ -110,11 +110,17 @@ def maintenance_off(process: str | None, user: str | None, database_url: str | N
 @click.option("--user", metavar="NAME", help="Who to record [default: your login name].")
 @database_option
 def maintenance_release(reason: str, user: str | None, database_url: str | None) -> None:
-    """Take over the maintenance of a process that stopped answering (its lease ran
-    out): it stays on, held by you, and `bascule maintenance off` then ends it."""
+    """Take over the maintenance of a process whose run failed or that stopped answering
+    (its lease ran out): it stays on, held by you, and `bascule maintenance off` then
+    ends it."""
     with opened(database_url) as store:
         state = Maintenance(store).release(actor(None, user), reason)
-    click.echo(shown(f"Released from the process {state.released_from}: maintenance is on, yours."))
+    click.echo(
+        shown(
+            f"Released from the process {state.released_from}: maintenance is on, yours;"
+            " `bascule maintenance off` ends it."
+        )
+    )
 
 
 @maintenance_group.command("history")

@@ -80,10 +80,15 @@ def run(
             if always_off:
                 click.echo(f"bascule: {exc}; maintenance is off", err=True)
             else:
-                again = shlex.join(["bascule", "run", "--process", process, "--", *argv])
+                # The same run, with the options it was given (but the database's URL,
+                # which may hold a password).
+                options = ["--process", process]
+                options += ["--message", message] if message is not None else []
+                options += ["--lease-ttl", str(lease_ttl)] if lease_ttl is not None else []
+                again = shlex.join(["bascule", "run", *options, "--", *argv])
                 click.echo(
                     f"bascule: {exc}; maintenance is still on. Next: retry with `{again}`"
-                    " (it takes the maintenance over), hand it to an administrator with"
+                    " (it takes the maintenance over), take it over yourself with"
                     " `bascule maintenance release --reason '...'`, or end it with"
                     f" `bascule maintenance off --process {shlex.quote(process)}`.",
                     err=True,

@@ -36,7 +36,7 @@ export function renderPlanForm(admin) {
 }
 
 /**
- * What the times chosen say from now: "Starts in 1 h 0 min, lasts 2 h 0 min."
+ * What the times chosen say from now: "Starts in 1 h, lasts 2 h 30 min."
  */
 function describe() {
   const start = localTime(ui.planStart);

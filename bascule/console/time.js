@@ -87,7 +87,8 @@ export function localTime(field) {
 }
 
 /**
- * A length of time: seconds under a minute, then minutes, hours, and days.
+ * A length of time: seconds under a minute, then minutes, hours (and minutes, but
+ * none), and days.
  * @param {number} ms
  */
 export function duration(ms) {
@@ -101,7 +102,7 @@ export function duration(ms) {
   }
   const hours = Math.floor(minutes / 60);
   if (hours < 48) {
-    return `${hours} h ${minutes % 60} min`;
+    return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
   }
   return `${Math.floor(hours / 24)} days`;
 }
