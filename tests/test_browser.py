@@ -882,6 +882,7 @@ def test_an_admin_releases_the_maintenance_of_a_process_that_stopped_answering(
         re.compile(rf"The process deploy stopped answering at {NEAR} \(2 min ago\)\.")
     )
     expect(warning).to_contain_text("Or, once the service is checked, release it")
+    expect(page.locator("#automatic-note")).to_be_hidden()  # "only that process": no longer
     expect(page.locator("#fact-holder")).to_have_text(
         re.compile(rf"^Held by the process deploy, stopped answering at {NEAR}$")
     )

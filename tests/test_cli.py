@@ -117,7 +117,8 @@ def test_maintenance_errors(run):
     assert "message must hold" in run("maintenance", "on", "--message", " ", code=1).output
     assert state(run) is None
     run("maintenance", "on")
-    assert "already exist" in run("maintenance", "on", code=1).output
+    refused = run("maintenance", "on", code=1).output
+    assert refused.startswith("Error: Maintenance is already on (switched on by "), refused
 
 
 def test_automatic_maintenance_from_the_cli(run):

@@ -74,7 +74,11 @@ def opened(database_url: str | None, *, ready: bool = True) -> Iterator[Store]:
         if ready:  # a planned window whose time came starts (or ends) before anything else
             Windows(store).run_schedule()
         yield store
-    except (AlreadyEnabled, NotYours) as exc:
+    except AlreadyEnabled:
+        # (The API's message is Alien4Cloud's, for its clients: not a sentence to show.)
+        now = held(store).replace("Maintenance is on", "Maintenance is already on", 1)
+        raise click.ClickException(shown(now)) from None
+    except NotYours as exc:
         raise click.ClickException(shown(f"{exc.message} {held(store)}")) from None
     except (SchemaError, UserError, MaintenanceError) as exc:
         raise click.ClickException(shown(getattr(exc, "message", str(exc)))) from None

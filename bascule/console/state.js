@@ -92,7 +92,9 @@ export function renderState(state, planned, admin) {
   ui.grid.classList.toggle("grid-single", ui.actions.hidden);
   ui.enableBlock.hidden = !(admin && state === null);
   ui.disableBlock.hidden = !switchable;
-  ui.automaticNote.hidden = !(admin && automatic);
+  // A holder whose run ended (or went silent) is the release warning's business.
+  const held = state !== null && (state.lease === null || state.lease.alive);
+  ui.automaticNote.hidden = !(admin && automatic && held);
   if (state !== null && automatic) {
     ui.automaticNote.replaceChildren(
       `Started automatically by the process ${state.user}: only that process can update ` +
