@@ -484,6 +484,9 @@ class Bench:
             if self.pg:
                 on_pg = self.bascule(f"{kind}-bascule-pg", self.postgres(f"{kind}_proxy"))
                 self.propagation(kind, self.proxied(kind, on_pg), on_pg, "PostgreSQL", 0.1)
+            else:
+                name = f"8p. Propagation through {kind}, PostgreSQL"
+                self.row(name, "—", "—", self.pg_note, "—", "—")
             for server in self.servers:
                 server.stop()
 
