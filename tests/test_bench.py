@@ -182,10 +182,11 @@ def test_the_reliability_figures_go_to_their_own_section(tmp_path):
     ], table
     assert "races run" in attacks, table
     assert any(what.startswith("outage") for what in attacks), table  # or not run without root
-    assert attacks[-3:] == [
+    assert {
         "slow and idle connections",
         "wrong passwords",
-        "gated request with a 14 KB Accept, slower by",
-    ], table
+        "guesses at the admin's name from 250 addresses",
+    } <= set(attacks), table
+    assert attacks[-1] == "gated request with a 14 KB Accept, slower by", table
     tried, let_through = table["bypass attempts / let through"][0].split(" / ")
     assert int(tried) > 300 and let_through.isdigit(), table
