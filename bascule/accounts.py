@@ -9,7 +9,7 @@ from sqlalchemy import Connection, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bascule.db import upsert
-from bascule.model import BypassRecord, SessionRecord, UserRecord
+from bascule.records import BypassRecord, SessionRecord, UserRecord
 from bascule.tables import (
     auth_failures,
     bypass_tokens,

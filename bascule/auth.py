@@ -16,7 +16,8 @@ from argon2 import Parameters, PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from bascule.accounts import AlreadyExists
-from bascule.model import ADMIN, NAME_PATTERN, Actor, ActorKind, UserRecord, token_hash
+from bascule.model import ADMIN, NAME_PATTERN, Actor, ActorKind
+from bascule.records import UserRecord, token_hash
 from bascule.store import Store
 
 # argon2-cffi's default profile (RFC 9106, low memory: 3 passes over 64 MiB).

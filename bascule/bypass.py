@@ -16,15 +16,8 @@ from urllib.parse import unquote_to_bytes
 from starlette.types import Message, Send
 
 from bascule.exchange import without_cookie
-from bascule.model import (
-    Actor,
-    BypassRecord,
-    MaintenanceError,
-    StateListener,
-    now_ms,
-    require_rights,
-    token_hash,
-)
+from bascule.model import Actor, MaintenanceError, StateListener, now_ms, require_rights
+from bascule.records import BypassRecord, token_hash
 
 if TYPE_CHECKING:
     from bascule.store import Store

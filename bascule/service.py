@@ -23,8 +23,9 @@ from bascule.config import Settings
 from bascule.db import engine_url
 from bascule.maintenance import AutomaticMaintenance, Maintenance, maintenance_window
 from bascule.metrics import Metrics
-from bascule.model import DECISIONS, Actor, MaintenanceState, token_hash
+from bascule.model import DECISIONS, Actor, MaintenanceState
 from bascule.monitor import Monitor
+from bascule.records import token_hash
 from bascule.schema import SchemaError, prepare
 from bascule.store import Store
 from bascule.windows import Scheduler, Windows, announcement

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from bascule.answers import encoded, envelope
 from bascule.auth import DEVICE_COOKIE, DEVICE_TTL, Principal
-from bascule.model import token_hash
+from bascule.records import token_hash
 from bascule.service import client_address, current
 from bascule.spec import SESSION_COOKIE
 from handlers.security import session_principal

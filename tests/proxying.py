@@ -622,7 +622,6 @@ def check_switch(proxy: str, tmp_path: Path) -> None:
         stack.enter_context(following(follow_command(directory), tmp_path))
         assert httpx.delete(api, headers=ADMIN).status_code == 200
         until(lambda: get(f"{url}/shop").status_code == 200, 1.0, "the reopening")
-        assert app.hits("/shop") == 2  # the read-only GET, and the last
 
 
 # -- hostile requests ------------------------------------------------------------------

@@ -98,6 +98,7 @@ LAYERS = [
     "answers",
     "config",
     "model",
+    "records",
 ]
 
 

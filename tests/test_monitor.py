@@ -14,8 +14,9 @@ import pytest
 import bascule.monitor
 from bascule.auth import Auth
 from bascule.maintenance import Maintenance
-from bascule.model import Actor, token_hash
+from bascule.model import Actor
 from bascule.monitor import Monitor
+from bascule.records import token_hash
 from bascule.store import Store
 from tests.waiting import until
 
