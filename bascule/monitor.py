@@ -88,7 +88,7 @@ class Monitor:
         # The version of the state and the planned windows in the database (every
         # instance sees the same), as loaded with them; and the callers waiting for it to
         # change (``changed_from``).
-        self.state_version = 0
+        self.watch_version = 0
         self._waiting: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._waiting_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -124,7 +124,7 @@ class Monitor:
                     for reload in self.reloads[kind]:
                         reload()
                 if "state" in changed or "schedule" in changed:
-                    self.state_version = current["state"] + current["schedule"]
+                    self.watch_version = current["state"] + current["schedule"]
                     self._wake_waiting()
             except SQLAlchemyError as exc:
                 reason = describe_error(exc)
@@ -143,13 +143,13 @@ class Monitor:
         """Return once the state's version is not ``version``: at once, when it changes,
         or after ``wait`` seconds, whichever comes first (a blocking query's wait, on
         the caller's event loop; nothing is polled)."""
-        if self.state_version != version or wait <= 0:
+        if self.watch_version != version or wait <= 0:
             return
         waiting = (asyncio.get_running_loop(), asyncio.Event())
         with self._waiting_lock:
             self._waiting.add(waiting)
         try:
-            if self.state_version == version:  # not changed while it was being added
+            if self.watch_version == version:  # not changed while it was being added
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(waiting[1].wait(), wait)
         finally:

@@ -30,7 +30,7 @@ async def watch_maintenance(version: int | None = None, wait: float = 30) -> Res
         await monitor.changed_from(version, wait)
     state = monitor.state
     switch = {
-        "version": monitor.state_version,
+        "version": monitor.watch_version,
         "enabled": state is not None,
         "mode": None if state is None else state.mode,
     }

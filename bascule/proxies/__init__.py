@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bascule.bypass import BYPASS_PARAM
+from bascule.model import READ_ONLY
 
 PROXIES = ("nginx", "caddy", "haproxy", "traefik", "envoy")
 # Where the decision endpoint answers, under Bascule's URL.
@@ -46,7 +47,7 @@ def asks(enabled: bool, mode: str | None) -> str:
     """What a proxy asks Bascule about, maintenance on (``enabled``) in ``mode`` or off."""
     if not enabled:
         return NONE
-    return WRITES if mode == "read-only" else ALL
+    return WRITES if mode == READ_ONLY else ALL
 
 
 def replace_file(path: Path, text: str) -> bool:
@@ -144,6 +145,24 @@ def host(text: str) -> bool:
     except ValueError:
         return bool(_NAME.fullmatch(text))
     return True
+
+
+def set_flags(directory: Path, asks: str) -> None:
+    """The switch as flag files in ``directory/switch`` (nginx's and Caddy's): ``writes``
+    while the proxy asks about the requests that may change something, ``all`` too while
+    it asks about every one. Turned on, ``writes`` comes first; turned off, ``all``: no
+    state between asks less than the old state and the new one. Readable by anyone (a
+    proxy's workers may run as another user)."""
+    flags = directory / "switch"
+    flags.mkdir(exist_ok=True)
+    flags.chmod(0o755)
+    wanted = {NONE: (), WRITES: ("writes",), ALL: ("writes", "all")}[asks]
+    for name in ("writes", "all"):
+        if name in wanted:
+            (flags / name).touch(mode=0o644)
+    for name in ("all", "writes"):
+        if name not in wanted:
+            (flags / name).unlink(missing_ok=True)
 
 
 def module(proxy: str):  # type: ignore[no-untyped-def]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bascule.proxies import ALL, NONE, TOKEN_PARAM, WRITES, Recipe
+from bascule.proxies import TOKEN_PARAM, Recipe, set_flags
 
 TEMPLATE = """\
 # Written by `bascule proxy-config caddy`: while maintenance is on, requests ask Bascule
@@ -170,14 +170,5 @@ def write(recipe: Recipe, directory: Path) -> list[str]:
     ]
 
 
-def switch(directory: Path, asks: str) -> None:
-    """Set the flag files to ask Bascule about ``asks`` (see bascule.proxies.ASKS)."""
-    flags = directory / "switch"
-    flags.mkdir(exist_ok=True)
-    wanted = {NONE: (), WRITES: ("writes",), ALL: ("writes", "all")}[asks]
-    for name in ("writes", "all"):  # on: writes first; off: all first
-        if name in wanted:
-            (flags / name).touch()
-    for name in ("all", "writes"):
-        if name not in wanted:
-            (flags / name).unlink(missing_ok=True)
+# The switch: flag files (see bascule.proxies.set_flags).
+switch = set_flags

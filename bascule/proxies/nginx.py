@@ -30,7 +30,7 @@ import os
 import stat
 from pathlib import Path
 
-from bascule.proxies import ALL, NONE, TOKEN_PARAM, WRITES, Recipe, address
+from bascule.proxies import TOKEN_PARAM, Recipe, address, set_flags
 
 # The internal location of the subrequest: a visitor asking for it gets a 404 (nginx
 # answers ``internal`` locations only to subrequests and redirections).
@@ -250,19 +250,8 @@ def check_directory(directory: Path) -> None:
             )
 
 
-def switch(directory: Path, asks: str) -> None:
-    """Set the flag files to ask Bascule about ``asks`` (see bascule.proxies.ASKS)."""
-    flags = directory / "switch"
-    flags.mkdir(exist_ok=True)
-    flags.chmod(0o755)  # for the workers
-    wanted = {NONE: (), WRITES: ("writes",), ALL: ("writes", "all")}[asks]
-    for name in ("writes", "all"):  # on: writes first; off: all first
-        flag = flags / name
-        if name in wanted:
-            flag.touch(mode=0o644)
-    for name in ("all", "writes"):
-        if name not in wanted:
-            (flags / name).unlink(missing_ok=True)
+# The switch: flag files (see bascule.proxies.set_flags).
+switch = set_flags
 
 
 def write(recipe: Recipe, directory: Path) -> list[str]:
