@@ -401,7 +401,7 @@ class Tx(AccountQueries):
         values = {
             c.name: getattr(window, _WINDOW_FIELDS.get(c.name, c.name))
             for c in maintenance_windows.columns
-            if c.name != "id"
+            if c.name not in _NOT_WINDOW
         }
         return int(
             self.conn.execute(
@@ -442,13 +442,18 @@ NOTIFY_CHANNEL = "bascule_changes"
 _DATABASE_MS = func.floor(func.extract("epoch", func.clock_timestamp()) * 1000)
 
 
-# The fields of Window whose column has another name.
+# The fields of Window whose column has another name, and the columns it has no field for.
 _WINDOW_FIELDS = {"user_name": "user"}
+_NOT_WINDOW = {"id", "upcoming_told"}
 
 
 def _window(row: Any, table: Table = maintenance_windows) -> Window:
     """The window of a row (its columns those of ``table``, maybe among others)."""
-    values = {_WINDOW_FIELDS.get(c.name, c.name): row._mapping[c] for c in table.columns}
+    values = {
+        _WINDOW_FIELDS.get(c.name, c.name): row._mapping[c]
+        for c in table.columns
+        if c.name != "upcoming_told"
+    }
     values["user_triggered"] = bool(values["user_triggered"])
     values["auto_end"] = bool(values["auto_end"])
     return Window(**values)

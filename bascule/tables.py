@@ -65,6 +65,8 @@ maintenance_windows = Table(
     Column("message", Text, nullable=True),
     Column("auto_end", Boolean, nullable=False),
     Column("reason", Text, nullable=True),
+    # Whether the notice of its coming start was given (the window.upcoming event).
+    Column("upcoming_told", Boolean, nullable=True),
     Index("ix_maintenance_windows_status_planned_start", "status", "planned_start"),
 )
 
@@ -87,6 +89,8 @@ maintenance_state = Table(
     # The holding process ended its work, failing: when, and how. Its lease ended then.
     Column("holder_ended_at", BigInteger, nullable=True),
     Column("holder_outcome", String(255), nullable=True),
+    # Whether the end of the current lease was told (the lease.expired event).
+    Column("expiry_told", Boolean, nullable=True),
 )
 
 maintenance_log = Table(
@@ -179,4 +183,64 @@ bypass_tokens = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("uses", BigInteger, nullable=False),
     Column("last_used_at", BigInteger, nullable=True),
+)
+
+# What happened, kept: every transition of the maintenance and every administrative
+# action (the audit trail), and the outbox that webhooks are delivered from. ``uid``
+# names the event to receivers (their webhook-id), the same on every try.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("uid", String(32), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("at", BigInteger, nullable=False, index=True),
+    Column("actor", String(255), nullable=False),
+    # Where the actor acted from: a client's address, or the host of a command.
+    Column("origin", String(255), nullable=True),
+    Column("data", Text, nullable=False),  # JSON
+    Column("text", Text, nullable=False),  # one line for people (chat receivers)
+)
+
+# Receivers of events: a URL, the secret deliveries are signed with, and the types of
+# event it takes (a JSON list; NULL takes every type).
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("event_types", Text, nullable=True),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# One event to one webhook: made with the event, in its transaction, so that none is
+# lost; claimed by one instance at a time (claimed_until), tried until delivered or
+# out of tries, its latest outcome kept.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "webhook_id",
+        Integer,
+        ForeignKey("webhooks.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column(
+        "event_id",
+        Integer,
+        ForeignKey("events.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("status", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=True),
+    Column("claimed_until", BigInteger, nullable=True),
+    Column("last_attempt_at", BigInteger, nullable=True),
+    Column("last_result", String(255), nullable=True),
+    Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
 )
