@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 from argon2 import Parameters, PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from bascule import events
 from bascule.accounts import AlreadyExists
 from bascule.model import ADMIN, NAME_PATTERN, Actor, ActorKind
 from bascule.records import UserRecord, token_hash
@@ -23,7 +24,6 @@ from bascule.store import Store
 # argon2-cffi's default profile (RFC 9106, low memory: 3 passes over 64 MiB).
 HASH_PARAMETERS: Parameters = profiles.RFC_9106_LOW_MEMORY
 ADMIN_USER = "admin"
-AUTH_CACHE_LIMIT = 10_000  # addresses and names remembered as throttled
 MIN_PASSWORD_LENGTH = 8
 ROLE_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
@@ -38,9 +38,9 @@ class Principal:
     name: str
     roles: frozenset[str]
 
-    def actor(self) -> Actor:
-        """This user acting through the REST API."""
-        return Actor(self.name, ActorKind.API_USER, self.roles)
+    def actor(self, origin: str | None = None) -> Actor:
+        """This user acting through the REST API (from the address ``origin``)."""
+        return Actor(self.name, ActorKind.API_USER, self.roles, origin)
 
     @classmethod
     def of(cls, user: UserRecord) -> Principal:
@@ -65,15 +65,6 @@ class AuthenticationFailed(Exception):
 
 class SessionEnded(Exception):
     """A session cookie that is no longer valid: unknown, revoked or expired."""
-
-
-class Throttled(Exception):
-    """Too many failed authentications for a user name, or from a client address."""
-
-    def __init__(self, retry_after: int) -> None:
-        self.retry_after = retry_after  # seconds until the window ends
-        self.message = f"Too many failed attempts: try again in {retry_after} seconds."
-        super().__init__(self.message)
 
 
 class UserError(ValueError):
@@ -155,122 +146,6 @@ def validate_password(password: str) -> str:
 # cookie's lifetime, renewed at each sign-in).
 DEVICE_TTL = 90 * 86_400
 DEVICE_COOKIE = "bascule-device"
-# Failed checks of names that are no user's, from one address per window, past which
-# they are answered without Argon2 (no one is kept from anything by it: there is
-# nothing to guess, only a CPU to spare).
-UNKNOWN_NAMES_PER_ADDRESS = 100
-DAY = 86_400
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """Who tries a password: a name, the client's address, whether the name is a user's,
-    and the hash of the device token it brings when that device signed in as it before."""
-
-    name: str
-    address: str | None
-    known: bool
-    device: str | None = None
-
-
-class Throttle:
-    """Limits password guessing without letting anyone lock a user out.
-
-    Failures are counted in the database, so that every instance shares them, and
-    before the password is checked (so that a flood sent at once gets no more tries than
-    one sent one by one); past a limit, an attempt is refused (Throttled, 429) before
-    any Argon2. What is counted, and who a limit stops:
-
-    - a device the user signed in with before (its cookie): ``per_address`` failures per
-      ``window``, that device only; no one else's failures touch it;
-    - any other client: ``per_address`` per ``window`` for the name at that address (the
-      name elsewhere, other names there, go on), and ``per_user`` per day for the name
-      from every such client together: a few hundred guesses a day at most, whatever
-      the number of addresses;
-    - names that are no user's: nothing to guess, never refused; past
-      UNKNOWN_NAMES_PER_ADDRESS per window from one address, no longer checked.
-
-    So an attacker, wherever they are, can at worst make a name refuse clients it never
-    signed in with; a browser that signed in before, a session, and credentials this
-    process verified before, go on.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        *,
-        per_user: int = 200,
-        per_address: int = 10,
-        window: int = 300,
-        clock: Callable[[], int] | None = None,
-    ) -> None:
-        self.store = store
-        self.per_user, self.per_address = per_user, per_address
-        self.window_ms = window * 1000
-        self.clock = clock or store.now  # the database's, unless told another
-        self._blocked: dict[str, int] = {}  # key: until when (ms), as last read here
-
-    def _keys(self, attempt: Attempt) -> dict[str, tuple[int, int]]:
-        """The counters an attempt is a failure of: key, its limit and window (ms)."""
-        address = attempt.address or "unknown"
-        if not attempt.known:
-            return {f"unknown:{address}": (UNKNOWN_NAMES_PER_ADDRESS, self.window_ms)}
-        if attempt.device is not None:
-            return {f"device:{attempt.device}": (self.per_address, self.window_ms)}
-        pair = token_hash(f"{attempt.name}\x00{address}")  # a name is up to 255 characters
-        return {
-            f"pair:{pair}": (self.per_address, self.window_ms),
-            f"user:{attempt.name}": (self.per_user, DAY * 1000),
-        }
-
-    def _refuse(self, until: int, now: int) -> None:
-        raise Throttled(max(1, -(-(until - now) // 1000)))
-
-    def attempt(self, attempt: Attempt) -> bool:
-        """Count the attempt as a failure until it is proven right (``succeeded``); raise
-        Throttled, before the password is checked, when it is past a limit. False when
-        it is not worth checking (a name that is no user's, from an address past its
-        limit): a failure, without Argon2.
-
-        Counted before the check, atomically, so that concurrent guesses cannot all slip
-        in under the limit while the first ones are being checked.
-        """
-        now = self.clock()
-        keys = self._keys(attempt)
-        self.refuse_known(attempt)
-        with self.store.write(None) as tx:
-            counted = {key: tx.add_failure(key, now, window) for key, (_, window) in keys.items()}
-        for key, (failures, started) in counted.items():
-            limit, window = keys[key]
-            if failures > limit:
-                if not attempt.known:
-                    return False
-                until = started + window
-                if len(self._blocked) > AUTH_CACHE_LIMIT:
-                    self._blocked = {k: u for k, u in self._blocked.items() if u > now}
-                self._blocked[key] = until
-                self._refuse(until, now)
-        return True
-
-    def refuse_known(self, attempt: Attempt) -> None:
-        """Raise Throttled when this process already knows the attempt past a limit: no
-        database call."""
-        now = self.clock()
-        for key in self._keys(attempt):
-            until = self._blocked.get(key, 0)
-            if until > now:
-                self._refuse(until, now)
-
-    def succeeded(self, attempt: Attempt) -> None:
-        """The attempt was right: the failures of its name at its address (or on its
-        device) are forgotten, and it is no failure of its name's day."""
-        with self.store.write(None) as tx:
-            for key in self._keys(attempt):
-                if key.startswith("user:"):
-                    tx.forgive_failure(key)
-                else:
-                    tx.clear_failures(key)
-                self._blocked.pop(key, None)
 
 
 class Auth:
@@ -385,8 +260,9 @@ class Auth:
         principal, expires_at = entry
         return principal if expires_at > self.clock() else None
 
-    def logout(self, digest: str) -> None:
-        """Revoke the session with this token hash, in every process.
+    def logout(self, digest: str, origin: str | None = None) -> None:
+        """Revoke the session with this token hash, in every process (the audit trail
+        says whose, and from where: ``origin``).
 
         A hash that names no session changes nothing: no write, no cache dropped
         anywhere (anyone may send any cookie to /logout).
@@ -395,7 +271,11 @@ class Auth:
             if tx.get_session(digest) is None:
                 return
         with self.store.write("sessions") as tx:
-            tx.delete_session(digest)
+            session = tx.get_session(digest)
+            if tx.delete_session(digest) and session is not None:
+                by = Actor(session.user.name, origin=origin)
+                text = f"{by.name} signed out: their session is revoked."
+                events.audit(tx, events.SESSION_REVOKED, by, self.clock(), text, user=by.name)
         self.forget_sessions()
 
     # -- trusted devices -------------------------------------------------------------------
@@ -434,33 +314,61 @@ class Auth:
 
     # -- users -----------------------------------------------------------------------------
 
-    def add_user(self, name: str, password: str, roles: Sequence[str] = ()) -> None:
-        """Create a user."""
+    def add_user(
+        self, name: str, password: str, roles: Sequence[str] = (), by: Actor | None = None
+    ) -> None:
+        """Create a user (``by``: who, for the audit trail; None, Bascule itself)."""
         validate_name(name)
         roles = validate_roles(roles)
         password_hash = self.hasher.hash(validate_password(password))
         try:
             with self.store.write("users") as tx:
-                tx.insert_user(name, password_hash, roles, self.clock())
+                now = self.clock()
+                tx.insert_user(name, password_hash, roles, now)
+                with_roles = f" with the roles {', '.join(roles)}" if roles else ""
+                text = f"{_who(by)} added the user {name}{with_roles}."
+                events.audit(
+                    tx,
+                    events.USER_ADDED,
+                    by or events.SYSTEM,
+                    now,
+                    text,
+                    user=name,
+                    roles=list(roles),
+                )
         except AlreadyExists:
             raise UserExists(f"the user {name!r} exists already") from None
         self.forget_users()
 
-    def set_password(self, name: str, password: str) -> None:
+    def set_password(self, name: str, password: str, by: Actor | None = None) -> None:
         """Change a user's password; their sessions are revoked."""
         password_hash = self.hasher.hash(validate_password(password))
         with self.store.write("users") as tx:
             if not tx.set_password_hash(name, password_hash):
                 raise UserError(f"there is no user {name!r}")
-            tx.delete_sessions_of(name)
+            revoked = tx.delete_sessions_of(name)
             tx.forget_devices_of(name)  # trusted for a password now changed
+            text = f"{_who(by)} changed the password of {name}: {revoked} sessions revoked."
+            events.audit(
+                tx,
+                events.PASSWORD_CHANGED,
+                by or events.SYSTEM,
+                self.clock(),
+                text,
+                user=name,
+                sessionsRevoked=revoked,
+            )
         self.forget_users()
 
-    def remove_user(self, name: str) -> None:
+    def remove_user(self, name: str, by: Actor | None = None) -> None:
         """Delete a user with their sessions."""
         with self.store.write("users") as tx:
             if not tx.delete_user(name):
                 raise UserError(f"there is no user {name!r}")
+            text = f"{_who(by)} removed the user {name}."
+            events.audit(
+                tx, events.USER_REMOVED, by or events.SYSTEM, self.clock(), text, user=name
+            )
         self.forget_users()
 
     def users(self) -> list[UserRecord]:
@@ -487,3 +395,7 @@ class Auth:
         except UserError as exc:
             raise UserError(f"BASCULE_ADMIN_PASSWORD: {exc}") from None
         return generated
+
+
+def _who(actor: Actor | None) -> str:
+    return "Bascule" if actor is None else actor.name

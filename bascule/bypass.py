@@ -16,7 +16,14 @@ from urllib.parse import unquote_to_bytes
 from starlette.types import Message, Send
 
 from bascule.exchange import without_cookie
-from bascule.model import Actor, MaintenanceError, StateListener, now_ms, require_rights
+from bascule.model import (
+    Actor,
+    MaintenanceError,
+    StateListener,
+    now_ms,
+    require_rights,
+    rfc3339,
+)
 from bascule.records import BypassRecord, token_hash
 
 if TYPE_CHECKING:
@@ -123,12 +130,17 @@ class BypassTokens:
             raise InvalidToken(
                 f"A token lives from {MIN_LIFETIME} seconds to {MAX_LIFETIME} seconds (a year)."
             )
+        from bascule import events  # the standalone gate loads this module, not the store
+
         token = secrets.token_urlsafe(32)
         now = self.store.now()
         record = BypassRecord(name, token_hash(token), actor.name, now, now + lifetime * 1000)
         with self.store.write("bypass") as tx:
             if not tx.insert_bypass(record):
                 raise TokenExists()
+            until = rfc3339(record.expires_at)
+            text = f"{actor.name} created the bypass token {name}, valid until {until}."
+            events.audit(tx, events.TOKEN_CREATED, actor, now, text, name=name, expiresAt=until)
         self._changed()
         return token, record
 
@@ -140,10 +152,14 @@ class BypassTokens:
 
     def revoke(self, actor: Actor, name: str) -> None:
         """End the token named ``name``: refused everywhere within a second."""
+        from bascule import events
+
         require_rights(actor)
         with self.store.write("bypass") as tx:
             if not tx.delete_bypass(name):
                 raise NoSuchToken()
+            text = f"{actor.name} revoked the bypass token {name}."
+            events.audit(tx, events.TOKEN_REVOKED, actor, self.store.now(), text, name=name)
         self._changed()
 
     def valid(self) -> TokenSet:

@@ -29,6 +29,7 @@ LIMITS = [
     ("history_days", 0, math.inf),
     ("lease_ttl", 10, 86400),
     ("announce_before", 0, 366 * 86400),
+    ("upcoming_notice", 0, 366 * 86400),
 ]
 
 
@@ -152,6 +153,18 @@ class Settings:
         " /rest/v1/maintenance/announcement, and the banner any site can include) shows"
         " it: 48 hours by default.",
         default=172_800,
+    )
+    upcoming_notice: int = _option(
+        "BASCULE_UPCOMING_NOTICE",
+        "Seconds before a planned window's start at which webhooks are told it is coming"
+        " (the window.upcoming event); 0 tells nothing.",
+        default=3600,
+    )
+    webhook_allow_link_local: bool = _option(
+        "BASCULE_WEBHOOK_ALLOW_LINK_LOCAL",
+        "Let webhooks reach link-local and cloud-metadata addresses (169.254.0.0/16,"
+        " fe80::/10...), refused by default; loopback and private ones are always allowed.",
+        default=False,
     )
     metrics_public: bool = _option(
         "BASCULE_METRICS_PUBLIC",

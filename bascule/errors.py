@@ -23,7 +23,7 @@ from bascule.answers import (
     encoded,
     error_envelope,
 )
-from bascule.auth import AuthenticationFailed, SessionEnded, Throttled
+from bascule.auth import AuthenticationFailed, SessionEnded
 from bascule.bypass import InvalidToken, NoSuchToken, TokenExists
 from bascule.db import describe_error
 from bascule.model import (
@@ -42,7 +42,9 @@ from bascule.model import (
     WindowNotPlanned,
     WindowsOverlap,
 )
+from bascule.throttle import Throttled
 from bascule.validation import NOT_UTF8
+from bascule.webhooks import InvalidWebhook, NoSuchWebhook, TooManyWebhooks
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,9 @@ DOMAIN_ERRORS: dict[type[MaintenanceError], tuple[int, Code]] = {
     TooManyWindows: (409, Code.ILLEGAL_STATE),
     WindowsOverlap: (409, Code.ILLEGAL_STATE),
     LeaseLost: (409, Code.ILLEGAL_STATE),
+    InvalidWebhook: (400, Code.BAD_PARAMETER),
+    NoSuchWebhook: (404, Code.NOT_FOUND),
+    TooManyWebhooks: (409, Code.ILLEGAL_STATE),
 }
 # The errors that mean the database cannot be reached (others are bugs: 500).
 UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
+from bascule import events
 from bascule.accounts import AlreadyExists
 from bascule.model import (
     FULL,
@@ -138,6 +139,7 @@ class Maintenance:
                 window_id = tx.insert_state(state)
             except AlreadyExists:  # another writer, between the read and the insert
                 raise AlreadyEnabled() from None
+            events.started(tx, actor, now)
         self._changed()
         return dataclasses.replace(state, window_id=window_id)
 
@@ -158,6 +160,7 @@ class Maintenance:
         )
         for entry in (LogEntry(now, actor.name, took), *new.log[1:]):
             tx.append_log(current.window_id, entry)
+        events.maintenance_event(tx, events.UPDATED, actor, now, took)
         taken = tx.load_state(with_log=False)
         assert taken is not None
         return taken
@@ -174,6 +177,9 @@ class Maintenance:
                 return  # ended or released meanwhile: no longer its own
             tx.end_holder(now, outcome)
             tx.append_log(window_id, LogEntry(now, actor.name, message))
+            ended = tx.load_state()
+            assert ended is not None
+            events.lease_expired(tx, ended, now)
         self._changed()
 
     def set_mode(self, actor: Actor, mode: str) -> None:
@@ -206,6 +212,12 @@ class Maintenance:
                 tx.set_progress(progress)
             if message is not None:
                 tx.append_log(state.window_id, LogEntry(now, actor.name, message))
+            text = f"Maintenance update by {actor.name}"
+            text += f" ({progress}%)" if progress is not None else ""
+            said = [message or "", MODE_MESSAGES[mode] if mode not in (None, state.mode) else ""]
+            text += ": " + " ".join(w for w in said if w) if any(said) else "."
+            changes = {"newMessage": message, "newProgress": progress, "newMode": mode}
+            events.maintenance_event(tx, events.UPDATED, actor, now, text, **changes)
         self._changed()
 
     def disable(self, actor: Actor) -> None:
@@ -215,7 +227,11 @@ class Maintenance:
             state = tx.load_state(with_log=False)
             _require_owner(actor, state, "disable")
             assert state is not None
-            tx.end_window(state.window_id, actor.name, self.clock())
+            now = self.clock()
+            tx.end_window(state.window_id, actor.name, now)
+            window = tx.get_window(state.window_id)
+            assert window is not None
+            events.ended(tx, window, actor, now)
         self._changed()
 
     def renew(self, actor: Actor, window_id: int) -> bool:
@@ -272,6 +288,7 @@ class Maintenance:
             message = f"Released by {actor.name} from the process '{state.user}', {ended}: {reason}"
             tx.release(state.window_id, actor.name)
             tx.append_log(state.window_id, LogEntry(now, actor.name, message))
+            events.maintenance_event(tx, events.RELEASED, actor, now, message, process=state.user)
             released = tx.load_state()
         self._changed()
         assert released is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import socket
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -304,21 +305,28 @@ class Actor:
     name: str
     kind: ActorKind = ActorKind.API_USER
     roles: frozenset[str] = field(default_factory=frozenset)
+    # Where they act from, as the audit trail says it: a client's address, or a host.
+    origin: str | None = None
 
     @classmethod
     def process(cls, name: str) -> Actor:
         """An internal process (a migration, a deploy script), named as a user is."""
-        return cls(_named(name, "process"), ActorKind.PROCESS)
+        return cls(_named(name, "process"), ActorKind.PROCESS, origin=local_origin())
 
     @classmethod
     def operator(cls, name: str) -> Actor:
         """Someone with access to the server's command line and database."""
-        return cls(_named(name, "user"), ActorKind.OPERATOR)
+        return cls(_named(name, "user"), ActorKind.OPERATOR, origin=local_origin())
 
     @property
     def may_change(self) -> bool:
         """Whether this actor may change the state at all."""
         return self.kind is not ActorKind.API_USER or ADMIN in self.roles
+
+
+def local_origin() -> str:
+    """Where a command or a process of this host acts from."""
+    return f"host {socket.gethostname()}"
 
 
 # A user's name, and a process's: nothing a terminal or a log line could act on.

@@ -17,10 +17,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Scope
 
 from bascule.answers import encoded, envelope
-from bascule.auth import Attempt, Auth, AuthenticationFailed, Principal, Throttle
+from bascule.auth import Auth, AuthenticationFailed, Principal
 from bascule.bypass import BypassTokens
 from bascule.config import Settings
 from bascule.db import engine_url
+from bascule.events import Events, Notices
 from bascule.maintenance import AutomaticMaintenance, Maintenance, maintenance_window
 from bascule.metrics import Metrics
 from bascule.model import DECISIONS, Actor, MaintenanceState
@@ -28,6 +29,9 @@ from bascule.monitor import Monitor
 from bascule.records import token_hash
 from bascule.schema import SchemaError, prepare
 from bascule.store import Store
+from bascule.tables import KINDS
+from bascule.throttle import Attempt, Throttle
+from bascule.webhooks import Dispatcher, Webhooks
 from bascule.windows import Scheduler, Windows, announcement
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,16 @@ class Services:
             Scheduler(self.windows, self.monitor, keep_days=settings.history_days)
         )
         self.bypass = BypassTokens(self.store, self.monitor)
+        # Events: kept, and delivered to the webhooks by every instance's dispatcher,
+        # which looks at once whenever anything changed anywhere.
+        self.events = Events(self.store)
+        allow = settings.webhook_allow_link_local
+        self.dispatcher = Dispatcher(self.store, allow)
+        self.webhooks = Webhooks(self.store, allow, self.dispatcher.wake)
+        self.monitor.on_tick.append(Notices(self.store, self.monitor, settings.upcoming_notice))
+        self.monitor.on_tick.append(self.dispatcher)
+        for kind in KINDS:
+            self.monitor.follow(kind, self.dispatcher.wake)
         self.metrics = Metrics(self.monitor, DECISIONS)
         self._argon2: anyio.CapacityLimiter | None = None
         self._state_document: tuple[MaintenanceState | None, bool | None, bytes] | None = None
@@ -100,7 +114,7 @@ class Services:
         self, name: str, password: str, address: str | None, device: str | None = None
     ) -> Principal:
         """The principal these credentials are; AuthenticationFailed when they are wrong,
-        Throttled when they failed too often to be tried now (see auth.Throttle), from
+        Throttled when they failed too often to be tried now (see throttle.Throttle), from
         this address or on this device (the device token of a browser that signed in
         before: ``device``).
 
@@ -130,8 +144,9 @@ class Services:
         scope.setdefault("state", {})[SCOPE_KEY] = self
 
     def close(self) -> None:
-        """Stop the monitor and close the database connections."""
+        """Stop the monitor and the deliveries, and close the database connections."""
         self.monitor.stop()
+        self.dispatcher.stop()
         self.store.close()
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bascule.accounts import AccountQueries, AlreadyExists
 from bascule.db import DATABASE_TIMEOUT, Watchdog, make_engine, postgres_connect_args, upsert
+from bascule.eventqueries import EventQueries
 from bascule.model import (
     CANCELLED,
     ENDED,
@@ -200,7 +201,7 @@ class Store:
         return {kind: counters.get(kind, 0) for kind in KINDS}
 
 
-class Tx(AccountQueries):
+class Tx(AccountQueries, EventQueries):
     """The queries of one transaction (``Store.read()``, ``Store.write()``): SQL, and no
     rule of the domain's, which hands it what to read and write."""
 
@@ -333,7 +334,7 @@ class Tx(AccountQueries):
         result = self.conn.execute(
             update(maintenance_state)
             .where(s.window_id.in_(holds), s.lease_ttl.is_not(None))
-            .values(lease_renewed_at=now)
+            .values(lease_renewed_at=now, expiry_told=False)  # its next end is told anew
         )
         return result.rowcount == 1
 
@@ -351,6 +352,7 @@ class Tx(AccountQueries):
                 lease_renewed_at=None if lease_ttl is None else now,
                 holder_ended_at=None,
                 holder_outcome=None,
+                expiry_told=False,
             )
         )
 

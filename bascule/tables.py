@@ -145,7 +145,7 @@ sessions = Table(
 )
 
 # Failed authentications in the current window of each key (a name, a name at an address,
-# a device...: see auth.Throttle), and when that window ends.
+# a device...: see throttle.Throttle), and when that window ends.
 auth_failures = Table(
     "auth_failures",
     metadata,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bascule import events
 from bascule.db import describe_error
 from bascule.model import (
     CANCELLED,
@@ -112,8 +113,10 @@ class Windows:
                 if overlap(other, start, end):
                     raise WindowsOverlap(other)
             window_id = tx.insert_window(window)
+            window = dataclasses.replace(window, id=window_id)
+            events.window_event(tx, events.PLANNED, window, actor, now)
         self._changed()
-        return dataclasses.replace(window, id=window_id)
+        return window
 
     def planned(self, offset: int = 0, limit: int = MAX_PLANNED) -> list[Window]:
         """The windows to come, soonest first (``limit`` of them from ``offset``)."""
@@ -130,7 +133,9 @@ class Windows:
                 raise NoSuchWindow(window_id, "planned window")
             if window.status != PLANNED:
                 raise WindowNotPlanned(window)
-            tx.close_window(window_id, CANCELLED, actor.name, self.clock())
+            now = self.clock()
+            tx.close_window(window_id, CANCELLED, actor.name, now)
+            events.window_event(tx, events.CANCELLED, window, actor, now)
         self._changed()
 
     def run_schedule(self) -> bool:
@@ -148,6 +153,9 @@ class Windows:
                 entry = LogEntry(now, SCHEDULE_ACTOR, PLANNED_END_MESSAGE)
                 tx.append_log(state.window_id, entry)
                 tx.end_window(state.window_id, SCHEDULE_ACTOR, now)
+                ended = tx.get_window(state.window_id)
+                assert ended is not None
+                events.ended(tx, ended, SCHEDULE_ACTOR, now)
                 state = None
             for due in tx.planned_windows(due_by=now):
                 if due.planned_end is not None and due.planned_end <= now:
@@ -161,8 +169,11 @@ class Windows:
                     reason = None
                 if reason is not None:
                     tx.close_window(due.id, SKIPPED, SCHEDULE_ACTOR, now, reason)
+                    skipped = dataclasses.replace(due, reason=reason)
+                    events.window_event(tx, events.SKIPPED, skipped, SCHEDULE_ACTOR, now)
                 else:
                     start_window(tx, due, now)
+                    events.started(tx, SCHEDULE_ACTOR, now)
                     state = tx.load_state(with_log=False)
         self._changed()
         return True
@@ -171,6 +182,7 @@ class Windows:
         """Forget the windows that ended more than ``keep_days`` days ago; how many."""
         before = self.clock() - keep_days * 86_400_000
         with self.store.write(None) as tx:
+            tx.prune_events(before)  # but those whose deliveries are still pending
             return tx.prune_windows(before)
 
     def _changed(self) -> None:

@@ -75,7 +75,7 @@ def logout() -> Answer:
     """
     token = context.request.cookies.get(SESSION_COOKIE)
     if token:
-        current().auth.logout(token_hash(token))
+        current().auth.logout(token_hash(token), client_address(context.scope))
     return envelope(), 200, {"Set-Cookie": _session_cookie("", 0)}
 
 

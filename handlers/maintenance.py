@@ -11,6 +11,7 @@ from bascule.bypass import bypass_json
 from bascule.model import FULL, LogEntry
 from bascule.service import current
 from bascule.windows import calendar, parse_time
+from handlers.security import acting
 
 Answer = tuple[dict[str, Any], int]
 # The announcement is for any site's pages: any origin may read it.
@@ -41,7 +42,7 @@ def enable_maintenance(token_info: dict[str, Any], body: dict[str, Any] | None =
     """POST /maintenance: full maintenance without a body, as Alien4Cloud's clients send it."""
     body = body or {}
     current().maintenance.enable(
-        token_info["principal"].actor(),
+        acting(token_info),
         message=body.get("message"),
         mode=body.get("mode") or FULL,
     )
@@ -51,7 +52,7 @@ def enable_maintenance(token_info: dict[str, Any], body: dict[str, Any] | None =
 def update_maintenance(body: dict[str, Any], token_info: dict[str, Any]) -> Answer:
     """PUT /maintenance."""
     current().maintenance.update(
-        token_info["principal"].actor(),
+        acting(token_info),
         message=body.get("message"),
         progress=body.get("progressPercentage"),
         mode=body.get("mode"),
@@ -61,7 +62,7 @@ def update_maintenance(body: dict[str, Any], token_info: dict[str, Any]) -> Answ
 
 def disable_maintenance(token_info: dict[str, Any]) -> Answer:
     """DELETE /maintenance."""
-    current().maintenance.disable(token_info["principal"].actor())
+    current().maintenance.disable(acting(token_info))
     return envelope(), 200
 
 
@@ -79,14 +80,14 @@ def _log_page(offset: int, total: int, entries: list[LogEntry]) -> dict[str, Any
 def list_bypass_tokens(token_info: dict[str, Any]) -> Answer:
     """GET /maintenance/bypass."""
     services = current()
-    records = services.bypass.list(token_info["principal"].actor())
+    records = services.bypass.list(acting(token_info))
     now = services.store.now()
     return envelope([bypass_json(r, now) for r in records]), 200
 
 
 def create_bypass_token(body: dict[str, Any], token_info: dict[str, Any]) -> Answer:
     """POST /maintenance/bypass: the token's value is in this answer only."""
-    actor = token_info["principal"].actor()
+    actor = acting(token_info)
     services = current()
     token, record = services.bypass.create(actor, body["name"], body.get("expiresIn"))
     return envelope({**bypass_json(record, services.store.now()), "token": token}), 201
@@ -94,14 +95,14 @@ def create_bypass_token(body: dict[str, Any], token_info: dict[str, Any]) -> Ans
 
 def revoke_bypass_token(name: str, token_info: dict[str, Any]) -> Answer:
     """DELETE /maintenance/bypass/{name}."""
-    current().bypass.revoke(token_info["principal"].actor(), name)
+    current().bypass.revoke(acting(token_info), name)
     return envelope(), 200
 
 
 def release_maintenance(body: dict[str, Any], token_info: dict[str, Any]) -> Answer:
     """POST /maintenance/release: the dead process's maintenance, now the caller's."""
     services = current()
-    state = services.maintenance.release(token_info["principal"].actor(), body["reason"])
+    state = services.maintenance.release(acting(token_info), body["reason"])
     return envelope(state.as_json(services.store.now())), 200
 
 
@@ -128,7 +129,7 @@ def list_planned_windows(offset: int = 0, limit: int = 100) -> Answer:
 def plan_window(body: dict[str, Any], token_info: dict[str, Any]) -> Answer:
     """POST /maintenance/schedule."""
     window = current().windows.plan(
-        token_info["principal"].actor(),
+        acting(token_info),
         start=parse_time(body["start"], "start"),
         end=parse_time(body["end"], "end") if body.get("end") is not None else None,
         message=body["message"],
@@ -140,7 +141,7 @@ def plan_window(body: dict[str, Any], token_info: dict[str, Any]) -> Answer:
 
 def cancel_planned_window(id: int, token_info: dict[str, Any]) -> Answer:
     """DELETE /maintenance/schedule/{id}."""
-    current().windows.cancel(token_info["principal"].actor(), id)
+    current().windows.cancel(acting(token_info), id)
     return envelope(), 200
 
 

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from bascule.auth import DEVICE_COOKIE, AuthenticationFailed, Principal, SessionEnded
+from bascule.model import Actor
 from bascule.service import client_address, from_scope
 
 
@@ -30,9 +31,15 @@ class DeadSession(SessionEnded):
     status_code = 403
 
 
-def claims(principal: Principal) -> dict[str, Any]:
-    """What connexion hands to the handlers as ``token_info``."""
-    return {"sub": principal.name, "principal": principal}
+def claims(principal: Principal, scope: Any) -> dict[str, Any]:
+    """What connexion hands to the handlers as ``token_info``: who, and from where."""
+    return {"sub": principal.name, "principal": principal, "origin": client_address(scope)}
+
+
+def acting(token_info: dict[str, Any]) -> Actor:
+    """The caller, as the actor of what they ask."""
+    principal: Principal = token_info["principal"]
+    return principal.actor(token_info.get("origin"))
 
 
 def _utf8(text: str) -> str:
@@ -64,7 +71,7 @@ async def basic_auth(username: str, password: str, request: Request) -> dict[str
         principal = await services.authenticate(_utf8(username), _utf8(password), address, device)
     except AuthenticationFailed:
         raise WrongCredentials() from None
-    return claims(principal)
+    return claims(principal, request.scope)
 
 
 async def session_auth(api_key: str, request: Request, required_scopes: Any = None) -> Any:
@@ -78,7 +85,7 @@ async def session_auth(api_key: str, request: Request, required_scopes: Any = No
         if "authorization" in request.headers:
             return NO_VALUE
         raise DeadSession()
-    return claims(principal)
+    return claims(principal, request.scope)
 
 
 async def session_principal(scope: Any, token: str) -> Principal | None:

@@ -10,9 +10,9 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from bascule.auth import Attempt, Throttle, Throttled
 from bascule.store import Store
 from bascule.tables import auth_failures
+from bascule.throttle import Attempt, Throttle, Throttled
 from tests.conftest import ADMIN, ADMIN_PASSWORD, VIEWER, basic
 from tests.test_api import error, ok
 
@@ -182,7 +182,7 @@ def test_a_trusted_device_has_guesses_of_its_own_only(app, verified):
 
 
 def test_names_that_are_no_users_are_never_refused_and_soon_not_checked(store, app, verified):
-    from bascule.auth import UNKNOWN_NAMES_PER_ADDRESS
+    from bascule.throttle import UNKNOWN_NAMES_PER_ADDRESS
 
     with client_at(app, "10.0.12.1") as prober:
         for i in range(UNKNOWN_NAMES_PER_ADDRESS + 20):
@@ -291,7 +291,7 @@ def test_failures_of_windows_over_are_swept(store):
 
 
 def test_names_no_user_can_have_are_counted_against_the_address_only(store):
-    from bascule.auth import UNKNOWN_NAMES_PER_ADDRESS
+    from bascule.throttle import UNKNOWN_NAMES_PER_ADDRESS
 
     throttle = Throttle(store, per_user=1, per_address=2, window=60)
     for name in ["no such\x00name", "x" * 400] * (UNKNOWN_NAMES_PER_ADDRESS // 2):
