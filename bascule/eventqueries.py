@@ -211,17 +211,23 @@ class EventQueries:
         return None if due is None else int(due)
 
     def claim_deliveries(
-        self, now: int, until: int, limit: int, busy: Sequence[int]
+        self, now: int, until: int, limit: int, busy: Sequence[int], event: str | None = None
     ) -> list[Claimed]:
         """Claim, until ``until``, up to ``limit`` deliveries due by ``now`` that nobody
-        holds (and to none of the ``busy`` webhooks): each is claimed by one caller only,
-        whatever the number of instances (the UPDATE re-checks its row)."""
+        holds (and to none of the ``busy`` webhooks; of the event ``event`` only, when
+        given): each is claimed by one caller only, whatever the number of instances (the
+        UPDATE re-checks its row)."""
         d = webhook_deliveries.c
         free = or_(d.claimed_until.is_(None), d.claimed_until <= now)
         due = and_(d.status == PENDING, d.next_attempt_at <= now, free)
+        only = (
+            []
+            if event is None
+            else [d.event_id.in_(select(events.c.id).where(events.c.uid == event))]
+        )
         candidates = self.conn.execute(
             select(d.id, d.webhook_id)
-            .where(due, *([d.webhook_id.not_in(busy)] if busy else []))
+            .where(due, *only, *([d.webhook_id.not_in(busy)] if busy else []))
             .order_by(d.next_attempt_at, d.id)
             .limit(limit * 4)
         ).all()

@@ -12,6 +12,7 @@ added: a name that resolves elsewhere later is refused then.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import http.client
 import ipaddress
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
+from standardwebhooks import Webhook
 
 from bascule import events
 from bascule.db import describe_error
@@ -148,8 +150,6 @@ def _default_port(scheme: str) -> int:
 
 def new_secret() -> str:
     """A signing secret, as Standard Webhooks writes them: whsec_ and base64."""
-    import base64
-
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
@@ -296,8 +296,6 @@ def delivery_json(delivery: DeliveryRecord) -> dict[str, Any]:
 
 def signed(claimed: Claimed, at: float) -> tuple[bytes, dict[str, str]]:
     """The body and headers of a delivery sent at ``at`` (epoch seconds)."""
-    from standardwebhooks import Webhook
-
     event = claimed.event
     body = json.dumps(events.payload(event), separators=(",", ":"), ensure_ascii=False)
     moment = datetime.datetime.fromtimestamp(int(at), datetime.UTC)
@@ -353,6 +351,8 @@ class Dispatcher:
         self._pid = 0
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
+        # Held by every use of the database, and by stop(): none starts once stopped.
+        self._using_database = threading.Lock()
         self._error: str | None = None
 
     def wake(self) -> None:
@@ -368,7 +368,7 @@ class Dispatcher:
         self._pid = os.getpid()
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._flying: dict[int, Future[None]] = {}  # by webhook
+        self._flying: dict[int, Future[Any]] = {}  # by webhook
         self._pool = ThreadPoolExecutor(AT_ONCE, thread_name_prefix="bascule-webhook")
         self._thread = threading.Thread(target=self._run, name="bascule-webhooks", daemon=True)
         self._thread.start()
@@ -388,23 +388,36 @@ class Dispatcher:
         if room <= 0:
             return
         try:
-            now = self.store.now()
-            with self.store.read() as tx:
-                due = tx.first_due(now)
-            if due is None or due > now:
-                return
-            until = now + CLAIM_MS
-            with self.store.write(None) as tx:
-                claimed = tx.claim_deliveries(now, until, room, busy)
+            with self._using_database:
+                if self._stopped.is_set():
+                    return
+                now = self.store.now()
+                with self.store.read() as tx:
+                    due = tx.first_due(now)
+                if due is None or due > now:
+                    return
+                until = now + CLAIM_MS
+                with self.store.write(None) as tx:
+                    claimed = tx.claim_deliveries(now, until, room, busy)
         except SQLAlchemyError as exc:  # looked at again on the next turn
             self._database_error(exc)
             return
         self._error = None
         for each in claimed:
-            future = self._pool.submit(self._deliver, each, until)
+            future: Future[Any] = self._pool.submit(self._deliver, each, until)
             future.add_done_callback(_log_bug)
             with self._lock:
                 self._flying[each.webhook.id] = future
+
+    def deliver_now(self, event: str) -> list[tuple[int, str]]:
+        """Deliver the event ``event`` (its uid) now, from this thread (a command's test):
+        to which webhook, with what outcome (tried again later, as any other, if it
+        failed)."""
+        now = self.store.now()
+        until = now + CLAIM_MS
+        with self.store.write(None) as tx:
+            claimed = tx.claim_deliveries(now, until, MAX_WEBHOOKS, (), event)
+        return [(each.webhook.id, self._deliver(each, until)) for each in claimed]
 
     def _database_error(self, exc: SQLAlchemyError) -> None:
         reason = describe_error(exc)
@@ -412,7 +425,7 @@ class Dispatcher:
             log.warning("webhooks cannot be delivered now: %s", reason)
         self._error = reason
 
-    def _deliver(self, claimed: Claimed, until: int) -> None:
+    def _deliver(self, claimed: Claimed, until: int) -> str:
         body, headers = signed(claimed, time.time())
         try:
             result = send(claimed.webhook.url, body, headers, self.allow_link_local)
@@ -442,23 +455,28 @@ class Dispatcher:
                 when,
             )
         try:
-            with self.store.write(None) as tx:
-                tx.finish_delivery(claimed.delivery.id, until, status, next_at, now, result)
+            with self._using_database:
+                if self._stopped.is_set():  # its claim runs out: sent again, same webhook-id
+                    return result
+                with self.store.write(None) as tx:
+                    tx.finish_delivery(claimed.delivery.id, until, status, next_at, now, result)
         except SQLAlchemyError as exc:  # its claim runs out: sent again, same webhook-id
             self._database_error(exc)
         if ok:  # the next one for this receiver, if any, at once
             self.wake()
+        return result
 
     def stop(self) -> None:
         """Send nothing more (deliveries in flight end on their own; those cut short are
         sent again once their claim runs out)."""
-        self._stopped.set()
+        with self._using_database:
+            self._stopped.set()
         if self._thread is not None and self._pid == os.getpid():
             self._wake.set()
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _log_bug(future: Future[None]) -> None:
+def _log_bug(future: Future[Any]) -> None:
     exc = None if future.cancelled() else future.exception()
     if exc is not None:  # its claim runs out, and it is tried again
         log.error("a webhook delivery failed unexpectedly", exc_info=exc)

@@ -13,6 +13,7 @@ from bascule.cli.run import run
 from bascule.cli.schedule import schedule
 from bascule.cli.serve import serve
 from bascule.cli.users import users
+from bascule.cli.webhooks import events, webhooks
 
 
 @click.group()
@@ -28,6 +29,8 @@ for command in (
     schedule,
     run,
     bypass,
+    webhooks,
+    events,
     proxy_config,
     proxy_follow,
     db,

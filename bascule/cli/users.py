@@ -7,7 +7,7 @@ import sys
 import click
 
 from bascule.auth import Auth
-from bascule.cli.base import database_option, opened
+from bascule.cli.base import actor, database_option, opened
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -44,7 +44,7 @@ def users_add(
     """Create the user NAME."""
     password = _read_password(password_stdin)
     with opened(database_url) as store:
-        Auth(store).add_user(name, password, roles)
+        Auth(store).add_user(name, password, roles, by=actor(None, None))
     click.echo(f"Created the user {name!r}" + (f" with roles {', '.join(roles)}" if roles else ""))
 
 
@@ -63,7 +63,7 @@ def users_list(database_url: str | None) -> None:
 def users_remove(name: str, database_url: str | None) -> None:
     """Delete the user NAME and end their sessions."""
     with opened(database_url) as store:
-        Auth(store).remove_user(name)
+        Auth(store).remove_user(name, by=actor(None, None))
     click.echo(f"Removed the user {name!r}")
 
 
@@ -79,5 +79,5 @@ def users_passwd(name: str, password_stdin: bool, database_url: str | None) -> N
     """Change the password of NAME and end their sessions."""
     password = _read_password(password_stdin)
     with opened(database_url) as store:
-        Auth(store).set_password(name, password)
+        Auth(store).set_password(name, password, by=actor(None, None))
     click.echo(f"Changed the password of {name!r}")
