@@ -509,3 +509,47 @@ def test_process_names_follow_the_user_name_rule(run, name):
     assert "a process name is 1 to 255 letters, digits" in refused.output
     assert "\x1b" not in refused.output
     assert state(run) is None
+
+
+def test_webhooks_add_list_test_remove_and_the_events(run, monkeypatch):
+    from bascule import events
+    from bascule.cli.webhooks import EVENT_TYPES
+    from tests.test_webhooks import _receiver
+
+    assert EVENT_TYPES == events.TYPES  # the command's choices are the event types
+    receiver_fixture = _receiver()
+    receiver = next(receiver_fixture)
+    try:
+        added = run("webhooks", "add", receiver.url, "--event", "maintenance.ended")
+        secret = added.stdout.strip()
+        assert secret.startswith("whsec_") and "taking maintenance.ended" in added.stderr
+        listed = run("webhooks", "list").stdout
+        assert listed.startswith(f"1\t{receiver.url}\tmaintenance.ended\t")
+        assert secret not in listed
+        tested = run("webhooks", "test", "1")
+        assert "delivered, HTTP 204" in tested.stdout
+        assert [json.loads(body)["type"] for _, body, _ in receiver.got] == ["webhook.test"]
+        receiver.statuses = [500]
+        failed = run("webhooks", "test", "1", code=1)
+        assert "not delivered (tried again later), HTTP 500" in failed.stdout
+        assert "pending after 1 tries (HTTP 500" in run("webhooks", "list").stdout
+        run("webhooks", "remove", "1")
+        assert run("webhooks", "list").stdout == ""
+        assert "No webhook 1." in run("webhooks", "remove", "1", code=1).output
+        refused = run("webhooks", "add", "http://169.254.169.254/", code=1).output
+        assert "link-local or cloud-metadata" in refused
+        assert (
+            "Invalid value for '--event'"
+            in run("webhooks", "add", receiver.url, "--event", "x", code=2).output
+        )
+    finally:
+        next(receiver_fixture, None)
+    trail = run("events", "--type", "webhook.").stdout.splitlines()
+    assert [line.split("\t")[1] for line in trail] == [
+        "webhook.removed",
+        "webhook.test",
+        "webhook.test",
+        "webhook.added",
+    ]
+    assert all(line.split("\t")[2].endswith(")") for line in trail)  # who (from where)
+    assert len(run("events", "--limit", "1").stdout.splitlines()) == 1

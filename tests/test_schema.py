@@ -219,3 +219,16 @@ def test_an_upgrade_from_any_earlier_schema_holds_maintenance_for_every_step(
         assert windows[0].ended_by == "schema-migration"
     finally:
         store.close()
+
+
+def test_the_migrations_make_exactly_the_tables_declared(store):
+    # The tables the store queries (tables.py) and those the migrations made: no column,
+    # index or constraint apart.
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from bascule.tables import metadata
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []

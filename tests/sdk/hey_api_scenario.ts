@@ -9,6 +9,7 @@
  */
 
 import {
+  addWebhook,
   cancelPlannedWindow,
   disableMaintenance,
   enableMaintenance,
@@ -16,16 +17,20 @@ import {
   getMaintenanceHistory,
   getMaintenanceState,
   getMaintenanceWindow,
+  listEvents,
   listPlannedWindows,
+  listWebhooks,
   planWindow,
   releaseMaintenance,
+  removeWebhook,
+  testWebhook,
   updateMaintenance,
   watchMaintenance,
   type MaintenanceLog,
   type MaintenanceModeState,
   type RestResponseError,
-} from './bascule-client';
-import { type Client, createClient } from './bascule-client/client';
+} from "./bascule-client";
+import { type Client, createClient } from "./bascule-client/client";
 
 // Just what is used of Node.js, so that no @types/node is needed.
 declare const process: {
@@ -33,7 +38,9 @@ declare const process: {
   exit(code: number): never;
 };
 
-const MESSAGE = 'Database upgrade running (hey-api openapi-ts).';
+const MESSAGE = "Database upgrade running (hey-api openapi-ts).";
+// A receiver on loopback that nobody listens to: deliveries fail, and are tried again.
+const RECEIVER = "http://127.0.0.1:9/hooks";
 const PROGRESS = 40;
 
 class Mismatch extends Error {}
@@ -54,15 +61,15 @@ function env(name: string): string {
 
 function client(user: string, password: string): Client {
   return createClient({
-    baseUrl: env('SDK_BASE_URL'),
+    baseUrl: env("SDK_BASE_URL"),
     // Only for the Basic scheme: the operations also list the JSESSIONID cookie
     // scheme, and a plain string would be sent as that cookie too.
-    auth: (auth) => (auth.scheme === 'basic' ? `${user}:${password}` : undefined),
+    auth: (auth) => (auth.scheme === "basic" ? `${user}:${password}` : undefined),
   });
 }
 
 function expectStatus(step: string, response: Response | undefined, status: number): void {
-  check(step, response !== undefined, 'no response');
+  check(step, response !== undefined, "no response");
   check(step, response.status === status, `status ${response.status} != ${status}`);
 }
 
@@ -74,9 +81,9 @@ function expectError(
 ): void {
   expectStatus(step, result.response, status);
   const body = result.error;
-  check(step, body !== undefined, 'no error body');
+  check(step, body !== undefined, "no error body");
   check(step, body.data === null, `data ${JSON.stringify(body.data)} is not null`);
-  check(step, body.error !== null, 'error is null');
+  check(step, body.error !== null, "error is null");
   check(step, body.error.code === code, `error code ${body.error.code} != ${code}`);
 }
 
@@ -85,33 +92,33 @@ function ok(step: string): void {
 }
 
 async function main(): Promise<void> {
-  const admin = client('admin', env('SDK_ADMIN_PASSWORD'));
-  const viewer = client('viewer', env('SDK_VIEWER_PASSWORD'));
+  const admin = client("admin", env("SDK_ADMIN_PASSWORD"));
+  const viewer = client("viewer", env("SDK_VIEWER_PASSWORD"));
 
-  let step = '1 authenticate as admin (HTTP Basic)';
+  let step = "1 authenticate as admin (HTTP Basic)";
   const status = await getAuthStatus({ client: admin });
   expectStatus(step, status.response, 200);
-  check(step, status.data !== undefined, 'no body');
-  check(step, status.data.data.isLogged, 'isLogged is false');
-  check(step, status.data.data.username === 'admin', `username ${status.data.data.username}`);
-  check(step, status.data.data.roles.includes('ADMIN'), `roles ${status.data.data.roles}`);
+  check(step, status.data !== undefined, "no body");
+  check(step, status.data.data.isLogged, "isLogged is false");
+  check(step, status.data.data.username === "admin", `username ${status.data.data.username}`);
+  check(step, status.data.data.roles.includes("ADMIN"), `roles ${status.data.data.roles}`);
   ok(step);
 
-  step = '2 the state is empty';
+  step = "2 the state is empty";
   let state = await getMaintenanceState({ client: admin });
   expectStatus(step, state.response, 200);
-  check(step, state.data !== undefined, 'no body');
+  check(step, state.data !== undefined, "no body");
   check(step, state.data.data === null, `data ${JSON.stringify(state.data.data)} is not null`);
   check(step, state.data.error === null, `error ${JSON.stringify(state.data.error)}`);
   ok(step);
 
-  step = '3 enable maintenance: 201';
+  step = "3 enable maintenance: 201";
   const enabled = await enableMaintenance({ client: admin });
   expectStatus(step, enabled.response, 201);
-  check(step, enabled.data !== undefined && enabled.data.data === null, 'data is not null');
+  check(step, enabled.data !== undefined && enabled.data.data === null, "data is not null");
   ok(step);
 
-  step = '4 update with a message and a progress: 201';
+  step = "4 update with a message and a progress: 201";
   const updated = await updateMaintenance({
     client: admin,
     body: { message: MESSAGE, progressPercentage: PROGRESS },
@@ -119,13 +126,13 @@ async function main(): Promise<void> {
   expectStatus(step, updated.response, 201);
   ok(step);
 
-  step = '5 read the typed state';
+  step = "5 read the typed state";
   const nowMs = Date.now();
   state = await getMaintenanceState({ client: admin });
   expectStatus(step, state.response, 200);
-  check(step, state.data !== undefined, 'no body');
+  check(step, state.data !== undefined, "no body");
   const data: MaintenanceModeState = state.data.data;
-  check(step, data !== null, 'data is null');
+  check(step, data !== null, "data is null");
   check(step, data.progressPercent === PROGRESS, `progressPercent ${data.progressPercent}`);
   check(step, data.userTriggered === true, `userTriggered ${data.userTriggered}`);
   check(step, data.log.length >= 2, `${data.log.length} log entries`);
@@ -136,34 +143,34 @@ async function main(): Promise<void> {
   }
   const last: MaintenanceLog = data.log[data.log.length - 1];
   check(step, last.message === MESSAGE, `last message ${JSON.stringify(last.message)}`);
-  check(step, last.user === 'admin', `last author ${JSON.stringify(last.user)}`);
+  check(step, last.user === "admin", `last author ${JSON.stringify(last.user)}`);
   ok(step);
 
-  step = '6 a second enable: 409, error code 502';
+  step = "6 a second enable: 409, error code 502";
   expectError(step, await enableMaintenance({ client: admin }), 409, 502);
   ok(step);
 
-  step = '7 enable as viewer: 403, error code 102';
+  step = "7 enable as viewer: 403, error code 102";
   expectError(step, await enableMaintenance({ client: viewer }), 403, 102);
   ok(step);
 
-  step = '8 disable: 200, and the state is empty again';
+  step = "8 disable: 200, and the state is empty again";
   const disabled = await disableMaintenance({ client: admin });
   expectStatus(step, disabled.response, 200);
   state = await getMaintenanceState({ client: admin });
   expectStatus(step, state.response, 200);
-  check(step, state.data !== undefined, 'no body');
+  check(step, state.data !== undefined, "no body");
   check(step, state.data.data === null, `data ${JSON.stringify(state.data.data)} is not null`);
   ok(step);
 
-  step = '9 plan a window an hour ahead: 201, and it is listed';
+  step = "9 plan a window an hour ahead: 201, and it is listed";
   const start = new Date(Math.floor(Date.now() / 1000) * 1000 + 3_600_000);
   const planned = await planWindow({
     client: admin,
     body: { start: start.toISOString(), message: MESSAGE },
   });
   expectStatus(step, planned.response, 201);
-  check(step, planned.data !== undefined, 'no body');
+  check(step, planned.data !== undefined, "no body");
   const plannedId: number = planned.data.data.id;
   check(
     step,
@@ -172,40 +179,43 @@ async function main(): Promise<void> {
   );
   let listed = await listPlannedWindows({ client: viewer });
   expectStatus(step, listed.response, 200);
-  check(step, listed.data !== undefined, 'no body');
-  check(step, listed.data.data.length === 1 && listed.data.data[0].id === plannedId, 'not listed');
+  check(step, listed.data !== undefined, "no body");
+  check(step, listed.data.data.length === 1 && listed.data.data[0].id === plannedId, "not listed");
   ok(step);
 
-  step = '10 cancel it: 200, and none is left';
+  step = "10 cancel it: 200, and none is left";
   const cancelled = await cancelPlannedWindow({ client: admin, path: { id: plannedId } });
   expectStatus(step, cancelled.response, 200);
   listed = await listPlannedWindows({ client: viewer });
-  check(step, listed.data !== undefined && listed.data.data.length === 0, 'still listed');
+  check(step, listed.data !== undefined && listed.data.data.length === 0, "still listed");
   ok(step);
 
-  step = '11 the history holds the window of steps 3 to 8, with its log';
+  step = "11 the history holds the window of steps 3 to 8, with its log";
   const history = await getMaintenanceHistory({ client: viewer });
   expectStatus(step, history.response, 200);
-  check(step, history.data !== undefined, 'no body');
+  check(step, history.data !== undefined, "no body");
   check(step, history.data.data.total === 1, `total ${history.data.data.total}`);
   const window = history.data.data.windows[0];
-  check(step, window.endedBy === 'admin', `endedBy ${JSON.stringify(window.endedBy)}`);
+  check(step, window.endedBy === "admin", `endedBy ${JSON.stringify(window.endedBy)}`);
   const read = await getMaintenanceWindow({ client: viewer, path: { id: window.id } });
   expectStatus(step, read.response, 200);
-  check(step, read.data !== undefined, 'no body');
+  check(step, read.data !== undefined, "no body");
   const entries: MaintenanceLog[] = read.data.data.log;
-  check(step, entries[entries.length - 1].message === MESSAGE, 'last message');
+  check(step, entries[entries.length - 1].message === MESSAGE, "last message");
   ok(step);
 
-  step = '12 release with maintenance off: 404, error code 504';
-  const release = await releaseMaintenance({ client: admin, body: { reason: 'nothing to release' } });
+  step = "12 release with maintenance off: 404, error code 504";
+  const release = await releaseMaintenance({
+    client: admin,
+    body: { reason: "nothing to release" },
+  });
   expectError(step, release, 404, 504);
   ok(step);
 
-  step = '13 watch the switch: off, then on at once after a change';
+  step = "13 watch the switch: off, then on at once after a change";
   const seen = await watchMaintenance({ client: viewer });
   expectStatus(step, seen.response, 200);
-  check(step, seen.data !== undefined, 'no body');
+  check(step, seen.data !== undefined, "no body");
   check(step, seen.data.data.enabled === false, `enabled ${seen.data.data.enabled}`);
   expectStatus(step, (await enableMaintenance({ client: admin })).response, 201);
   const after = await watchMaintenance({
@@ -213,14 +223,45 @@ async function main(): Promise<void> {
     query: { version: seen.data.data.version, wait: 5 },
   });
   expectStatus(step, after.response, 200);
-  check(step, after.data !== undefined, 'no body');
-  check(step, after.data.data.version > seen.data.data.version, `version ${after.data.data.version}`);
+  check(step, after.data !== undefined, "no body");
+  check(
+    step,
+    after.data.data.version > seen.data.data.version,
+    `version ${after.data.data.version}`,
+  );
   check(step, after.data.data.enabled === true, `enabled ${after.data.data.enabled}`);
-  check(step, after.data.data.mode === 'full', `mode ${after.data.data.mode}`);
+  check(step, after.data.data.mode === "full", `mode ${after.data.data.mode}`);
   expectStatus(step, (await disableMaintenance({ client: admin })).response, 200);
   ok(step);
 
-  console.log('scenario passed');
+  step = "14 a webhook: added with its secret, listed, tested, in the events, removed";
+  const added = await addWebhook({
+    client: admin,
+    body: { url: RECEIVER, events: ["maintenance.started"] },
+  });
+  expectStatus(step, added.response, 201);
+  check(step, added.data !== undefined, "no body");
+  const hook = added.data.data;
+  check(step, hook.secret.startsWith("whsec_"), "no whsec_ secret");
+  check(step, JSON.stringify(hook.events) === '["maintenance.started"]', `events ${hook.events}`);
+  expectError(step, await listWebhooks({ client: viewer }), 403, 102);
+  const hooks = await listWebhooks({ client: admin });
+  expectStatus(step, hooks.response, 200);
+  check(step, hooks.data !== undefined, "no body");
+  check(step, hooks.data.data.length === 1 && hooks.data.data[0].id === hook.id, "not listed");
+  const sent = await testWebhook({ client: admin, path: { id: hook.id } });
+  expectStatus(step, sent.response, 202);
+  check(step, sent.data !== undefined && sent.data.data.id.startsWith("msg_"), "no msg_ id");
+  const page = await listEvents({ client: admin, query: { type: "webhook." } });
+  expectStatus(step, page.response, 200);
+  check(step, page.data !== undefined, "no body");
+  const types = page.data.data.events.map((e) => e.type);
+  check(step, JSON.stringify(types) === '["webhook.test","webhook.added"]', `events ${types}`);
+  expectStatus(step, (await removeWebhook({ client: admin, path: { id: hook.id } })).response, 200);
+  expectError(step, await removeWebhook({ client: admin, path: { id: hook.id } }), 404, 504);
+  ok(step);
+
+  console.log("scenario passed");
 }
 
 main().catch((e: unknown) => {

@@ -19,19 +19,26 @@ from bascule_oag_client import (
     ApiException,
     AuthApi,
     Configuration,
+    EventsApi,
+    EventType,
     MaintenanceApi,
     MaintenanceUpdateDTO,
     PlanRequest,
     ReleaseRequest,
     RestResponseError,
+    RestResponseEventPage,
     RestResponseMaintenanceModeState,
+    RestResponseNewWebhook,
     RestResponsePlannedWindow,
     RestResponsePlannedWindowList,
     RestResponseSwitch,
+    RestResponseTestDelivery,
     RestResponseUserStatus,
     RestResponseVoid,
+    RestResponseWebhookList,
     RestResponseWindowLog,
     RestResponseWindowPage,
+    WebhookRequest,
 )
 from bascule_oag_client.exceptions import (
     ConflictException,
@@ -40,6 +47,8 @@ from bascule_oag_client.exceptions import (
 )
 
 MESSAGE = "Database upgrade running (OpenAPI Generator)."
+# A receiver on loopback that nobody listens to: deliveries fail, and are tried again.
+RECEIVER = "http://127.0.0.1:9/hooks"
 PROGRESS = 40
 
 
@@ -221,6 +230,47 @@ def main() -> None:
     check(step, after.data.enabled is True, f"enabled {after.data.enabled!r}")
     check(step, after.data.mode == "full", f"mode {after.data.mode!r}")
     expect(step, admin.disable_maintenance_with_http_info, 200, RestResponseVoid)
+    print(f"ok {step}", flush=True)
+
+    step = "14 a webhook: added with its secret, listed, tested, in the events, removed"
+    events = EventsApi(admin_client)
+    request = WebhookRequest(url=RECEIVER, events=[EventType.MAINTENANCE_DOT_STARTED])
+    added = expect(
+        step, lambda: events.add_webhook_with_http_info(request), 201, RestResponseNewWebhook
+    )
+    hook = added.data
+    check(step, hook.secret.startswith("whsec_"), "no whsec_ secret")
+    check(step, hook.events == [EventType.MAINTENANCE_DOT_STARTED], f"events {hook.events!r}")
+    viewer_events = EventsApi(api_client("viewer", os.environ["SDK_VIEWER_PASSWORD"]))
+    expect_error(step, viewer_events.list_webhooks_with_http_info, ForbiddenException, 403, 102)
+    listed = expect(step, events.list_webhooks_with_http_info, 200, RestResponseWebhookList)
+    check(step, [h.id for h in listed.data] == [hook.id], f"listed {listed.data!r}")
+    sent = expect(
+        step,
+        lambda: events.test_webhook_with_http_info(hook.id),
+        202,
+        RestResponseTestDelivery,
+    )
+    check(step, sent.data.id.startswith("msg_"), f"id {sent.data.id!r}")
+    page = expect(
+        step,
+        lambda: events.list_events_with_http_info(type="webhook."),
+        200,
+        RestResponseEventPage,
+    )
+    check(
+        step,
+        [e.type for e in page.data.events] == ["webhook.test", "webhook.added"],
+        f"{page.data!r}",
+    )
+    expect(step, lambda: events.remove_webhook_with_http_info(hook.id), 200, RestResponseVoid)
+    expect_error(
+        step,
+        lambda: events.remove_webhook_with_http_info(hook.id),
+        NotFoundException,
+        404,
+        504,
+    )
     print(f"ok {step}", flush=True)
 
     print("scenario passed", flush=True)

@@ -16,6 +16,13 @@ from typing import Any, NoReturn
 
 from bascule_client import AuthenticatedClient
 from bascule_client.api.auth import get_auth_status
+from bascule_client.api.events import (
+    add_webhook,
+    list_events,
+    list_webhooks,
+    remove_webhook,
+    test_webhook,
+)
 from bascule_client.api.maintenance import (
     cancel_planned_window,
     disable_maintenance,
@@ -35,17 +42,25 @@ from bascule_client.models import (
     PlanRequest,
     ReleaseRequest,
     RestResponseError,
+    RestResponseEventPage,
     RestResponseMaintenanceModeState,
+    RestResponseNewWebhook,
     RestResponsePlannedWindow,
     RestResponsePlannedWindowList,
     RestResponseSwitch,
+    RestResponseTestDelivery,
     RestResponseUserStatus,
     RestResponseVoid,
+    RestResponseWebhookList,
     RestResponseWindowLog,
     RestResponseWindowPage,
+    WebhookRequest,
 )
+from bascule_client.models.event_type import EventType
 
 MESSAGE = "Database upgrade running (openapi-python-client)."
+# A receiver on loopback that nobody listens to: deliveries fail, and are tried again.
+RECEIVER = "http://127.0.0.1:9/hooks"
 PROGRESS = 40
 
 
@@ -212,6 +227,30 @@ def main() -> None:
     check(step, after.data.enabled is True, f"enabled {after.data.enabled!r}")
     check(step, after.data.mode == "full", f"mode {after.data.mode!r}")
     expect(step, disable_maintenance.sync_detailed(client=admin), 200, RestResponseVoid)
+    print(f"ok {step}", flush=True)
+
+    step = "14 a webhook: added with its secret, listed, tested, in the events, removed"
+    request = WebhookRequest(url=RECEIVER, events=[EventType.MAINTENANCE_STARTED])
+    added = add_webhook.sync_detailed(client=admin, body=request)
+    hook = expect(step, added, 201, RestResponseNewWebhook).data
+    check(step, hook.secret.startswith("whsec_"), "no whsec_ secret")
+    check(step, hook.events == [EventType.MAINTENANCE_STARTED], f"events {hook.events!r}")
+    expect_error(step, list_webhooks.sync_detailed(client=viewer), 403, 102)
+    listed = expect(step, list_webhooks.sync_detailed(client=admin), 200, RestResponseWebhookList)
+    check(step, [h.id for h in listed.data] == [hook.id], f"listed {listed.data!r}")
+    sent = expect(
+        step, test_webhook.sync_detailed(hook.id, client=admin), 202, RestResponseTestDelivery
+    )
+    check(step, sent.data.id.startswith("msg_"), f"id {sent.data.id!r}")
+    page = list_events.sync_detailed(client=admin, type_="webhook.")
+    seen = expect(step, page, 200, RestResponseEventPage)
+    check(
+        step,
+        [e.type_ for e in seen.data.events] == ["webhook.test", "webhook.added"],
+        f"{seen.data!r}",
+    )
+    expect(step, remove_webhook.sync_detailed(hook.id, client=admin), 200, RestResponseVoid)
+    expect_error(step, remove_webhook.sync_detailed(hook.id, client=admin), 404, 504)
     print(f"ok {step}", flush=True)
 
     print("scenario passed", flush=True)
