@@ -58,13 +58,75 @@ SECTION = "<!-- reliability:start -->"  # bench/reliability.py's part of RESULTS
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 MAX_RESPONSES, TOP_UP_SECONDS, WRITERS = 5_000_000, 300, 4  # bounds of a run, of a top-up
 ASKS = {"X-Original-URI": "/shop"}  # the decision endpoint's question, as nginx asks it
-GOALS = [1, 2, 3, 5, 6, 7, 8, 9]
+GOALS = [1, 2, 3, 5, 6, 7, 8, 9, 10]
 SCRAPES, SCRAPE_GOAL_MS = 200, 50  # goal 9's scrapes of /metrics, and the p99 they must meet
 PACKAGES = ["bascule", "uvicorn", "uvloop", "httptools", "connexion", "starlette", "psycopg"]
 
 
 def say(text: str) -> None:
     print(text, flush=True)
+
+
+class Receiver:
+    """A webhook receiver on a loopback port of this process (not the servers' CPU),
+    answering 204 to every delivery; how many it got."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                receiver.got += 1
+                self.send_response(204)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.got = 0
+        self.server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://{HOST}:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Updates:
+    """While in its ``with``: an update of each server's maintenance every ``every``
+    seconds (at most an hour's worth), so that each has a change to tell."""
+
+    def __init__(self, servers: list[Any], every: float) -> None:
+        import threading
+
+        self.servers, self.every, self.stop = servers, every, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        headers = {**BASIC, "Content-Type": "application/json"}
+        for _ in range(int(3600 / self.every)):
+            if self.stop.wait(self.every):
+                return
+            for server in self.servers:
+                call(server.port, "PUT", STATE, headers, UPDATE)
+
+    def __enter__(self) -> Updates:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
 
 
 # Headers that differ from one answer to the next of the same server: not compared.
@@ -588,6 +650,28 @@ class Bench:
         met = ("yes" if p99 * 1000 < SCRAPE_GOAL_MS else "**NO**") + f" (< {SCRAPE_GOAL_MS} ms)"
         self.row("9. GET /metrics, 2 workers, maintenance on", "—",
                  "scraped with Basic, one connection", figures, met, unexpected)  # fmt: skip
+
+    def goal_10(self) -> None:
+        """The gate refusing with three webhooks (two live receivers, one that never
+        answers), against none; both told of a change every 2 s meanwhile, so that
+        one side delivers (and retries) while it refuses."""
+        hooked, bare = self.bascule("webhooks"), self.bascule("no-webhooks")
+        live, dead = Receiver(), socket.create_server((HOST, 0), backlog=64)  # never accepts
+        urls = [live.url, live.url, f"http://{HOST}:{dead.getsockname()[1]}/hook"]
+        headers = {**BASIC, "Content-Type": "application/json"}
+        for url in urls:
+            if (
+                call(hooked.port, "POST", f"{STATE}/webhooks", headers, json.dumps({"url": url}))[0]
+                != 201
+            ):
+                raise RuntimeError("webhooks: one could not be added")
+        a = Side("no webhook", self.enable(bare), "/shop", 503)
+        b = Side("3 webhooks, 1 dead", self.enable(hooked), "/shop", 503)
+        self.same_answers(a, b)
+        with live, dead, Updates([bare, hooked], every=2.0):
+            self.pair("10. Gate refusing, 3 webhooks (1 dead) vs none: GET /shop, 503", a, b, 0.95)
+        if not live.got:
+            raise RuntimeError("webhooks: the live receivers got nothing")
 
     # -- the report -------------------------------------------------------------------------
 

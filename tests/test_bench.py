@@ -47,6 +47,7 @@ for proxy in PROXIES:
     for database in PROPAGATION:
         ROWS[f"8p. Propagation through {proxy}, {database}"] = PROPAGATION[database]
 ROWS["9. GET /metrics, 2 workers, maintenance on"] = 50
+ROWS["10. Gate refusing, 3 webhooks (1 dead) vs none: GET /shop, 503"] = 0.95
 
 
 def script(name: str, *args: str, minutes: float) -> str:
