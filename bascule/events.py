@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bascule.db import describe_error
 from bascule.eventqueries import EventRecord
 from bascule.model import (
+    SCHEDULE_ACTOR,
     Actor,
     MaintenanceState,
     Window,
@@ -153,7 +154,10 @@ def started(tx: Tx, actor: Actor | str, now: int) -> None:
     assert state is not None
     kind = "Read-only maintenance" if state.mode == "read-only" else "Maintenance"
     said = f": {state.latest_message()}" if state.latest_message() else "."
-    text = f"{kind} started by {state.user}{said}"
+    if actor == SCHEDULE_ACTOR:  # a planned window, at its start
+        text = f"Planned {kind.lower()} started (planned by {state.user}){said}"
+    else:
+        text = f"{kind} started by {state.user}{said}"
     record(tx, STARTED, actor, now, state_data(state), text)
 
 
