@@ -16,10 +16,11 @@ import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Scope
 
+from bascule.alertmanager import Silencer
 from bascule.answers import encoded, envelope
 from bascule.auth import Attempt, Auth, AuthenticationFailed, Principal, Throttle
 from bascule.bypass import BypassTokens
-from bascule.config import Settings
+from bascule.config import Settings, parse_matcher
 from bascule.db import engine_url
 from bascule.maintenance import AutomaticMaintenance, Maintenance, maintenance_window
 from bascule.metrics import Metrics
@@ -60,6 +61,12 @@ class Services:
         self.monitor.on_tick.append(
             Scheduler(self.windows, self.monitor, keep_days=settings.history_days)
         )
+        # While maintenance is on, a silence in Alertmanager (when one is configured).
+        self.silencer: Silencer | None = None
+        if settings.alertmanager_url:
+            matchers = [parse_matcher(text) for text in settings.alertmanager_matchers]
+            self.silencer = Silencer(self.store, self.monitor, settings.alertmanager_url, matchers)
+            self.monitor.on_tick.append(self.silencer)
         self.bypass = BypassTokens(self.store, self.monitor)
         self.metrics = Metrics(self.monitor, DECISIONS)
         self._argon2: anyio.CapacityLimiter | None = None
@@ -130,8 +137,10 @@ class Services:
         scope.setdefault("state", {})[SCOPE_KEY] = self
 
     def close(self) -> None:
-        """Stop the monitor and close the database connections."""
+        """Stop the monitor (and the silencer) and close the database connections."""
         self.monitor.stop()
+        if self.silencer is not None:
+            self.silencer.stop()
         self.store.close()
 
 

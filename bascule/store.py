@@ -38,6 +38,7 @@ from bascule.model import (
     MaintenanceState,
     Window,
 )
+from bascule.silences import SilenceQueries
 from bascule.tables import (
     KINDS,
     Kind,
@@ -200,7 +201,7 @@ class Store:
         return {kind: counters.get(kind, 0) for kind in KINDS}
 
 
-class Tx(AccountQueries):
+class Tx(AccountQueries, SilenceQueries):
     """The queries of one transaction (``Store.read()``, ``Store.write()``): SQL, and no
     rule of the domain's, which hands it what to read and write."""
 
