@@ -30,8 +30,9 @@ node_modules/.installed: package.json package-lock.json
 # Debian packages the tests need: Chromium for the browser tests, a Java runtime for
 # OpenAPI Generator, valgrind for the instruction counts, wrk for the benchmark, nginx,
 # Caddy and HAProxy for the proxy recipes (Envoy and Traefik come from PyPI), libfaketime
-# for hosts whose clocks disagree, Prometheus (and promtool) for /metrics; and those of the
-# image (below). Installed only when missing.
+# for hosts whose clocks disagree, Prometheus (and promtool) for /metrics, Alertmanager for
+# the silence kept during maintenance; and those of the image (below). Installed only when
+# missing.
 system-packages: image-packages
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
@@ -43,6 +44,7 @@ system-packages: image-packages
 	[ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing="$$missing faketime"; \
 	[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || missing="$$missing prometheus"; \
+	[ -x /usr/bin/prometheus-alertmanager ] || missing="$$missing prometheus-alertmanager"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import math
 import os
+import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_DATABASE_URL = "sqlite:///bascule.db"
 # The longest a refusal asks clients to wait (Retry-After), whatever the planned end: a
@@ -166,6 +170,21 @@ class Settings:
         " fe80::/10...), refused by default; loopback and private ones are always allowed.",
         default=False,
     )
+    alertmanager_url: str | None = _option(
+        "BASCULE_ALERTMANAGER_URL",
+        "Alertmanager's URL (http://alertmanager:9093, with its route prefix if it has one,"
+        " and user:password@ for basic authentication): while maintenance is on, Bascule"
+        " keeps a silence there of the alerts --alertmanager-matcher picks.",
+        default=None,
+        repr=False,  # it may hold a password
+    )
+    alertmanager_matchers: tuple[str, ...] = _option(
+        "BASCULE_ALERTMANAGER_MATCHERS",
+        'A matcher of the alerts silenced during maintenance: LABEL="VALUE", LABEL!="VALUE",'
+        ' or LABEL=~"REGEX", LABEL!~"REGEX" (repeat the option for several, which an alert'
+        " must all match; the variable takes them comma-separated).",
+        default=(),
+    )
     metrics_public: bool = _option(
         "BASCULE_METRICS_PUBLIC",
         "Serve GET /metrics to anyone; by default it takes the credentials of any user"
@@ -207,6 +226,7 @@ class Settings:
                     "--trusted-proxy takes an IP address, a network such as 10.0.0.0/8, or *;"
                     f" not {proxy!r}"
                 ) from None
+        check_alertmanager(self.alertmanager_url, self.alertmanager_matchers)
         for name, low, high in LIMITS:
             value = getattr(self, name)
             if not low <= value <= high:
@@ -246,7 +266,7 @@ def parse_value(f: dataclasses.Field[Any], raw: str) -> Any:
     """Convert the text of an environment variable to the type of a settings field."""
     kind = field_type(f)
     if kind is tuple:
-        return tuple(item.strip() for item in raw.split(",") if item.strip())
+        return split_items(raw)
     if kind is bool:
         lowered = raw.strip().lower()
         if lowered in {"1", "true", "yes", "on"}:
@@ -261,6 +281,26 @@ def parse_value(f: dataclasses.Field[Any], raw: str) -> Any:
         raise ValueError(f"{f.metadata['env']} must be {what}, not {raw!r}") from None
 
 
+def split_items(raw: str) -> tuple[str, ...]:
+    """The items of a comma-separated list, blanks left out; a comma between double quotes
+    (a matcher's value) is part of its item."""
+    items, item, quoted, escaped = [], "", False, False
+    for char in raw:
+        if char == "," and not quoted:
+            items.append(item)
+            item = ""
+            continue
+        item += char
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+    items.append(item)
+    return tuple(stripped for each in items if (stripped := each.strip()))
+
+
 def field_type(f: dataclasses.Field[Any]) -> type:
     """The Python type of a settings field (``str | None`` counts as ``str``)."""
     name = str(f.type).split(" ")[0].split("[")[0]
@@ -270,3 +310,99 @@ def field_type(f: dataclasses.Field[Any]) -> type:
 def fields() -> tuple[dataclasses.Field[Any], ...]:
     """All settings fields, in declaration order."""
     return dataclasses.fields(Settings)
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A label matcher of an Alertmanager silence, as its API (v2) takes it."""
+
+    name: str
+    value: str
+    is_regex: bool = False
+    is_equal: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": self.value,
+            "isRegex": self.is_regex,
+            "isEqual": self.is_equal,
+        }
+
+    def __str__(self) -> str:
+        """The matcher as it is written: job="web", env=~"prod|staging"."""
+        operator = {(True, False): "=", (False, False): "!=", (True, True): "=~"}.get(
+            (self.is_equal, self.is_regex), "!~"
+        )
+        return f"{self.name}{operator}{json.dumps(self.value, ensure_ascii=False)}"
+
+    def matches_empty(self) -> bool | None:
+        """Whether an alert without this label (or with it empty) matches; None when
+        Python cannot tell (a regular expression of RE2's that Python's ``re`` reads
+        otherwise: Alertmanager will say)."""
+        if not self.is_regex:
+            return (self.value == "") == self.is_equal
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # RE2 syntax Python warns about
+                found = re.fullmatch(f"(?:{self.value})", "") is not None
+        except re.error:
+            return None
+        return found == self.is_equal
+
+
+# As Alertmanager's own parser reads a matcher: a label name, an operator, and a value,
+# double-quoted (with \" \\ and \n escaped) or bare.
+_MATCHER = re.compile(
+    r'\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^\s",]*))\s*', re.S
+)
+_ESCAPE = re.compile(r"\\(.)", re.S)
+MATCHER_FORM = 'LABEL="VALUE" (or LABEL!="VALUE", LABEL=~"REGEX", LABEL!~"REGEX")'
+
+
+def parse_matcher(text: str) -> Matcher:
+    """A matcher from its text (``job="web"``, ``env=~"prod|staging"``); ValueError when it
+    is not one."""
+    match = _MATCHER.fullmatch(text)
+    if match is None:
+        raise ValueError(f"--alertmanager-matcher takes {MATCHER_FORM}, not {text!r}")
+    name, operator, quoted, bare = match.groups()
+    escapes = {"n": "\n", '"': '"', "\\": "\\"}
+    value = bare if quoted is None else _ESCAPE.sub(lambda m: escapes.get(m[1], m[0]), quoted)
+    return Matcher(name, value, is_regex="~" in operator, is_equal=operator[0] == "=")
+
+
+def check_alertmanager(url: str | None, matchers: tuple[str, ...]) -> None:
+    """Refuse Alertmanager's settings unless they make a silence that silences something
+    (the URL is never repeated: it may hold a password)."""
+    parsed = [parse_matcher(text) for text in matchers]
+    if url is None:
+        if parsed:
+            raise ValueError(
+                "--alertmanager-matcher needs --alertmanager-url (BASCULE_ALERTMANAGER_URL)"
+            )
+        return
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError when it is not a port)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "--alertmanager-url (BASCULE_ALERTMANAGER_URL) must be an http:// or https:// URL,"
+            " such as http://alertmanager:9093"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(
+            "--alertmanager-url (BASCULE_ALERTMANAGER_URL) takes no query nor fragment"
+        )
+    if not parsed:
+        raise ValueError(
+            "--alertmanager-url needs at least one --alertmanager-matcher"
+            " (BASCULE_ALERTMANAGER_MATCHERS): a silence without matchers silences nothing"
+        )
+    if all(m.matches_empty() is True for m in parsed):
+        raise ValueError(
+            "--alertmanager-matcher: at least one matcher must need a label that is there and"
+            ' not empty (as job="web" does); these would silence every alert'
+        )

@@ -62,6 +62,17 @@ def describe_error(exc: BaseException) -> str:
     return lines[0] if lines else type(orig).__name__
 
 
+def note_failure(
+    logger: logging.Logger, previous: str | None, exc: BaseException, what: str
+) -> str:
+    """Log that ``what`` failed, and why (describe_error), unless it failed for that same
+    reason the last time (``previous``): the reason, to pass next time."""
+    reason = describe_error(exc)
+    if reason != previous:
+        logger.warning("%s: %s", what, reason)
+    return reason
+
+
 def make_engine(url: str, timeout: float = DATABASE_TIMEOUT) -> Engine:
     """Create the engine; SQLite gets WAL, foreign keys and explicit BEGIN modes.
 

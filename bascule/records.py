@@ -1,5 +1,5 @@
 """What is stored of the accounts and the tokens: users, sessions, bypass tokens, and
-the hash under which any token is stored and looked up."""
+the hash under which any token is stored and looked up; and of Alertmanager's silence."""
 
 from __future__ import annotations
 
@@ -35,6 +35,22 @@ class BypassRecord:
     expires_at: int
     uses: int = 0
     last_used_at: int | None = None
+
+
+@dataclass(frozen=True)
+class SilenceRecord:
+    """The silence kept in Alertmanager, as stored (all None while there is none): its id
+    there, the window it is for, its start and end, the digest of what was sent; who
+    calls Alertmanager for it until when (or when the next try may be); the last failure."""
+
+    silence_id: str | None = None
+    window_id: int | None = None
+    starts_at: int | None = None
+    ends_at: int | None = None
+    digest: str | None = None
+    claimed_by: str | None = None
+    claimed_until: int | None = None
+    error: str | None = None
 
 
 def token_hash(token: str | bytes) -> str:

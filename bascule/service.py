@@ -16,10 +16,11 @@ import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Scope
 
+from bascule.alertmanager import Silencer
 from bascule.answers import encoded, envelope
 from bascule.auth import Auth, AuthenticationFailed, Principal
 from bascule.bypass import BypassTokens
-from bascule.config import Settings
+from bascule.config import Settings, parse_matcher
 from bascule.db import engine_url
 from bascule.events import Events, Notices
 from bascule.maintenance import AutomaticMaintenance, Maintenance, maintenance_window
@@ -64,6 +65,12 @@ class Services:
         self.monitor.on_tick.append(
             Scheduler(self.windows, self.monitor, keep_days=settings.history_days)
         )
+        # While maintenance is on, a silence in Alertmanager (when one is configured).
+        self.silencer: Silencer | None = None
+        if settings.alertmanager_url:
+            matchers = [parse_matcher(text) for text in settings.alertmanager_matchers]
+            self.silencer = Silencer(self.store, self.monitor, settings.alertmanager_url, matchers)
+            self.monitor.on_tick.append(self.silencer)
         self.bypass = BypassTokens(self.store, self.monitor)
         # Events: kept, and delivered to the webhooks by every instance's dispatcher,
         # which looks at once whenever anything changed anywhere.
@@ -144,9 +151,12 @@ class Services:
         scope.setdefault("state", {})[SCOPE_KEY] = self
 
     def close(self) -> None:
-        """Stop the monitor and the deliveries, and close the database connections."""
+        """Stop the monitor, the deliveries and the silencer, and close the database
+        connections."""
         self.monitor.stop()
         self.dispatcher.stop()
+        if self.silencer is not None:
+            self.silencer.stop()
         self.store.close()
 
 

@@ -39,6 +39,7 @@ from bascule.model import (
     MaintenanceState,
     Window,
 )
+from bascule.silences import SilenceQueries
 from bascule.tables import (
     KINDS,
     Kind,
@@ -201,7 +202,7 @@ class Store:
         return {kind: counters.get(kind, 0) for kind in KINDS}
 
 
-class Tx(AccountQueries, EventQueries):
+class Tx(AccountQueries, EventQueries, SilenceQueries):
     """The queries of one transaction (``Store.read()``, ``Store.write()``): SQL, and no
     rule of the domain's, which hands it what to read and write."""
 

@@ -244,3 +244,22 @@ webhook_deliveries = Table(
     Column("last_result", String(255), nullable=True),
     Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
 )
+
+# The silence kept in Alertmanager while maintenance is on (one row, made by its first
+# use): Alertmanager's id for it, the window it is for, its start and end as Alertmanager
+# holds them, and a digest of its matchers and comment as last sent. One instance at a
+# time calls Alertmanager for it, claiming the row until claimed_until (after a failed
+# call, nobody tries again before then); the last failure is kept until a call succeeds.
+alertmanager_silence = Table(
+    "alertmanager_silence",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("silence_id", String(64), nullable=True),
+    Column("window_id", Integer, nullable=True),
+    Column("starts_at", BigInteger, nullable=True),
+    Column("ends_at", BigInteger, nullable=True),
+    Column("digest", String(64), nullable=True),
+    Column("claimed_by", String(32), nullable=True),
+    Column("claimed_until", BigInteger, nullable=True),
+    Column("error", String(255), nullable=True),
+)

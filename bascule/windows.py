@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from bascule import events
-from bascule.db import describe_error
+from bascule.db import note_failure
 from bascule.model import (
     CANCELLED,
     EPOCH,
@@ -243,10 +243,9 @@ class Scheduler:
                 self._next_prune = time.monotonic() + self.PRUNE_INTERVAL
                 self.windows.prune(self.keep_days)
         except SQLAlchemyError as exc:  # tried again on the next turn
-            reason = describe_error(exc)
-            if reason != self._error:
-                log.warning("the planned windows could not be run: %s", reason)
-            self._error = reason
+            self._error = note_failure(
+                log, self._error, exc, "the planned windows could not be run"
+            )
             return
         self._error = None
 

@@ -17,8 +17,10 @@ def _up(ok: bool) -> str:
 
 
 async def get_health() -> tuple[dict[str, Any], int]:
-    """GET /admin/health: whether the state enforced here is confirmed, and writes taken."""
-    health = current().monitor.health()
+    """GET /admin/health: whether the state enforced here is confirmed, and writes taken;
+    and how the Alertmanager silence fares."""
+    services = current()
+    health = services.monitor.health()
     report = {
         "status": _up(health.up),
         "database": _up(health.up),
@@ -26,6 +28,8 @@ async def get_health() -> tuple[dict[str, Any], int]:
         "write": _up(health.can_write),
         "stateAge": None if health.state_age is None else round(health.state_age, 3),
         "maintenance": health.maintenance,
+        # Reported, never a reason to take this instance out.
+        "alertmanager": services.silencer.health() if services.silencer else None,
     }
     if health.up:
         return envelope(report), 200

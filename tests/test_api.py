@@ -440,6 +440,7 @@ def test_health(client):
         "read": "UP",
         "write": "UP",
         "maintenance": False,
+        "alertmanager": None,  # none configured
     }
     assert 0 <= age < 1.5  # confirmed at least every second
     client.post("/rest/v1/maintenance", headers=ADMIN)

@@ -46,10 +46,17 @@ def settings_option(f: dataclasses.Field[Any]) -> Callable[[F], F]:
     if kind is bool:
         return click.option(f"{name}/--no-{name[2:]}", f.name, default=None, help=help_text)
     if kind is tuple:  # --allow-prefix, singular, names one: repeat it for several
-        flag = name.removesuffix("es") if name.endswith("prefixes") else name
-        flag = flag.removesuffix("ies") + "y" if flag.endswith("ies") else flag
-        return click.option(flag, f.name, multiple=True, default=None, help=help_text)
+        return click.option(singular(name), f.name, multiple=True, default=None, help=help_text)
     return click.option(name, f.name, type=kind, default=None, help=help_text)
+
+
+def singular(name: str) -> str:
+    """The singular of a plural name: --trusted-proxies, --allow-prefixes, --...-matchers
+    are each --trusted-proxy, --allow-prefix, --...-matcher."""
+    for plural, one in (("ies", "y"), ("xes", "x"), ("s", "")):
+        if name.endswith(plural):
+            return name.removesuffix(plural) + one
+    return name
 
 
 def database_option(command: F) -> F:
