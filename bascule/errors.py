@@ -42,9 +42,10 @@ from bascule.model import (
     WindowNotPlanned,
     WindowsOverlap,
 )
+from bascule.receivers import InvalidWebhook
 from bascule.throttle import Throttled
 from bascule.validation import NOT_UTF8
-from bascule.webhooks import InvalidWebhook, NoSuchWebhook, TooManyWebhooks
+from bascule.webhooks import NoSuchWebhook, TooManyWebhooks
 
 log = logging.getLogger(__name__)
 

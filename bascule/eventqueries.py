@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, update
 
 from bascule.tables import (
     events,
@@ -41,7 +41,7 @@ class WebhookRecord:
 
     id: int
     url: str
-    secret: str
+    secret: str = field(repr=False)
     event_types: tuple[str, ...] | None
     created_by: str
     created_at: int
@@ -118,11 +118,13 @@ class EventQueries:
 
     # -- told once: a window's coming start, a lease's end ---------------------------------
 
-    def tell_upcoming(self, window_id: int) -> bool:
-        """Mark the coming start of a planned window told; False when it was already."""
+    def tell_upcoming(self, window_id: int, now: int) -> bool:
+        """Mark the coming start of a planned window told; False when it was already, or
+        when it is no longer to come (started, skipped, cancelled meanwhile)."""
         w = maintenance_windows.c
         told = or_(w.upcoming_told.is_(None), w.upcoming_told.is_(False))
-        query = update(maintenance_windows).where(w.id == window_id, told)
+        ahead = and_(w.status == "planned", w.planned_start > now)
+        query = update(maintenance_windows).where(w.id == window_id, told, ahead)
         return self.conn.execute(query.values(upcoming_told=True)).rowcount == 1
 
     def tell_expiry(self, window_id: int) -> bool:
@@ -152,8 +154,11 @@ class EventQueries:
         )
         return int(self.conn.execute(query.returning(webhooks.c.id)).scalar_one())
 
-    def list_webhooks(self) -> list[WebhookRecord]:
-        rows = self.conn.execute(select(webhooks).order_by(webhooks.c.id))
+    def list_webhooks(self, *, lock: bool = False) -> list[WebhookRecord]:
+        """Every webhook; with ``lock``, none can be removed until the transaction ends
+        (PostgreSQL: FOR SHARE), so that deliveries to them can be written."""
+        query = select(webhooks).order_by(webhooks.c.id)
+        rows = self.conn.execute(query.with_for_update(read=True) if lock else query)
         return [_webhook(row) for row in rows]
 
     def get_webhook(self, webhook_id: int) -> WebhookRecord | None:
@@ -169,14 +174,21 @@ class EventQueries:
     # -- deliveries ------------------------------------------------------------------------
 
     def insert_delivery(self, webhook_id: int, event_id: int, now: int) -> None:
-        """A delivery to make, from ``now``."""
+        """A delivery to make, from ``now``, or once the webhook's failing deliveries
+        are tried again, if later: a dead receiver is not tried once more per event."""
+        d = webhook_deliveries.c
+        held = (
+            select(func.max(d.next_attempt_at))
+            .where(d.webhook_id == webhook_id, d.status == PENDING, d.attempts > 0)
+            .scalar_subquery()
+        )
         self.conn.execute(
             insert(webhook_deliveries).values(
                 webhook_id=webhook_id,
                 event_id=event_id,
                 status=PENDING,
                 attempts=0,
-                next_attempt_at=now,
+                next_attempt_at=case((held > now, held), else_=now),
             )
         )
 
@@ -202,16 +214,24 @@ class EventQueries:
         counts.update({str(status): int(n) for status, n in rows})
         return counts
 
-    def first_due(self, now: int) -> int | None:
-        """When the soonest delivery that nobody holds is due (None: none is)."""
+    def first_due(self, now: int, busy: Sequence[int] = ()) -> int | None:
+        """When the soonest delivery that nobody holds is due, but to the ``busy``
+        webhooks (None: none is)."""
         d = webhook_deliveries.c
         free = or_(d.claimed_until.is_(None), d.claimed_until <= now)
-        query = select(func.min(d.next_attempt_at)).where(d.status == PENDING, free)
+        others = [d.webhook_id.not_in(busy)] if busy else []
+        query = select(func.min(d.next_attempt_at)).where(d.status == PENDING, free, *others)
         due = self.conn.execute(query).scalar_one()
         return None if due is None else int(due)
 
     def claim_deliveries(
-        self, now: int, until: int, limit: int, busy: Sequence[int], event: str | None = None
+        self,
+        now: int,
+        until: int,
+        limit: int,
+        busy: Sequence[int],
+        tries: int,
+        event: str | None = None,
     ) -> list[Claimed]:
         """Claim, until ``until``, up to ``limit`` deliveries due by ``now`` that nobody
         holds (and to none of the ``busy`` webhooks; of the event ``event`` only, when
@@ -219,7 +239,7 @@ class EventQueries:
         UPDATE re-checks its row)."""
         d = webhook_deliveries.c
         free = or_(d.claimed_until.is_(None), d.claimed_until <= now)
-        due = and_(d.status == PENDING, d.next_attempt_at <= now, free)
+        due = and_(d.status == PENDING, d.next_attempt_at <= now, free, d.attempts < tries)
         only = (
             []
             if event is None
@@ -237,10 +257,32 @@ class EventQueries:
             if webhook_id in taken or len(claimed) >= limit:
                 continue
             query = update(webhook_deliveries).where(d.id == delivery_id, due)
-            if self.conn.execute(query.values(claimed_until=until)).rowcount == 1:
+            # A try is counted when it is claimed: one that never says how it went (its
+            # process died) counts too, and the delivery fails once out of tries.
+            claim = query.values(claimed_until=until, attempts=d.attempts + 1)
+            if self.conn.execute(claim).rowcount == 1:
                 claimed.append(delivery_id)
                 taken.add(webhook_id)
         return [self._claimed(delivery_id) for delivery_id in claimed]
+
+    def give_up(self, now: int, tries: int) -> None:
+        """Fail the deliveries out of tries whose last claim ran out without an outcome."""
+        d = webhook_deliveries.c
+        lost = and_(d.status == PENDING, d.attempts >= tries, d.claimed_until <= now)
+        self.conn.execute(
+            update(webhook_deliveries)
+            .where(lost)
+            .values(status=FAILED, next_attempt_at=None, last_result="no outcome recorded")
+        )
+
+    def hold_deliveries(self, webhook_id: int, until: int) -> None:
+        """Hold the pending deliveries to a webhook until ``until`` at least."""
+        d = webhook_deliveries.c
+        self.conn.execute(
+            update(webhook_deliveries)
+            .where(d.webhook_id == webhook_id, d.status == PENDING, d.next_attempt_at < until)
+            .values(next_attempt_at=until)
+        )
 
     def _claimed(self, delivery_id: int) -> Claimed:
         d = webhook_deliveries.c
@@ -267,7 +309,6 @@ class EventQueries:
             .where(d.id == delivery_id, d.claimed_until == claimed_until)
             .values(
                 status=status,
-                attempts=d.attempts + 1,
                 next_attempt_at=next_attempt_at,
                 claimed_until=None,
                 last_attempt_at=now,

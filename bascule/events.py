@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -90,9 +89,10 @@ def record(
     webhook ``only``, when given); its uid (the webhook-id). In the caller's transaction:
     the event and its deliveries are written with the change they tell of, or not at all."""
     name, origin = (actor, None) if isinstance(actor, str) else (actor.name, actor.origin)
+    origin = None if origin is None else origin[:255]  # an address a proxy said
     uid = "msg_" + secrets.token_hex(12)
     event_id = tx.insert_event(uid, event_type, now, name, origin, data, text)
-    for hook in tx.list_webhooks():
+    for hook in tx.list_webhooks(lock=True):
         if hook.id == only or (only is None and hook.takes(event_type)):
             tx.insert_delivery(hook.id, event_id, now)
     return uid
@@ -118,8 +118,14 @@ def payload(event: EventRecord) -> dict[str, Any]:
         "type": event.type,
         "timestamp": rfc3339(event.at),
         "data": {**event.data, "actor": event.actor, "origin": event.origin},
-        "text": event.text,
+        "text": chat_text(event.text),
     }
+
+
+def chat_text(text: str) -> str:
+    """``text`` as chat servers take it: &, < and > escaped, so that a message cannot
+    mention everyone (<!channel>) or hide a link (<https://...|here>)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # -- what each event says ------------------------------------------------------------------
@@ -257,11 +263,6 @@ class Events:
         with self.store.read() as tx:
             return tx.event_page(offset, limit, prefix)
 
-    def prune(self, keep_days: int, clock: Callable[[], int]) -> int:
-        """Forget the events older than ``keep_days`` that no delivery waits for."""
-        with self.store.write(None) as tx:
-            return tx.prune_events(clock() - keep_days * 86_400_000)
-
 
 class Notices:
     """Gives, on every turn of the monitor's thread, the notices that time brings: a
@@ -309,7 +310,7 @@ class Notices:
                         lease_expired(tx, state, now)
                     continue
                 window = tx.get_window(window_id)
-                if window is not None and tx.tell_upcoming(window_id):
+                if window is not None and tx.tell_upcoming(window_id, now):
                     window_event(tx, UPCOMING, window, SYSTEM, now)
         self._told.update(due)
         if len(self._told) > 1000:

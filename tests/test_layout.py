@@ -85,6 +85,7 @@ LAYERS = [
     "supervise",
     "orphans",
     "webhooks",
+    "receivers",
     "alertmanager",
     "monitor",
     "windows",

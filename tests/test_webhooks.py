@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 from standardwebhooks import Webhook
 
-from bascule import webhooks
+from bascule import receivers
 from bascule.app import create_app
 from bascule.config import Settings
 from bascule.maintenance import Maintenance
@@ -160,7 +160,7 @@ def test_a_failure_is_tried_again_under_the_same_id(client, receiver):
 
 
 def test_a_dead_receiver_delays_nothing_else(client, receiver, slow_receiver, monkeypatch):
-    monkeypatch.setattr(webhooks, "TIMEOUT", 3.0)
+    monkeypatch.setattr(receivers, "TIMEOUT", 3.0)
     slow_receiver.delay = 5.0  # past the timeout: a receiver that never answers in time
     add(client, slow_receiver.url, ["maintenance.started"])
     add(client, receiver.url, ["maintenance.started"])
@@ -170,7 +170,7 @@ def test_a_dead_receiver_delays_nothing_else(client, receiver, slow_receiver, mo
     assert until(lambda: receiver.got, 3, "the live receiver's delivery") < 2.5
     assert ok(client.get("/rest/v1/maintenance", headers=ADMIN), 200)["user"] == "admin"
     listed = ok(client.get(HOOKS, headers=ADMIN), 200)
-    until(lambda: ok(client.get(HOOKS, headers=ADMIN), 200)[0]["recent"][0]["attempts"], 6)
+    until(lambda: ok(client.get(HOOKS, headers=ADMIN), 200)[0]["recent"][0]["lastResult"], 6)
     dead = ok(client.get(HOOKS, headers=ADMIN), 200)[0]["recent"][0]
     assert dead["status"] == "pending" and dead["lastResult"] == "no answer within 3 s"
     assert listed[1]["deliveries"]["delivered"] == 1
@@ -256,9 +256,9 @@ def test_a_name_that_resolves_elsewhere_later_is_refused_at_delivery(client, rec
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 80))]
         return real(host, *args, **kwargs)
 
-    monkeypatch.setattr(webhooks.socket, "getaddrinfo", rebound)
+    monkeypatch.setattr(receivers.socket, "getaddrinfo", rebound)
     ok(client.post("/rest/v1/maintenance", headers=ADMIN), 201)
-    until(lambda: ok(client.get(HOOKS, headers=ADMIN), 200)[0]["recent"][0]["attempts"], 5)
+    until(lambda: ok(client.get(HOOKS, headers=ADMIN), 200)[0]["recent"][0]["lastResult"], 5)
     recent = ok(client.get(HOOKS, headers=ADMIN), 200)[0]["recent"][0]
     assert recent["lastResult"].startswith("refused: localhost is 169.254.169.254")
     assert recent["status"] == "pending" and not receiver.got
@@ -394,3 +394,74 @@ def test_the_outbox_is_pruned_with_the_history_but_not_what_is_pending(store):
     windows.prune(1)
     with store.read() as tx:
         assert tx.event_page(0, 10)[0] == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/hoök",  # not ASCII: http.client could not send it
+        "http://[::1/",
+        "http://[abc]/x",
+        "http://127.0.0.1:0/",
+        "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 of 169.254.169.254
+        "http://[2002:a9fe:a9fe::]/",  # 6to4 of it
+        "http://[::a9fe:a9fe]/",  # IPv4-compatible
+    ],
+)
+def test_more_urls_are_refused_clearly(client, url):
+    error(client.post(HOOKS, json={"url": url}, headers=ADMIN), 400, 501)
+    assert ok(client.get(HOOKS, headers=ADMIN), 200) == []
+
+
+def test_a_type_filter_of_any_characters_is_a_clear_error(client):
+    error(client.get(EVENTS + "?type=%00", headers=ADMIN), 400, 501)
+
+
+def test_a_receiver_that_trickles_is_cut_at_the_deadline(client, monkeypatch):
+    monkeypatch.setattr(receivers, "TIMEOUT", 2.0)
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:  # accepts, then sends its status line a byte at a time
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 204 No Content\r\n":
+                if stop.wait(0.3):
+                    return
+                conn.sendall(bytes([byte]))
+
+    threading.Thread(target=trickle, daemon=True).start()
+    add(client, f"http://127.0.0.1:{server.getsockname()[1]}/", ["maintenance.started"])
+    ok(client.post("/rest/v1/maintenance", headers=ADMIN), 201)
+    first = lambda: ok(client.get(HOOKS, headers=ADMIN), 200)[0]["recent"][0]  # noqa: E731
+    waited = until(lambda: first()["lastResult"], 6, "the delivery's outcome")
+    stop.set()
+    server.close()
+    assert first()["lastResult"] == "no answer within 2 s" and waited < 4
+
+
+def test_chat_servers_get_the_text_escaped(client, receiver):
+    add(client, receiver.url, ["maintenance.started"])
+    body = {"message": "<!channel> see <https://evil.example|the docs> & more"}
+    ok(client.post("/rest/v1/maintenance", json=body, headers=ADMIN), 201)
+    until(lambda: receiver.got, 5, "a delivery")
+    text = json.loads(receiver.got[0][1])["text"]
+    assert "<" not in text and "&lt;!channel&gt;" in text and "&amp; more" in text
+    kept = ok(client.get(EVENTS + "?type=maintenance.", headers=ADMIN), 200)["events"][0]
+    assert kept["text"].endswith(body["message"])  # kept as said
+
+
+def test_a_dead_receiver_is_tried_once_per_step_not_once_per_event(client, monkeypatch):
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    server.close()  # nothing listens there: refused at once
+    add(client, f"http://127.0.0.1:{port}/", ["maintenance.updated"])
+    ok(client.post("/rest/v1/maintenance", headers=ADMIN), 201)
+    for n in range(5):
+        ok(client.put("/rest/v1/maintenance", json={"message": f"m{n}"}, headers=ADMIN), 201)
+    time.sleep(2.5)
+    hook = ok(client.get(HOOKS, headers=ADMIN), 200)[0]
+    tries = sum(d["attempts"] for d in hook["recent"])
+    assert hook["deliveries"]["pending"] == 5 and tries <= 2, hook
+    assert {d["lastResult"] for d in hook["recent"] if d["attempts"]} == {"connection refused"}

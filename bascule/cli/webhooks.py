@@ -109,6 +109,8 @@ def webhooks_test(webhook_id: int, database_url: str | None) -> None:
     with opened(database_url) as store:
         uid = Webhooks(store, allow).test(actor(None, None), webhook_id)
         outcomes = Dispatcher(store, allow).deliver_now(uid)
+    if not outcomes:  # a server claimed it first
+        click.echo(f"Sent the test event {uid}: `bascule webhooks list` shows how it went.")
     for _, result in outcomes:
         ok = result.startswith("HTTP 2")
         said = "delivered" if ok else "not delivered (tried again later)"
