@@ -532,7 +532,7 @@ def test_webhooks_add_list_test_remove_and_the_events(run, monkeypatch):
         receiver.statuses = [500]
         failed = run("webhooks", "test", "1", code=1)
         assert "not delivered (tried again later), HTTP 500" in failed.stdout
-        assert "pending after 1 tries (HTTP 500" in run("webhooks", "list").stdout
+        assert "pending after 1 try (HTTP 500" in run("webhooks", "list").stdout
         run("webhooks", "remove", "1")
         assert run("webhooks", "list").stdout == ""
         assert "No webhook 1." in run("webhooks", "remove", "1", code=1).output

@@ -7,6 +7,7 @@ import click
 from bascule.cli.base import actor, database_option, opened
 from bascule.cli.text import shown, utc_text
 from bascule.config import Settings
+from bascule.model import plural
 
 # Every type a webhook may take (bascule.events.TYPES, which tests/test_cli.py checks),
 # written here so that `bascule --help` loads nothing of the server.
@@ -78,10 +79,10 @@ def webhooks_list(database_url: str | None) -> None:
         for delivery in recent[:3]:
             when = utc_text(delivery.last_attempt_at) if delivery.last_attempt_at else "not yet"
             outcome = delivery.last_result or "no try yet"
+            tries = plural(delivery.attempts, "try").replace("trys", "tries")
             click.echo(
                 shown(
-                    f"  {delivery.event_type}: {delivery.status} after {delivery.attempts}"
-                    f" tries ({outcome}, {when})"
+                    f"  {delivery.event_type}: {delivery.status} after {tries} ({outcome}, {when})"
                 )
             )
 
