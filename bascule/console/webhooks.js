@@ -304,14 +304,14 @@ async function submitWebhook(hooks, notices) {
   }
   const boxes = Array.from(ui.events.querySelectorAll("input:checked"));
   const types = boxes.map((box) => /** @type {HTMLInputElement} */ (box).value);
-  /** @type {{ secret?: string }} */
-  const made = {};
-  const added = await hooks.act(async () => {
-    made.secret = (await addWebhook(url, types.length === 0 ? null : types)).secret;
-  }, "Webhook added. Copy its secret now: it will not be shown again.");
-  if (added && made.secret !== undefined) {
+  // Shown before the refresh: one that finds the session ended takes it off again.
+  const added = await hooks.act(
+    async () => showSecret((await addWebhook(url, types.length === 0 ? null : types)).secret),
+    "Webhook added. Copy its secret now: it will not be shown again.",
+    ui.secretValue,
+  );
+  if (added) {
     ui.form.reset();
-    showSecret(made.secret);
   }
 }
 
@@ -322,7 +322,6 @@ async function submitWebhook(hooks, notices) {
 function showSecret(secret) {
   ui.secretValue.value = secret;
   ui.secretPanel.hidden = false;
-  ui.secretValue.focus();
   ui.secretValue.select();
 }
 
