@@ -5,7 +5,8 @@ is not used) against a live ``bascule serve`` mounting a tiny shop application. 
 a visitor kept out of the shop and let back in by the page itself; an administrator
 switching maintenance on, posting progress and switching it off in the console; a
 read-only user; automatic maintenance; planned windows, the history, and the release of a
-process that stopped answering; and axe-core's accessibility rules on both pages.
+process that stopped answering; webhooks, delivering to a real local receiver, and the
+audit trail; and axe-core's accessibility rules on both pages.
 
 Every step leaves a screenshot in out/screenshots/; the two the docs show are also
 written to out/screenshots/docs/, which `make screenshots` copies to docs/screenshots/
@@ -29,8 +30,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import yaml
 from playwright.sync_api import Browser, BrowserContext, Page, Response, expect, sync_playwright
 from sqlalchemy import update
+from standardwebhooks import Webhook
 
 from bascule.maintenance import Maintenance
 from bascule.model import Actor, now_ms
@@ -39,6 +42,8 @@ from bascule.tables import maintenance_windows
 from bench.run import free_port
 from tests.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, basic
 from tests.serving import BASCULE, Server, clean_env, serving
+from tests.test_webhooks import Receiver, _receiver
+from tests.waiting import until
 
 # The browser behaviour does not depend on the database backend.
 pytestmark = [
@@ -221,7 +226,7 @@ def sign_in(page: Page, server: Server, user: str, password: str) -> None:
     page.goto(f"{server.url}/maintenance")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.get_by_label("User name").fill(user)
-    page.get_by_label("Password").fill(password)
+    page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#account-name")).to_have_text(user)
     expect(page.get_by_role("heading", name="Current state")).to_be_visible()
@@ -348,7 +353,7 @@ def test_the_console_loads_every_module_without_an_error(server: Server, page: P
 def test_an_admin_runs_a_maintenance_from_the_console(server: Server, page: Page):
     page.goto(f"{server.url}/maintenance")
     page.get_by_label("User name").fill("admin")
-    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_label("Password", exact=True).fill("not-the-password")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_have_text(
         "Authentication failed, check username and password."
@@ -738,7 +743,7 @@ def test_an_admin_plans_a_window_and_cancels_it(server: Server, page: Page, axe_
     expect(page.locator("#schedule-empty")).to_have_text("No maintenance is planned.")
     expect(page.locator("#plan-time-hint")).to_contain_text(TIMEZONE)
     plan = page.get_by_role("button", name="Plan window")
-    start, end = page.get_by_label("Start"), page.get_by_label("End (optional)")
+    start, end = page.get_by_label("Start", exact=True), page.get_by_label("End (optional)")
     message = page.get_by_label("First message")
 
     # Refused before anything is sent: no start, a start gone, an end before the start,
@@ -1026,7 +1031,7 @@ def test_accessibility_of_the_console(server: Server, page: Page, axe_source: st
 
 def test_an_admin_plans_a_window_from_now(server: Server, page: Page):
     sign_in(page, server, "admin", ADMIN_PASSWORD)
-    start, end = page.get_by_label("Start"), page.get_by_label("End (optional)")
+    start, end = page.get_by_label("Start", exact=True), page.get_by_label("End (optional)")
     when = page.locator("#plan-when")
     expect(when).to_be_hidden()
 
@@ -1192,3 +1197,250 @@ def test_the_banner_announces_planned_work_on_another_site(
         expect(banner).to_contain_text("the site is unavailable. Copying files.")
         shot(page, "h2-banner-maintenance-on")
         run_axe(page, axe_source, "the banner, maintenance on", "bascule/banner/banner.js")
+
+
+# ---- i. webhooks and the audit trail -----------------------------------------------------
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on a loopback port, answering 204."""
+    yield from _receiver()
+
+
+def webhook_items(page: Page):
+    return page.locator("#webhooks-list > li")
+
+
+def event_rows(page: Page):
+    return page.locator("#events-body tr")
+
+
+def event_types() -> list[str]:
+    """The types a webhook may take, as the contract lists them."""
+    spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    types: list[str] = spec["components"]["schemas"]["EventType"]["enum"]
+    return types
+
+
+def test_an_admin_adds_tests_and_removes_a_webhook(
+    server: Server, page: Page, receiver: Receiver, axe_source: str
+):
+    said: list[str] = []
+    page.on("console", lambda message: said.append(message.text))
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    sign_in(page, server, "admin", ADMIN_PASSWORD)
+    alert, status = page.get_by_role("alert"), page.get_by_role("status")
+    expect(page.locator("#webhooks-empty")).to_be_visible()
+    boxes = page.locator("#webhook-events input[type=checkbox]")
+    assert boxes.evaluate_all("boxes => boxes.map(box => box.value)") == event_types()
+
+    # Refused before anything is sent: no URL; then by the server: a link-local address.
+    url, add = page.get_by_label("URL", exact=True), page.get_by_role("button", name="Add webhook")
+    add.click()
+    expect(alert).to_have_text("Enter the URL to POST the events to.")
+    expect(url).to_be_focused()
+    expect(url).to_have_attribute("aria-invalid", "true")
+    url.fill("http://169.254.169.254/latest/meta-data")
+    add.click()
+    expect(alert).to_contain_text("url refused: 169.254.169.254 is a link-local")
+    assert api(server, "GET", path="/webhooks").json()["data"] == []
+
+    # Added from the keyboard, for every type: its secret, once, in a field with a copy.
+    url.fill(receiver.url)
+    url.press("Enter")
+    expect(status).to_have_text("Webhook added. Copy its secret now: it will not be shown again.")
+    expect(alert).to_be_empty()
+    field = page.get_by_label("Signing secret")
+    expect(field).to_be_focused()
+    secret = field.input_value()
+    assert re.fullmatch(r"whsec_[A-Za-z0-9+/]+=*", secret), secret
+    expect(page.locator("#secret-warning")).to_have_text(
+        "It will not be shown again: keep it where the receiver checks the signatures."
+    )
+    page.get_by_role("button", name="Copy", exact=True).click()
+    expect(status).to_have_text("Secret copied to the clipboard.")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+    expect(url).to_have_value("")
+    item = webhook_items(page).first
+    expect(item.locator(".webhook-url")).to_have_text(receiver.url)
+    expect(item.locator(".tag")).to_have_text(["Every event"])
+    expect(item).to_contain_text(re.compile(rf"Added by admin on {NEAR}"))
+    # It takes every type: its own webhook.added is delivered to it.
+    latest = item.locator(".webhook-latest")
+    expect(latest).to_have_text(
+        re.compile(rf"^Latest: webhook.added, delivered: HTTP 204 at {NEAR}")
+    )
+    shot(page, "i1-webhook-added")
+    assert run_axe(page, axe_source, "the console with a new webhook's secret", CONSOLE) == []
+
+    page.get_by_role("button", name="Done, hide the secret").click()
+    expect(page.locator("#secret-panel")).to_be_hidden()
+    expect(page.get_by_role("heading", name="Webhooks")).to_be_focused()
+    assert field.input_value() == ""
+    assert secret not in page.content()
+    assert secret not in json.dumps(api(server, "GET", path="/webhooks").json())
+
+    # A test: sent at once, delivered, and what it got listed; the focus stays put.
+    test = item.get_by_role("button", name="Send a test")
+    test.click()
+    expect(status).to_have_text("Test event sent: the list shows how its delivery goes.")
+    expect(latest).to_have_text(
+        re.compile(rf"^Latest: webhook.test, delivered: HTTP 204 at {NEAR}\.$")
+    )
+    expect(test).to_be_focused()
+    expect(item).to_contain_text("Deliveries: 2 delivered · 0 pending · 0 failed")
+    item.get_by_text("Latest deliveries (2)").click()
+    rows = item.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first.locator("td")).to_have_text(
+        [
+            "webhook.test",
+            "Delivered",
+            "1",
+            re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"),
+            "HTTP 204",
+            "\u2013",
+        ]
+    )
+    # The receiver got it, signed with the secret shown, under the event's id.
+    until(lambda: "webhook.test" in receiver.types(), 5, "the test delivered")
+    headers, body, _ = next(got for got in receiver.got if b'"webhook.test"' in got[1])
+    headers = {name.lower(): value for name, value in headers.items()}
+    assert Webhook(secret).verify(body, headers)["type"] == "webhook.test"
+    events = api(server, "GET", path="/events?type=webhook.test").json()["data"]["events"]
+    assert headers["webhook-id"] == events[0]["id"]
+
+    # Only some types: those checked.
+    url.fill(f"{receiver.url}&only=maintenance")
+    page.get_by_label("maintenance.started").check()
+    page.get_by_label("maintenance.ended").check()
+    add.click()
+    expect(webhook_items(page)).to_have_count(2)
+    expect(webhook_items(page).nth(1).locator(".tag")).to_have_text(
+        ["maintenance.started", "maintenance.ended"]
+    )
+    expect(webhook_items(page).nth(1).locator(".webhook-latest")).to_have_text("No delivery yet.")
+    expect(page.get_by_label("maintenance.started")).not_to_be_checked()  # the form is reset
+    second = page.get_by_label("Signing secret").input_value()
+    assert second.startswith("whsec_") and second != secret
+    page.get_by_role("button", name="Done, hide the secret").click()
+    listed = api(server, "GET", path="/webhooks").json()["data"]
+    assert [hook["events"] for hook in listed] == [
+        None,
+        ["maintenance.started", "maintenance.ended"],
+    ]
+
+    # The audit trail: the webhooks added, by whom and from where, newest first (after
+    # the users added before: the admin at the first start, the viewer by a command).
+    trail = event_rows(page)
+    expect(trail).to_have_count(5)
+    expect(trail.nth(2).locator("td")).to_have_text(
+        [
+            re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"),
+            "webhook.added",
+            "admin",
+            "127.0.0.1",
+            f"admin added the webhook {listed[0]['id']} to http://127.0.0.1:{receiver.port}.",
+        ]
+    )
+    expect(trail.nth(1).locator("td").nth(1)).to_have_text("webhook.test")
+    expect(trail.nth(4)).to_contain_text("Bascule added the user admin")
+    expect(page.locator("#events-count")).to_have_text("5 events")
+    expect(page.locator("#events-pager")).to_be_hidden()  # one page
+
+    # Removed, once confirmed; kept when not.
+    item.get_by_role("button", name="Remove…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("heading")).to_have_text("Remove this webhook?")
+    expect(dialog).to_contain_text(f"Nothing more is sent to {receiver.url}")
+    expect(dialog.get_by_role("button", name="Keep it")).to_be_focused()
+    assert run_axe(page, axe_source, "the console asking to remove a webhook", CONSOLE) == []
+    dialog.get_by_role("button", name="Keep it").click()
+    expect(dialog).to_be_hidden()
+    assert len(api(server, "GET", path="/webhooks").json()["data"]) == 2
+    item.get_by_role("button", name="Remove…").click()
+    dialog.get_by_role("button", name="Remove webhook").click()
+    expect(status).to_have_text("Webhook removed.")
+    expect(page.get_by_role("heading", name="Webhooks")).to_be_focused()
+    expect(webhook_items(page)).to_have_count(1)
+    expect(webhook_items(page).first.locator(".webhook-url")).to_have_text(
+        f"{receiver.url}&only=maintenance"
+    )
+    assert [hook["id"] for hook in api(server, "GET", path="/webhooks").json()["data"]] == [
+        listed[1]["id"]
+    ]
+    expect(trail.first.locator("td").nth(1)).to_have_text("webhook.removed")
+
+    # Filtered by type, the rest of the trail paged.
+    for _ in range(10):
+        assert api(server, "POST").status_code == 201
+        assert api(server, "DELETE").status_code == 200
+    expect(page.locator("#events-count")).to_have_text("26 events")
+    expect(trail).to_have_count(20)
+    expect(page.locator("#events-range")).to_have_text("1\u201320 of 26")
+    newer, older = (
+        page.get_by_role("button", name="Newer"),
+        page.get_by_role("button", name="Older"),
+    )
+    expect(newer).to_have_attribute("aria-disabled", "true")
+    older.click()
+    expect(page.locator("#events-range")).to_have_text("21\u201326 of 26")
+    expect(trail).to_have_count(6)
+    expect(trail.last).to_contain_text("Bascule added the user admin")
+    expect(older).to_have_attribute("aria-disabled", "true")
+    expect(older).to_be_focused()
+    older.press("Enter")  # the last page: nothing further, and the focus stays
+    expect(page.locator("#events-range")).to_have_text("21\u201326 of 26")
+    page.get_by_label("Type").select_option("webhook.")
+    expect(page.locator("#events-count")).to_have_text("4 events (webhook.*)")
+    expect(trail.locator("td:nth-child(2)")).to_have_text(
+        ["webhook.removed", "webhook.added", "webhook.test", "webhook.added"]
+    )
+    expect(page.locator("#events-pager")).to_be_hidden()
+    page.get_by_label("Type").select_option("user.")
+    expect(trail.locator("td:nth-child(2)")).to_have_text(["user.added", "user.added"])
+    page.get_by_label("Type").select_option("token.")
+    expect(page.locator("#events-empty")).to_have_text("No event of this type.")
+    expect(page.locator("#events-table")).to_be_hidden()
+    page.get_by_label("Type").select_option("maintenance.")
+    expect(page.locator("#events-count")).to_have_text("20 events (maintenance.*)")
+    expect(trail.first).to_contain_text("maintenance.ended")
+    expect(alert).to_be_empty()
+    shot(page, "i2-audit-trail")
+    assert run_axe(page, axe_source, "the console with webhooks and the audit trail", CONSOLE) == []
+
+    # The secret went to no log: neither the browser's console nor the server's.
+    assert not [line for line in said if secret in line or second in line]
+    assert secret not in server.output() and second not in server.output()
+
+
+def test_a_viewer_sees_neither_webhooks_nor_the_audit_trail(
+    server: Server, page: Page, receiver: Receiver
+):
+    assert api(server, "POST", {"url": receiver.url}, path="/webhooks").status_code == 201
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    asked: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            asked.append(r.url)
+            if re.search(r"/rest/v1/maintenance/(webhooks|events)", r.url)
+            else None
+        ),
+    )
+    sign_in(page, server, "viewer", VIEWER_PASSWORD)
+    for _ in range(2):  # two refreshes
+        with page.expect_request(lambda r: r.url.endswith("/rest/v1/maintenance")):
+            pass
+    for name in ("Webhooks", "Audit trail"):
+        expect(page.get_by_role("heading", name=name)).to_have_count(0)
+    controls = page.get_by_role(
+        "button", name=re.compile("Add webhook|Send a test|Remove|Newer|Older|Copy")
+    )
+    expect(controls.or_(page.get_by_role("textbox", name="URL", exact=True))).to_have_count(0)
+    expect(page.locator("#webhooks")).to_be_hidden()
+    expect(page.locator("#events")).to_be_hidden()
+    expect(page.get_by_role("alert")).to_be_empty()
+    assert asked == [] and errors == []

@@ -1,6 +1,7 @@
 // Every call the console makes to the REST API: one function per operation, named after
 // its operationId in openapi.yaml, whose schemas the types below follow (times are
-// milliseconds since the epoch, but a planned window's start and end, RFC 3339 text).
+// milliseconds since the epoch, but a planned window's start and end, and the times of
+// webhooks and events, RFC 3339 text).
 
 /**
  * @typedef {object} LogEntry
@@ -81,6 +82,41 @@
  * @property {boolean} isLogged
  * @property {string | null} username
  * @property {string[]} roles
+ *
+ * @typedef {object} WebhookDelivery
+ * @property {string} event its type (`webhook.test` for a test)
+ * @property {"pending" | "delivered" | "failed"} status
+ * @property {number} attempts
+ * @property {string | null} lastAttemptAt
+ * @property {string | null} lastResult "HTTP 204", "connection refused"…
+ * @property {string | null} nextAttemptAt while pending
+ *
+ * @typedef {object} Webhook
+ * @property {number} id
+ * @property {string} url
+ * @property {string[] | null} events the types it takes; null: every type
+ * @property {string} createdBy
+ * @property {string} createdAt
+ * @property {{ pending: number, delivered: number, failed: number }} deliveries
+ * @property {WebhookDelivery[]} recent the latest, newest first
+ *
+ * @typedef {object} NewWebhook
+ * @property {number} id
+ * @property {string} url
+ * @property {string} secret shown in this answer only
+ *
+ * @typedef {object} AuditEvent
+ * @property {string} id
+ * @property {string} type
+ * @property {string} timestamp
+ * @property {string} actor
+ * @property {string | null} origin
+ * @property {string} text
+ *
+ * @typedef {object} EventPage
+ * @property {number} offset
+ * @property {number} total of the type asked
+ * @property {AuditEvent[]} events newest first
  */
 
 // Relative to the console's page (/maintenance), so that a proxy serving Bascule under
@@ -89,6 +125,27 @@ const API = "rest/v1";
 
 /** The largest page the API answers: its Limit parameter's maximum. */
 export const PAGE_MAX = 1000;
+
+/** The types of event a webhook may take: the spec's EventType. */
+export const EVENT_TYPES = [
+  "maintenance.started",
+  "maintenance.updated",
+  "maintenance.ended",
+  "maintenance.released",
+  "window.planned",
+  "window.cancelled",
+  "window.upcoming",
+  "window.skipped",
+  "lease.expired",
+  "user.added",
+  "user.removed",
+  "user.password_changed",
+  "session.revoked",
+  "token.created",
+  "token.revoked",
+  "webhook.added",
+  "webhook.removed",
+];
 
 /** A failed call: the HTTP status (0 when the server could not be reached) and the envelope's error. */
 export class ApiError extends Error {
@@ -230,3 +287,33 @@ export const getMaintenanceHistory = (offset, limit) =>
  */
 export const getMaintenanceWindow = (id, offset, limit) =>
   call("GET", `${API}/maintenance/history/${id}?offset=${offset}&limit=${limit}`);
+
+/** @returns {Promise<Webhook[]>} */
+export const listWebhooks = () => call("GET", `${API}/maintenance/webhooks`);
+
+/**
+ * @param {string} url
+ * @param {string[] | null} events null: every type
+ * @returns {Promise<NewWebhook>}
+ */
+export const addWebhook = (url, events) =>
+  call("POST", `${API}/maintenance/webhooks`, {
+    json: events === null ? { url } : { url, events },
+  });
+
+/** @param {number} id */
+export const removeWebhook = (id) => call("DELETE", `${API}/maintenance/webhooks/${id}`);
+
+/** @param {number} id */
+export const testWebhook = (id) => call("POST", `${API}/maintenance/webhooks/${id}/test`);
+
+/**
+ * @param {number} offset
+ * @param {number} limit
+ * @param {string} type only the events whose type starts with it ("": every type)
+ * @returns {Promise<EventPage>} newest first
+ */
+export const listEvents = (offset, limit, type) => {
+  const only = type === "" ? "" : `&type=${encodeURIComponent(type)}`;
+  return call("GET", `${API}/maintenance/events?offset=${offset}&limit=${limit}${only}`);
+};

@@ -1,4 +1,5 @@
-// Elements: finding the page's, making new ones, and placing them.
+// Elements: finding the page's, making new ones, and placing them; and the words around
+// a number.
 
 /**
  * The page's element with this id; an element missing, or of another kind, is a
@@ -54,3 +55,24 @@ export function placeChildren(parent, nodes) {
     parent.lastElementChild?.remove();
   }
 }
+
+/**
+ * Forget the rendered items (by id) of those no longer ``listed``.
+ * @param {Map<number, unknown>} items
+ * @param {{ id: number }[]} listed
+ */
+export function forget(items, listed) {
+  const ids = new Set(listed.map((each) => each.id));
+  for (const id of items.keys()) {
+    if (!ids.has(id)) {
+      items.delete(id);
+    }
+  }
+}
+
+/**
+ * "1 window", "2 windows".
+ * @param {number} n
+ * @param {string} noun
+ */
+export const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;

@@ -1,6 +1,7 @@
 // Bascule's operator console: the public REST API, same origin, no build step. This
-// module signs in and out, polls, and wires the parts: state.js, log.js and windows.js
-// render from what it reads, and run their changes through its act().
+// module signs in and out, polls, and wires the parts: state.js, log.js, windows.js,
+// webhooks.js and events.js render from what it reads, and run their changes through
+// its act().
 
 import {
   ApiError,
@@ -13,6 +14,7 @@ import {
 } from "./api.js";
 import { setUpDialog } from "./dialogs.js";
 import { byId } from "./dom.js";
+import { createTrail, renderTrail, resetTrail, setUpTrail, syncTrail } from "./events.js";
 import { createLog, renderLog, resetLog, setUpLog, syncLog } from "./log.js";
 import {
   announce,
@@ -24,6 +26,14 @@ import {
 } from "./notices.js";
 import { renderState, setUpState } from "./state.js";
 import { clock } from "./time.js";
+import {
+  createWebhooks,
+  nextDelivery,
+  renderWebhooks,
+  resetWebhooks,
+  setUpWebhooks,
+  syncWebhooks,
+} from "./webhooks.js";
 import {
   createWindows,
   renderHistory,
@@ -72,6 +82,8 @@ const ui = {
  * @property {import("./notices.js").Notices} notices
  * @property {import("./log.js").Log} log
  * @property {import("./windows.js").Windows} windows
+ * @property {import("./webhooks.js").Webhooks} webhooks
+ * @property {import("./events.js").Trail} trail
  */
 
 // ---- signing in and out -------------------------------------------------------------
@@ -83,6 +95,8 @@ function showSignIn(c) {
   c.current = null;
   resetLog(c.log);
   resetWindows(c.windows);
+  resetWebhooks(c.webhooks);
+  resetTrail(c.trail);
   ui.loading.hidden = true;
   ui.account.hidden = true;
   ui.consoleView.hidden = true;
@@ -183,8 +197,9 @@ function stopPolling(c) {
 }
 
 /**
- * Read the state, the log, the planned windows and (when they changed) the history
- * now, render them, and wait on the watch for the next change (WATCH_SECONDS at most).
+ * Read the state, the log, the planned windows, (when they changed) the history and,
+ * for an ADMIN, the webhooks and the audit trail now, render them, and wait on the
+ * watch for the next change (WATCH_SECONDS at most).
  * @param {Console} c
  */
 async function refresh(c) {
@@ -212,6 +227,11 @@ async function refresh(c) {
     if (stale()) {
       return;
     }
+    const admin = isAdmin(c);
+    await Promise.all([syncWebhooks(c.webhooks, admin, stale), syncTrail(c.trail, admin, stale)]);
+    if (stale()) {
+      return;
+    }
     render(c, state, planned);
     clearConnectionAlert();
     void waitForChange(c, mine);
@@ -227,14 +247,18 @@ async function refresh(c) {
 }
 
 /**
- * Wait on the watch until the state or the schedule changes (or WATCH_SECONDS pass),
- * then refresh; the server unreachable, refresh in RETRY_MS (which says so).
+ * Wait on the watch until the state or the schedule changes (or WATCH_SECONDS pass,
+ * or a webhook's delivery is due), then refresh; the server unreachable, refresh in
+ * RETRY_MS (which says so).
  * @param {Console} c
  * @param {number} mine the generation of the refresh that waits
  */
 async function waitForChange(c, mine) {
+  // A delivery due: how it went shows a second after (the watch does not follow them).
+  const due = nextDelivery(c.webhooks);
+  const untilDue = due === null ? WATCH_SECONDS : (due - Date.now()) / 1000 + 1;
   try {
-    await watchMaintenance(c.version, WATCH_SECONDS);
+    await watchMaintenance(c.version, Math.min(WATCH_SECONDS, Math.max(1, untilDue)));
   } catch {
     if (mine === c.generation && c.me !== null) {
       c.timer = setTimeout(() => refresh(c), RETRY_MS);
@@ -260,6 +284,8 @@ function render(c, state, planned) {
   renderLog(c.log, state !== null);
   renderSchedule(c.windows, planned, admin);
   renderHistory(c.windows);
+  renderWebhooks(c.webhooks, admin);
+  renderTrail(c.trail);
 }
 
 // ---- changes ------------------------------------------------------------------------
@@ -332,6 +358,8 @@ async function start() {
     notices: createNotices(),
     log: createLog(),
     windows: createWindows(change, (error) => failed(c, error)),
+    webhooks: createWebhooks(change),
+    trail: createTrail(),
   };
 
   ui.signinForm.addEventListener("submit", (event) => {
@@ -346,6 +374,8 @@ async function start() {
   setUpState(change, c.notices, () => c.current);
   setUpLog(c.log, () => refresh(c));
   setUpWindows(c.windows, c.notices);
+  setUpWebhooks(c.webhooks, c.notices);
+  setUpTrail(c.trail, () => refresh(c));
   // Come back up to date at once when the tab is shown again.
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible" && c.me !== null) {

@@ -8,7 +8,7 @@ import {
   getMaintenanceWindow,
 } from "./api.js";
 import { confirmAction } from "./dialogs.js";
-import { byId, el, placeChildren } from "./dom.js";
+import { byId, count, el, forget, placeChildren } from "./dom.js";
 import { logHead, logRow } from "./log.js";
 import { renderPlanForm, setUpPlan } from "./plan.js";
 import { duration, fromNow, moment, stamp, timeElement, timeRange, withinHour } from "./time.js";
@@ -442,20 +442,6 @@ function renderWindowLog(item) {
 // ---- both ---------------------------------------------------------------------------
 
 /**
- * Forget the rendered items of windows no longer listed.
- * @param {Map<number, unknown>} items
- * @param {{ id: number }[]} listed
- */
-function forget(items, listed) {
-  const ids = new Set(listed.map((win) => win.id));
-  for (const id of items.keys()) {
-    if (!ids.has(id)) {
-      items.delete(id);
-    }
-  }
-}
-
-/**
  * @param {string} term
  * @param {...(Node | string)} value
  */
@@ -465,12 +451,6 @@ function fact(term, ...value) {
 
 /** @param {Mode} mode */
 const modeName = (mode) => (mode === "read-only" ? "Read-only" : "Full");
-
-/**
- * @param {number} n
- * @param {string} noun
- */
-const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
 /**
  * The plan form, and "Show more" of the history.
