@@ -182,8 +182,8 @@ def send(url: str, body: bytes, headers: dict[str, str], allow_link_local: bool)
     try:
         path = parts.path or "/"
         connection.request("POST", f"{path}?{parts.query}" if parts.query else path, body, headers)
-        answer = connection.getresponse()
-        answer.read(65536)
+        with connection.getresponse() as answer:  # its socket closed with it
+            answer.read(65536)
         if deadline.is_set():
             raise TimeoutError
         return f"HTTP {answer.status}"

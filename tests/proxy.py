@@ -24,6 +24,7 @@ class Proxy:
         self.thread.start()
         self.server: asyncio.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
+        self.generation = 0  # one more at each cut: a connection opened across one is dropped
         self.port = 0
         self.restore()
 
@@ -42,6 +43,7 @@ class Proxy:
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        generation = self.generation
         self.writers.add(writer)
         await self.flowing.wait()
         try:
@@ -50,6 +52,10 @@ class Proxy:
             writer.close()
             return
         self.writers |= {writer, upstream_writer}
+        if generation != self.generation:  # cut while it connected: dropped, as the others
+            for each in (writer, upstream_writer):
+                each.transport.abort()
+            return
         await asyncio.gather(
             self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)
         )
@@ -59,6 +65,7 @@ class Proxy:
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def _stop(self) -> None:
+        self.generation += 1
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
@@ -79,9 +86,21 @@ class Proxy:
     def thaw(self) -> None:
         self.loop.call_soon_threadsafe(self.flowing.set)
 
+    async def _finish(self) -> None:
+        # Whatever is still running (a connection opening upstream) ends here, and every
+        # connection with it: none is left to the garbage collector, open.
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+
     def close(self) -> None:
         self.thaw()
         self.cut()
+        self._run(self._finish())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
         self.loop.close()
