@@ -282,7 +282,10 @@ class Dispatcher:
             return
         self._error = None
         for each in claimed:
-            future: Future[Any] = self._pool.submit(self._deliver, each, until)
+            try:
+                future: Future[Any] = self._pool.submit(self._deliver, each, until)
+            except RuntimeError:  # stopping: its claim runs out, and it is sent later
+                return
             future.add_done_callback(_log_bug)
             with self._lock:
                 self._flying[each.webhook.id] = future
@@ -356,6 +359,7 @@ class Dispatcher:
         self._stopped.set()
         if self._thread is not None and self._pid == os.getpid():
             self._wake.set()
+            self._thread.join(timeout=self.store.timeout + 1)  # its look, over
             self._pool.shutdown(wait=False, cancel_futures=True)
             with self._lock:
                 flying = list(self._flying.values())
