@@ -70,9 +70,9 @@ class Proxy:
             self.server.close()
             await self.server.wait_closed()
             self.server = None
-        for writer in self.writers:
+        for writer in self.writers:  # kept: none is left to the garbage collector, open
             writer.transport.abort()
-        self.writers.clear()
+        await asyncio.sleep(0)  # the aborted sockets closed (their connection_lost runs)
 
     def restore(self) -> None:
         self._run(self._start())
@@ -95,6 +95,8 @@ class Proxy:
         await asyncio.gather(*tasks, return_exceptions=True)
         for writer in self.writers:
             writer.transport.abort()
+        for _ in range(3):  # the aborted sockets closed (their connection_lost runs)
+            await asyncio.sleep(0)
         self.writers.clear()
 
     def close(self) -> None:
