@@ -95,6 +95,9 @@ class Proxy:
         await asyncio.gather(*tasks, return_exceptions=True)
         for writer in self.writers:
             writer.transport.abort()
+        # And any connection accepted whose handler never ran: every transport of the loop.
+        for transport in list(getattr(self.loop, "_transports", {}).values()):
+            transport.abort()
         for _ in range(3):  # the aborted sockets closed (their connection_lost runs)
             await asyncio.sleep(0)
         self.writers.clear()
